@@ -1,0 +1,260 @@
+"""Checked claims for the book: print a stable verdict, fail loudly when wrong.
+
+Every time a chapter promises a magnitude ("the error should be around
+1e-9", "the fast layer is at least 100 times faster", "training accuracy
+reaches 40 %"), it calls one of these functions instead of printing the raw
+number. Each prints one line whose text depends only on the claim and on
+the order of magnitude of the measurement, never on its last digits, so that
+``pytest --nbval`` can compare it exactly on any machine; and each raises
+:class:`AssertionError` when the claim is false, so that the cell, and with it
+the book's test run, fails.
+
+Lines look like::
+
+    conv_forward_naive vs reference: error ~1e-08 (bound 1e-07) ok
+    conv_forward_fast: speedup over naive >= 100x ok
+    training accuracy >= 40% ok
+    initial loss: 2.3026 +/- 0.05 ok
+
+``~1e-08`` names the decade of the error: ``1e-08 <= error < 1e-07``.
+"""
+
+import math
+
+__all__ = [
+    "order_of_magnitude",
+    "report_error",
+    "report_speedup",
+    "report_accuracy",
+    "report_close",
+    "best_time",
+]
+
+
+def order_of_magnitude(value):
+    """The decade of a non-negative number, as a short string.
+
+    Parameters
+    ----------
+    value : float
+        A non-negative, finite number such as a relative error.
+
+    Returns
+    -------
+    str
+        ``'0'`` for zero, otherwise ``'1e-08'`` for any ``value`` with
+        ``1e-08 <= value < 1e-07`` (and likewise for every decade).
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is negative, infinite or NaN.
+    """
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"value must be a finite non-negative number; got {value!r}")
+    if value == 0:
+        return "0"
+    exponent = math.floor(math.log10(value))
+    # log10 rounds, so just below or above a power of ten it can land in the
+    # neighbouring decade: make sure the decade really contains the value.
+    if 10.0**exponent > value:
+        exponent -= 1
+    elif 10.0 ** (exponent + 1) <= value:
+        exponent += 1
+    return f"1e{exponent:+03d}"
+
+
+def _bound_text(bound):
+    return f"{float(bound):g}"
+
+
+def report_error(label, error, bound):
+    """Print the decade of an error and check it against a bound.
+
+    Parameters
+    ----------
+    label : str
+        What was compared, e.g. ``'dx error'``.
+    error : float
+        The measured error, usually a :func:`convlab.gradient_check.rel_error`.
+    bound : float
+        The largest acceptable error; the claim is ``error <= bound``.
+
+    Returns
+    -------
+    float
+        ``error``, unchanged, so the call can be used in an expression.
+
+    Raises
+    ------
+    AssertionError
+        If ``error`` exceeds ``bound`` or is NaN. The message gives the exact
+        value.
+    ValueError
+        If ``bound`` is not positive.
+    """
+    bound = float(bound)
+    if not bound > 0:
+        raise ValueError(f"bound must be positive; got {bound!r}")
+    error = float(error)
+    if math.isnan(error) or error > bound:
+        raise AssertionError(
+            f"{label}: error {error!r} is above the bound {_bound_text(bound)}"
+        )
+    print(f"{label}: error ~{order_of_magnitude(error)} (bound {_bound_text(bound)}) ok")
+    return error
+
+
+def report_speedup(label, speedup, floor):
+    """Check that a speedup clears a stated floor, printing only the floor.
+
+    The measured speedup varies from run to run, so it is not printed here:
+    print it in a separate cell marked ``# NBVAL_IGNORE_OUTPUT``.
+
+    Parameters
+    ----------
+    label : str
+        What was timed, e.g. ``'conv_forward_fast'``.
+    speedup : float
+        Time of the slow version divided by the time of the fast one.
+    floor : float
+        The smallest acceptable speedup; the claim is ``speedup >= floor``.
+
+    Returns
+    -------
+    float
+        ``speedup``, unchanged.
+
+    Raises
+    ------
+    AssertionError
+        If ``speedup`` is below ``floor`` or is NaN.
+    ValueError
+        If ``floor`` is not positive.
+    """
+    floor = float(floor)
+    if not floor > 0:
+        raise ValueError(f"floor must be positive; got {floor!r}")
+    speedup = float(speedup)
+    if math.isnan(speedup) or speedup < floor:
+        raise AssertionError(
+            f"{label}: speedup {speedup:.1f}x is below the floor {_bound_text(floor)}x"
+        )
+    print(f"{label}: speedup over naive >= {_bound_text(floor)}x ok")
+    return speedup
+
+
+def report_accuracy(label, accuracy, floor):
+    """Check that an accuracy reaches a stated floor, printing only the floor.
+
+    Parameters
+    ----------
+    label : str
+        Which accuracy, e.g. ``'training accuracy after one epoch'``.
+    accuracy : float
+        A fraction in ``[0, 1]``.
+    floor : float
+        The smallest acceptable accuracy, also a fraction in ``(0, 1]``;
+        printed as a percentage.
+
+    Returns
+    -------
+    float
+        ``accuracy``, unchanged.
+
+    Raises
+    ------
+    AssertionError
+        If ``accuracy`` is below ``floor`` or is NaN.
+    ValueError
+        If ``accuracy`` is outside ``[0, 1]`` or ``floor`` outside ``(0, 1]``.
+    """
+    floor = float(floor)
+    if not 0 < floor <= 1:
+        raise ValueError(f"floor must be a fraction in (0, 1]; got {floor!r}")
+    accuracy = float(accuracy)
+    if not math.isnan(accuracy) and not 0 <= accuracy <= 1:
+        raise ValueError(f"accuracy must be a fraction in [0, 1]; got {accuracy!r}")
+    if math.isnan(accuracy) or accuracy < floor:
+        raise AssertionError(
+            f"{label}: {100 * accuracy:.1f}% is below the floor {100 * floor:g}%"
+        )
+    print(f"{label} >= {100 * floor:g}% ok")
+    return accuracy
+
+
+def report_close(label, value, target, tol):
+    """Check that a value lies within ``tol`` of a target, printing the target.
+
+    Parameters
+    ----------
+    label : str
+        What was measured, e.g. ``'initial loss'``.
+    value : float
+        The measurement.
+    target : float
+        The value the theory predicts, e.g. ``math.log(10)``.
+    tol : float
+        The largest acceptable ``abs(value - target)``.
+
+    Returns
+    -------
+    float
+        ``value``, unchanged.
+
+    Raises
+    ------
+    AssertionError
+        If ``abs(value - target) > tol`` or ``value`` is NaN.
+    ValueError
+        If ``tol`` is not positive.
+    """
+    tol = float(tol)
+    if not tol > 0:
+        raise ValueError(f"tol must be positive; got {tol!r}")
+    value, target = float(value), float(target)
+    if math.isnan(value) or abs(value - target) > tol:
+        raise AssertionError(
+            f"{label}: {value!r} is not within {_bound_text(tol)} of {target:.4f}"
+        )
+    print(f"{label}: {target:.4f} +/- {_bound_text(tol)} ok")
+    return value
+
+
+def best_time(fn, repeat=3):
+    """Wall-clock time of the fastest of ``repeat`` calls of ``fn()``.
+
+    Taking the minimum filters out the slow runs caused by other processes
+    on a busy machine; it is the usual estimate of what the code itself costs.
+
+    Parameters
+    ----------
+    fn : callable
+        Called with no arguments.
+    repeat : int, optional
+        Number of calls (at least 1).
+
+    Returns
+    -------
+    seconds : float
+        The shortest of the measured times.
+    result : object
+        What the last call of ``fn`` returned.
+
+    Raises
+    ------
+    ValueError
+        If ``repeat`` is smaller than 1.
+    """
+    import time
+
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1; got {repeat!r}")
+    best = math.inf
+    result = None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result

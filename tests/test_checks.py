@@ -1,0 +1,111 @@
+"""Tests for convlab.checks: the stable verdict lines the book prints."""
+
+import math
+
+import pytest
+
+from convlab import checks
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (0.0, "0"),
+        (2.2121476417505994e-08, "1e-08"),
+        (1e-08, "1e-08"),
+        (9.999999999999999e-09, "1e-09"),
+        (1.0000000000000002e-08, "1e-08"),
+        (3.2756356911410603e-12, "1e-12"),
+        (0.5, "1e-01"),
+        (1.0, "1e+00"),
+        (763.085, "1e+02"),
+    ],
+)
+def test_order_of_magnitude_names_the_decade(value, expected):
+    assert checks.order_of_magnitude(value) == expected
+
+
+@pytest.mark.parametrize("value", [-1e-9, math.nan, math.inf])
+def test_order_of_magnitude_rejects_bad_values(value):
+    with pytest.raises(ValueError, match="value"):
+        checks.order_of_magnitude(value)
+
+
+def test_report_error_prints_decade_and_bound(capsys):
+    assert checks.report_error("dx error", 1.47e-09, 1e-08) == 1.47e-09
+    assert capsys.readouterr().out == "dx error: error ~1e-09 (bound 1e-08) ok\n"
+
+
+def test_report_error_accepts_zero_and_the_bound_itself(capsys):
+    checks.report_error("db error", 0.0, 1e-10)
+    checks.report_error("edge", 1e-08, 1e-08)
+    assert capsys.readouterr().out.splitlines() == [
+        "db error: error ~0 (bound 1e-10) ok",
+        "edge: error ~1e-08 (bound 1e-08) ok",
+    ]
+
+
+@pytest.mark.parametrize("error", [1.5e-08, math.nan, math.inf])
+def test_report_error_fails_above_bound(error, capsys):
+    with pytest.raises(AssertionError, match="dx error"):
+        checks.report_error("dx error", error, 1e-08)
+    assert capsys.readouterr().out == ""
+
+
+def test_report_error_output_ignores_last_digits(capsys):
+    checks.report_error("e", 2.1e-10, 1e-08)
+    checks.report_error("e", 8.7e-10, 1e-08)
+    first, second = capsys.readouterr().out.splitlines()
+    assert first == second
+
+
+@pytest.mark.parametrize("bound", [0, -1e-8, math.nan])
+def test_report_error_rejects_bad_bound(bound):
+    with pytest.raises(ValueError, match="bound"):
+        checks.report_error("e", 1e-9, bound)
+
+
+def test_report_speedup(capsys):
+    assert checks.report_speedup("conv_forward_fast", 812.3, 300) == 812.3
+    assert capsys.readouterr().out == "conv_forward_fast: speedup over naive >= 300x ok\n"
+    with pytest.raises(AssertionError, match=r"12\.0x is below the floor 300x"):
+        checks.report_speedup("conv_forward_fast", 12.0, 300)
+    with pytest.raises(AssertionError):
+        checks.report_speedup("conv_forward_fast", math.nan, 300)
+    with pytest.raises(ValueError, match="floor"):
+        checks.report_speedup("conv_forward_fast", 10.0, 0)
+
+
+def test_report_accuracy(capsys):
+    assert checks.report_accuracy("training accuracy", 0.437, 0.4) == 0.437
+    assert capsys.readouterr().out == "training accuracy >= 40% ok\n"
+    with pytest.raises(AssertionError, match=r"39\.9% is below the floor 40%"):
+        checks.report_accuracy("training accuracy", 0.399, 0.4)
+    with pytest.raises(ValueError, match="accuracy"):
+        checks.report_accuracy("training accuracy", 43.7, 0.4)
+    with pytest.raises(ValueError, match="floor"):
+        checks.report_accuracy("training accuracy", 0.5, 40)
+
+
+def test_report_close(capsys):
+    checks.report_close("initial loss", 2.3025855, math.log(10), 0.05)
+    assert capsys.readouterr().out == "initial loss: 2.3026 +/- 0.05 ok\n"
+    with pytest.raises(AssertionError, match="initial loss"):
+        checks.report_close("initial loss", 2.5, math.log(10), 0.05)
+    with pytest.raises(ValueError, match="tol"):
+        checks.report_close("initial loss", 2.3, math.log(10), 0)
+
+
+def test_best_time_returns_minimum_and_last_result():
+    calls = []
+
+    def fn():
+        calls.append(None)
+        return len(calls)
+
+    seconds, result = checks.best_time(fn, repeat=4)
+    assert len(calls) == 4
+    assert result == 4
+    assert 0 <= seconds < 1
+    with pytest.raises(ValueError, match="repeat"):
+        checks.best_time(fn, repeat=0)
