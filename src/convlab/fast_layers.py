@@ -1,0 +1,209 @@
+"""Fast convolution and max-pooling layers backed by Cython kernels.
+
+Same API as the naive layers in :mod:`convlab.layers` (which are the oracle
+these are tested against): forward passes return ``(out, cache)``, backward
+passes take ``(dout, cache)``.  The heavy lifting happens in
+:mod:`convlab._fast`:
+
+* convolution is an *im2col* matrix product: :func:`convlab._fast.im2col.im2col`
+  unrolls receptive fields into columns, a BLAS matrix product (through
+  NumPy) applies the filters, and :func:`convlab._fast.im2col.col2im` folds
+  column gradients back onto the image;
+* max pooling is a direct loop in :mod:`convlab._fast.pool` that remembers
+  each window's winner for the backward pass.
+
+float32 inputs give float32 outputs and float64 stays float64; inputs need
+not be contiguous.
+"""
+
+import numpy as np
+
+from convlab._fast import im2col as _im2col
+from convlab._fast import pool as _pool
+from convlab.layers import conv_output_size, pool_output_size
+
+__all__ = [
+    "conv_forward_fast",
+    "conv_backward_fast",
+    "max_pool_forward_fast",
+    "max_pool_backward_fast",
+]
+
+
+def conv_forward_fast(x, w, b, conv_param):
+    """Forward pass of a convolutional layer (im2col + matrix product).
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+        Input images.
+    w : ndarray of shape (F, C, HH, WW)
+        Filters.
+    b : ndarray of shape (F,)
+        Biases.
+    conv_param : dict
+        ``'stride'``: positive int; ``'pad'``: non-negative int (zero padding
+        on every side).
+
+    Returns
+    -------
+    out : ndarray of shape (N, F, H_out, W_out)
+        ``H_out = 1 + (H + 2 * pad - HH) // stride``, likewise ``W_out``.
+        float32 if every input is float32 (or narrower), else float64.
+    cache : tuple
+        What :func:`conv_backward_fast` needs.
+
+    Raises
+    ------
+    ValueError
+        For the shape and parameter errors listed in
+        :func:`convlab.layers.conv_output_size`, a bias that is not of shape
+        ``(F,)``, or a non-real dtype.
+    """
+    x, w, b = np.asarray(x), np.asarray(w), np.asarray(b)
+    H_out, W_out = conv_output_size(x.shape, w.shape, conv_param)
+    F = w.shape[0]
+    if b.shape != (F,):
+        raise ValueError(f"b must have shape (F,) = ({F},) for w of shape {w.shape}; got shape {b.shape}")
+    dtype = _real_dtype(x, w, b)
+    stride, pad = int(conv_param["stride"]), int(conv_param["pad"])
+    N, C, H, W = x.shape
+    _, _, HH, WW = w.shape
+
+    x = np.ascontiguousarray(x, dtype=dtype)
+    w_mat = np.ascontiguousarray(w, dtype=dtype).reshape(F, C * HH * WW)
+    b = np.ascontiguousarray(b, dtype=dtype)
+
+    cols = np.empty((N, C * HH * WW, H_out * W_out), dtype=dtype)
+    _im2col.im2col(x, cols, HH, WW, stride, pad)
+    out = np.matmul(w_mat, cols)  # (N, F, H_out * W_out)
+    out += b[:, None]
+    out = out.reshape(N, F, H_out, W_out)
+    cache = (x.shape, w_mat, (HH, WW), stride, pad, cols, dtype)
+    return out, cache
+
+
+def conv_backward_fast(dout, cache):
+    """Backward pass of a convolutional layer.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, F, H_out, W_out)
+        Upstream gradient.
+    cache : tuple
+        From :func:`conv_forward_fast`.
+
+    Returns
+    -------
+    dx : ndarray of shape (N, C, H, W)
+    dw : ndarray of shape (F, C, HH, WW)
+    db : ndarray of shape (F,)
+
+    Raises
+    ------
+    ValueError
+        If ``dout`` does not have the shape of the forward output.
+    """
+    x_shape, w_mat, (HH, WW), stride, pad, cols, dtype = cache
+    N, C, H, W = x_shape
+    F = w_mat.shape[0]
+    P = cols.shape[2]
+    dout = np.asarray(dout)
+    H_out, W_out = 1 + (H + 2 * pad - HH) // stride, 1 + (W + 2 * pad - WW) // stride
+    if dout.shape != (N, F, H_out, W_out):
+        raise ValueError(
+            f"dout must have the shape of the forward output {(N, F, H_out, W_out)}; got shape {dout.shape}"
+        )
+    dout3 = np.ascontiguousarray(dout, dtype=dtype).reshape(N, F, P)
+
+    db = dout3.sum(axis=(0, 2))
+    dw = np.matmul(dout3, cols.transpose(0, 2, 1)).sum(axis=0)
+    dcols = np.matmul(w_mat.T, dout3)  # (N, K, P)
+    dx = np.empty(x_shape, dtype=dtype)
+    _im2col.col2im(dcols, dx, HH, WW, stride, pad)
+    return dx, dw.reshape(F, C, HH, WW), db
+
+
+def max_pool_forward_fast(x, pool_param):
+    """Forward pass of max pooling.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+        Input.
+    pool_param : dict
+        ``'pool_height'``, ``'pool_width'``, ``'stride'``: positive ints.
+        Windows may overlap (stride smaller than the window).
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, H_out, W_out)
+        ``H_out = 1 + (H - pool_height) // stride``, likewise ``W_out``;
+        same dtype as ``x`` (float32 or float64).
+    cache : tuple
+        What :func:`max_pool_backward_fast` needs.
+
+    Raises
+    ------
+    ValueError
+        For the errors listed in :func:`convlab.layers.pool_output_size`,
+        or a non-real dtype.
+    """
+    x = np.asarray(x)
+    H_out, W_out = pool_output_size(x.shape, pool_param)
+    dtype = _real_dtype(x)
+    ph, pw, stride = int(pool_param["pool_height"]), int(pool_param["pool_width"]), int(pool_param["stride"])
+    x = np.ascontiguousarray(x, dtype=dtype)
+    N, C, H, W = x.shape
+    out = np.empty((N, C, H_out, W_out), dtype=dtype)
+    argmax = np.empty((N, C, H_out, W_out), dtype=np.int32)
+    _pool.max_pool_forward(x, out, argmax, ph, pw, stride)
+    return out, (x.shape, argmax, dtype)
+
+
+def max_pool_backward_fast(dout, cache):
+    """Backward pass of max pooling.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, C, H_out, W_out)
+        Upstream gradient.
+    cache : tuple
+        From :func:`max_pool_forward_fast`.
+
+    Returns
+    -------
+    dx : ndarray of shape (N, C, H, W)
+        Each upstream gradient added to the input position of its window's
+        maximum (the first one, in row-major order, if there is a tie).
+
+    Raises
+    ------
+    ValueError
+        If ``dout`` does not have the shape of the forward output.
+    """
+    x_shape, argmax, dtype = cache
+    dout = np.asarray(dout)
+    if dout.shape != argmax.shape:
+        raise ValueError(
+            f"dout must have the shape of the forward output {argmax.shape}; got shape {dout.shape}"
+        )
+    dout = np.ascontiguousarray(dout, dtype=dtype)
+    dx = np.empty(x_shape, dtype=dtype)
+    _pool.max_pool_backward(dout, argmax, dx)
+    return dx
+
+
+def _real_dtype(*arrays):
+    """The floating dtype the kernels compute in: float32 or float64.
+
+    float32 (and narrower floats or small ints mixed with float32) stays
+    float32; anything wider becomes float64.  Complex or non-numeric input
+    is rejected.
+    """
+    for a in arrays:
+        if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)
+                or a.dtype == np.bool_):
+            raise ValueError(f"expected real-valued arrays; got dtype {a.dtype} for an array of shape {a.shape}")
+    dtype = np.result_type(*arrays, np.float32)
+    return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)

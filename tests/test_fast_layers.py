@@ -1,0 +1,406 @@
+"""The fast layers agree with the naive oracle in :mod:`convlab.layers`.
+
+Property tests draw random shapes, strides, pads, filter and window sizes and
+compare every output and gradient of :mod:`convlab.fast_layers` with the
+naive loops.  float64 must agree to a few ulps of the result's norm; float32
+is compared normwise (``||fast - naive|| / ||naive||``), because an
+elementwise relative error is meaningless for entries that are near zero.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from threadpoolctl import threadpool_limits
+
+from convlab import layers
+from convlab._fast import im2col as im2col_kernels
+from convlab._fast import pool as pool_kernels
+from convlab.fast_layers import (
+    conv_backward_fast,
+    conv_forward_fast,
+    max_pool_backward_fast,
+    max_pool_forward_fast,
+)
+
+# Normwise relative tolerance per dtype: float32 has eps ~ 6e-8, float64 ~ 1e-16.
+TOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def assert_close_normwise(actual, expected, dtype, what):
+    """Check ``||actual - expected|| <= tol * ||expected||`` and the dtype of ``actual``."""
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    assert actual.dtype == np.dtype(dtype), f"{what}: dtype {actual.dtype}, expected {np.dtype(dtype)}"
+    diff = np.linalg.norm((actual.astype(np.float64) - expected.astype(np.float64)).ravel())
+    scale = np.linalg.norm(expected.astype(np.float64).ravel())
+    assert diff <= TOL[dtype] * max(scale, np.finfo(dtype).tiny), (
+        f"{what}: ||fast - naive|| = {diff:.3e}, ||naive|| = {scale:.3e}"
+    )
+
+
+# --------------------------------------------------------------------------
+# Strategies
+# --------------------------------------------------------------------------
+
+
+@st.composite
+def conv_problems(draw):
+    """A random valid convolution: shapes, stride, pad, dtype and a seed."""
+    N = draw(st.integers(1, 3))
+    C = draw(st.integers(1, 4))
+    F = draw(st.integers(1, 4))
+    HH = draw(st.integers(1, 5))
+    WW = draw(st.integers(1, 5))
+    stride = draw(st.integers(1, 3))
+    pad = draw(st.integers(0, 3))
+    H_out = draw(st.integers(1, 6))
+    W_out = draw(st.integers(1, 6))
+    # Choose the output size, then the input size that the filter tiles exactly.
+    H = (H_out - 1) * stride + HH - 2 * pad
+    W = (W_out - 1) * stride + WW - 2 * pad
+    assume(H >= 1 and W >= 1)
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return (N, C, H, W), (F, C, HH, WW), {"stride": stride, "pad": pad}, dtype, seed
+
+
+@st.composite
+def pool_problems(draw):
+    """A random valid max pooling (windows may overlap or be non-square)."""
+    N = draw(st.integers(1, 3))
+    C = draw(st.integers(1, 3))
+    ph = draw(st.integers(1, 4))
+    pw = draw(st.integers(1, 4))
+    stride = draw(st.integers(1, 4))
+    H_out = draw(st.integers(1, 6))
+    W_out = draw(st.integers(1, 6))
+    H = (H_out - 1) * stride + ph
+    W = (W_out - 1) * stride + pw
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    ties = draw(st.booleans())
+    seed = draw(st.integers(0, 2**32 - 1))
+    return (N, C, H, W), {"pool_height": ph, "pool_width": pw, "stride": stride}, dtype, ties, seed
+
+
+def random_conv_arrays(x_shape, w_shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    return rng, x, w, b
+
+
+def random_pool_input(x_shape, dtype, ties, seed):
+    """Random input; with ``ties`` a handful of integer values, so windows tie often."""
+    rng = np.random.default_rng(seed)
+    if ties:
+        x = rng.integers(-2, 3, size=x_shape).astype(dtype)
+    else:
+        x = rng.standard_normal(x_shape).astype(dtype)
+    return rng, x
+
+
+def check_conv(x, w, b, conv_param, dout, dtype):
+    """Compare fast and naive convolution: output and all three gradients."""
+    out_naive, cache_naive = layers.conv_forward_naive(x, w, b, conv_param)
+    out_fast, cache_fast = conv_forward_fast(x, w, b, conv_param)
+    assert_close_normwise(out_fast, out_naive, dtype, "out")
+    grads_naive = layers.conv_backward_naive(dout, cache_naive)
+    grads_fast = conv_backward_fast(dout, cache_fast)
+    for name, g_fast, g_naive in zip(("dx", "dw", "db"), grads_fast, grads_naive):
+        assert_close_normwise(g_fast, g_naive, dtype, name)
+
+
+def check_pool(x, pool_param, dout):
+    """Compare fast and naive max pooling; both passes must agree exactly."""
+    out_naive, cache_naive = layers.max_pool_forward_naive(x, pool_param)
+    out_fast, cache_fast = max_pool_forward_fast(x, pool_param)
+    assert out_fast.dtype == x.dtype
+    np.testing.assert_array_equal(out_fast, out_naive)
+    dx_naive = layers.max_pool_backward_naive(dout, cache_naive)
+    dx_fast = max_pool_backward_fast(dout, cache_fast)
+    assert dx_fast.dtype == x.dtype
+    # Same winners, same summation order for overlapping windows: bitwise equal.
+    np.testing.assert_array_equal(dx_fast, dx_naive)
+
+
+# --------------------------------------------------------------------------
+# Convolution
+# --------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(conv_problems())
+def test_conv_matches_naive(problem):
+    x_shape, w_shape, conv_param, dtype, seed = problem
+    rng, x, w, b = random_conv_arrays(x_shape, w_shape, dtype, seed)
+    out_shape = layers.conv_forward_naive(x, w, b, conv_param)[0].shape
+    dout = rng.standard_normal(out_shape).astype(dtype)
+    check_conv(x, w, b, conv_param, dout, dtype)
+
+
+@settings(max_examples=25, deadline=None)
+@given(conv_problems())
+def test_conv_non_contiguous_inputs(problem):
+    """Strided views and Fortran-ordered arrays give the same answer as copies."""
+    x_shape, w_shape, conv_param, dtype, seed = problem
+    rng, x, w, b = random_conv_arrays(x_shape, w_shape, dtype, seed)
+    # Every second column of a wider array, a Fortran-ordered w, a strided b.
+    x_wide = np.repeat(x, 2, axis=3)
+    x_wide[..., 1::2] = np.nan  # would poison the result if read
+    x_view = x_wide[..., ::2]
+    w_f = np.asfortranarray(w)
+    b_view = np.repeat(b, 3)[::3]
+    out_shape = layers.conv_forward_naive(x, w, b, conv_param)[0].shape
+    dout = np.swapaxes(rng.standard_normal(out_shape[:2] + out_shape[:1:-1]).astype(dtype), 2, 3)
+    out_fast, cache = conv_forward_fast(x_view, w_f, b_view, conv_param)
+    out_naive, cache_naive = layers.conv_forward_naive(x, w, b, conv_param)
+    assert_close_normwise(out_fast, out_naive, dtype, "out")
+    for name, g_fast, g_naive in zip(
+        ("dx", "dw", "db"), conv_backward_fast(dout, cache), layers.conv_backward_naive(dout, cache_naive)
+    ):
+        assert_close_normwise(g_fast, g_naive, dtype, name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "x_shape, w_shape, stride, pad",
+    [
+        ((2, 3, 4, 4), (2, 3, 1, 1), 1, 3),  # 1x1 filter, wide pad: the border is bias only
+        ((2, 2, 3, 3), (3, 2, 7, 7), 1, 2),  # filter exactly covers the padded input
+        ((1, 1, 1, 1), (1, 1, 3, 3), 1, 1),  # a single pixel, all neighbours padding
+        ((2, 2, 5, 5), (2, 2, 3, 3), 4, 1),  # stride larger than the filter: pixels skipped
+        ((1, 3, 2, 6), (2, 3, 2, 4), 2, 0),  # non-square input and filter
+        ((2, 2, 6, 6), (3, 2, 6, 6), 1, 0),  # filter as large as the input, no pad
+        ((1, 2, 4, 4), (1, 2, 5, 5), 3, 2),  # stride 3 with pad 2
+    ],
+)
+def test_conv_padding_edge_cases(x_shape, w_shape, stride, pad, dtype):
+    rng, x, w, b = random_conv_arrays(x_shape, w_shape, dtype, seed=7)
+    conv_param = {"stride": stride, "pad": pad}
+    out_shape = layers.conv_forward_naive(x, w, b, conv_param)[0].shape
+    dout = rng.standard_normal(out_shape).astype(dtype)
+    check_conv(x, w, b, conv_param, dout, dtype)
+
+
+def test_conv_wide_pad_border_is_bias():
+    """With a 1x1 filter and pad 2, the outer two rings of the output are the bias."""
+    rng, x, w, b = random_conv_arrays((2, 3, 4, 4), (5, 3, 1, 1), np.float64, seed=3)
+    out, _ = conv_forward_fast(x, w, b, {"stride": 1, "pad": 2})
+    border = np.ones((8, 8), dtype=bool)
+    border[2:6, 2:6] = False
+    np.testing.assert_array_equal(out[:, :, border], np.broadcast_to(b[None, :, None], (2, 5, border.sum())))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_larger_problem_matches_naive(dtype):
+    """A bigger case than hypothesis draws: more channels and filters, 3x3 s1 p1."""
+    rng, x, w, b = random_conv_arrays((4, 16, 9, 9), (8, 16, 3, 3), dtype, seed=11)
+    conv_param = {"stride": 1, "pad": 1}
+    dout = rng.standard_normal((4, 8, 9, 9)).astype(dtype)
+    check_conv(x, w, b, conv_param, dout, dtype)
+
+
+# --------------------------------------------------------------------------
+# Max pooling
+# --------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(pool_problems())
+def test_max_pool_matches_naive(problem):
+    x_shape, pool_param, dtype, ties, seed = problem
+    rng, x = random_pool_input(x_shape, dtype, ties, seed)
+    out_shape = layers.max_pool_forward_naive(x, pool_param)[0].shape
+    dout = rng.standard_normal(out_shape).astype(dtype)
+    check_pool(x, pool_param, dout)
+
+
+@settings(max_examples=25, deadline=None)
+@given(pool_problems())
+def test_max_pool_non_contiguous_inputs(problem):
+    x_shape, pool_param, dtype, ties, seed = problem
+    rng, x = random_pool_input(x_shape, dtype, ties, seed)
+    x_t = np.ascontiguousarray(np.swapaxes(x, 0, 1))
+    x_view = np.swapaxes(x_t, 0, 1)  # same values, channel-major memory
+    out_shape = layers.max_pool_forward_naive(x, pool_param)[0].shape
+    dout_wide = rng.standard_normal(out_shape[:3] + (2 * out_shape[3],)).astype(dtype)
+    dout_view = dout_wide[..., ::2]
+    out_fast, cache = max_pool_forward_fast(x_view, pool_param)
+    out_naive, cache_naive = layers.max_pool_forward_naive(x, pool_param)
+    np.testing.assert_array_equal(out_fast, out_naive)
+    np.testing.assert_array_equal(
+        max_pool_backward_fast(dout_view, cache),
+        layers.max_pool_backward_naive(np.ascontiguousarray(dout_view), cache_naive),
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_ties_go_to_first_maximum(dtype):
+    """A constant window sends all of its gradient to its top-left element."""
+    x = np.zeros((1, 1, 4, 4), dtype=dtype)
+    pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    out, cache = max_pool_forward_fast(x, pool_param)
+    dx = max_pool_backward_fast(np.ones_like(out), cache)
+    expected = np.zeros((4, 4), dtype=dtype)
+    expected[::2, ::2] = 1
+    np.testing.assert_array_equal(dx[0, 0], expected)
+
+
+def test_max_pool_overlapping_windows_accumulate():
+    """One maximum shared by four overlapping 2x2 windows gets all four gradients."""
+    x = np.zeros((1, 1, 3, 3))
+    x[0, 0, 1, 1] = 5.0
+    out, cache = max_pool_forward_fast(x, {"pool_height": 2, "pool_width": 2, "stride": 1})
+    np.testing.assert_array_equal(out[0, 0], np.full((2, 2), 5.0))
+    dout = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    dx = max_pool_backward_fast(dout, cache)
+    assert dx[0, 0, 1, 1] == 10.0 and np.count_nonzero(dx) == 1
+
+
+def test_max_pool_negative_infinity_and_nan():
+    """-inf can be a window's maximum; a NaN wins its window as with np.max."""
+    x = np.full((1, 1, 2, 4), -np.inf)
+    x[0, 0, 1, 3] = np.nan
+    out, cache = max_pool_forward_fast(x, {"pool_height": 2, "pool_width": 2, "stride": 2})
+    assert out[0, 0, 0, 0] == -np.inf and np.isnan(out[0, 0, 0, 1])
+    dx = max_pool_backward_fast(np.array([[[[1.0, 2.0]]]]), cache)
+    assert dx[0, 0, 0, 0] == 1.0 and dx[0, 0, 1, 3] == 2.0 and np.count_nonzero(dx) == 2
+
+
+# --------------------------------------------------------------------------
+# Thread-count independence
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernels_do_not_depend_on_thread_count(dtype):
+    """The Cython kernels give bitwise-identical results on 1 and 2 threads."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4, 11, 9)).astype(dtype)
+    HH, WW, stride, pad = 3, 3, 2, 1
+    K, P = 4 * HH * WW, 6 * 5
+    results = {}
+    for threads in (1, 2):
+        cols = np.empty((3, K, P), dtype=dtype)
+        im2col_kernels.im2col(x, cols, HH, WW, stride, pad, num_threads=threads)
+        dx = np.empty_like(x)
+        im2col_kernels.col2im(cols, dx, HH, WW, stride, pad, num_threads=threads)
+        out = np.empty((3, 4, 9, 7), dtype=dtype)
+        argmax = np.empty(out.shape, dtype=np.int32)
+        pool_kernels.max_pool_forward(x, out, argmax, 3, 3, 1, num_threads=threads)
+        dpool = np.empty_like(x)
+        pool_kernels.max_pool_backward(out, argmax, dpool, num_threads=threads)
+        results[threads] = (cols, dx, out, argmax, dpool)
+    for a, b in zip(results[1], results[2]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layers_agree_on_one_and_two_threads(dtype):
+    """The layers (kernels + BLAS) agree on 1 and 2 threads up to rounding."""
+    rng, x, w, b = random_conv_arrays((6, 8, 12, 12), (16, 8, 3, 3), dtype, seed=9)
+    conv_param = {"stride": 1, "pad": 1}
+    pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    dout = rng.standard_normal((6, 16, 12, 12)).astype(dtype)
+    dpool = rng.standard_normal((6, 16, 6, 6)).astype(dtype)
+    results = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads):
+            out, cache = conv_forward_fast(x, w, b, conv_param)
+            grads = conv_backward_fast(dout, cache)
+            pooled, pcache = max_pool_forward_fast(out, pool_param)
+            dpooled = max_pool_backward_fast(dpool, pcache)
+        results.append((out, *grads, pooled, dpooled))
+    for name, one, two in zip(("out", "dx", "dw", "db", "pooled", "dpooled"), *results):
+        assert_close_normwise(one, two, dtype, name)
+
+
+# --------------------------------------------------------------------------
+# dtypes
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_is_preserved(dtype):
+    rng, x, w, b = random_conv_arrays((2, 3, 8, 8), (4, 3, 3, 3), dtype, seed=1)
+    out, cache = conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
+    dx, dw, db = conv_backward_fast(out, cache)
+    pooled, pcache = max_pool_forward_fast(out, {"pool_height": 2, "pool_width": 2, "stride": 2})
+    dpool = max_pool_backward_fast(pooled, pcache)
+    for arr in (out, dx, dw, db, pooled, dpool):
+        assert arr.dtype == np.dtype(dtype)
+
+
+def test_mixed_dtypes_promote_to_float64():
+    """float32 images with float64 filters compute in float64, like NumPy would."""
+    rng, x, w, b = random_conv_arrays((1, 2, 5, 5), (3, 2, 3, 3), np.float64, seed=2)
+    out, _ = conv_forward_fast(x.astype(np.float32), w, b, {"stride": 1, "pad": 1})
+    assert out.dtype == np.float64
+
+
+# --------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------
+
+GOOD_X = np.zeros((2, 3, 8, 8))
+GOOD_W = np.zeros((4, 3, 3, 3))
+GOOD_B = np.zeros(4)
+GOOD_CONV = {"stride": 1, "pad": 1}
+GOOD_POOL = {"pool_height": 2, "pool_width": 2, "stride": 2}
+
+
+@pytest.mark.parametrize(
+    "x, w, b, conv_param, match",
+    [
+        (np.zeros((3, 8, 8)), GOOD_W, GOOD_B, GOOD_CONV, "x must have shape"),
+        (GOOD_X, np.zeros((4, 3, 3)), GOOD_B, GOOD_CONV, "w must have shape"),
+        (GOOD_X, np.zeros((4, 2, 3, 3)), GOOD_B, GOOD_CONV, "same number of channels"),
+        (GOOD_X, GOOD_W, np.zeros(5), GOOD_CONV, "b must have shape"),
+        (GOOD_X, GOOD_W, np.zeros((4, 1)), GOOD_CONV, "b must have shape"),
+        (GOOD_X, GOOD_W, GOOD_B, {"stride": 0, "pad": 1}, "stride"),
+        (GOOD_X, GOOD_W, GOOD_B, {"stride": -1, "pad": 1}, "stride"),
+        (GOOD_X, GOOD_W, GOOD_B, {"stride": 1, "pad": -1}, "pad"),
+        (GOOD_X, GOOD_W, GOOD_B, {"stride": 1.5, "pad": 1}, "integer"),
+        (GOOD_X, GOOD_W, GOOD_B, {"pad": 1}, "stride"),
+        (GOOD_X, GOOD_W, GOOD_B, {"stride": 1}, "pad"),
+        (GOOD_X, np.zeros((4, 3, 11, 11)), GOOD_B, GOOD_CONV, "larger than the padded input"),
+        (GOOD_X, GOOD_W, GOOD_B, {"stride": 2, "pad": 0}, "does not tile"),
+        (GOOD_X.astype(complex), GOOD_W, GOOD_B, GOOD_CONV, "real"),
+    ],
+)
+def test_conv_forward_rejects_bad_input(x, w, b, conv_param, match):
+    with pytest.raises(ValueError, match=match):
+        conv_forward_fast(x, w, b, conv_param)
+
+
+def test_conv_backward_rejects_wrong_dout_shape():
+    out, cache = conv_forward_fast(GOOD_X, GOOD_W, GOOD_B, GOOD_CONV)
+    with pytest.raises(ValueError, match="dout must have the shape"):
+        conv_backward_fast(out[:, :, :-1], cache)
+
+
+@pytest.mark.parametrize(
+    "x, pool_param, match",
+    [
+        (np.zeros((3, 8, 8)), GOOD_POOL, "x must have shape"),
+        (GOOD_X, {"pool_height": 0, "pool_width": 2, "stride": 2}, "pool_height"),
+        (GOOD_X, {"pool_height": 2, "pool_width": -2, "stride": 2}, "pool_width"),
+        (GOOD_X, {"pool_height": 2, "pool_width": 2, "stride": 0}, "stride"),
+        (GOOD_X, {"pool_height": 2, "pool_width": 2}, "stride"),
+        (GOOD_X, {"pool_height": 9, "pool_width": 2, "stride": 1}, "larger than the input"),
+        (GOOD_X, {"pool_height": 3, "pool_width": 3, "stride": 2}, "does not tile"),
+        (GOOD_X.astype(complex), GOOD_POOL, "real"),
+    ],
+)
+def test_max_pool_forward_rejects_bad_input(x, pool_param, match):
+    with pytest.raises(ValueError, match=match):
+        max_pool_forward_fast(x, pool_param)
+
+
+def test_max_pool_backward_rejects_wrong_dout_shape():
+    out, cache = max_pool_forward_fast(GOOD_X, GOOD_POOL)
+    with pytest.raises(ValueError, match="dout must have the shape"):
+        max_pool_backward_fast(np.zeros((2, 3, 4, 5)), cache)
