@@ -7,7 +7,8 @@ number. Each prints one line whose text depends only on the claim and on
 the order of magnitude of the measurement, never on its last digits, so that
 ``pytest --nbval`` can compare it exactly on any machine; and each raises
 :class:`AssertionError` when the claim is false, so that the cell, and with it
-the book's test run, fails.
+the book's test run, fails. They return ``None``, so a check at the end of a
+cell adds no raw number to the cell's output.
 
 Lines look like::
 
@@ -81,11 +82,6 @@ def report_error(label, error, bound):
     bound : float
         The largest acceptable error; the claim is ``error <= bound``.
 
-    Returns
-    -------
-    float
-        ``error``, unchanged, so the call can be used in an expression.
-
     Raises
     ------
     AssertionError
@@ -103,7 +99,6 @@ def report_error(label, error, bound):
             f"{label}: error {error!r} is above the bound {_bound_text(bound)}"
         )
     print(f"{label}: error ~{order_of_magnitude(error)} (bound {_bound_text(bound)}) ok")
-    return error
 
 
 def report_speedup(label, speedup, floor):
@@ -121,11 +116,6 @@ def report_speedup(label, speedup, floor):
     floor : float
         The smallest acceptable speedup; the claim is ``speedup >= floor``.
 
-    Returns
-    -------
-    float
-        ``speedup``, unchanged.
-
     Raises
     ------
     AssertionError
@@ -142,7 +132,6 @@ def report_speedup(label, speedup, floor):
             f"{label}: speedup {speedup:.1f}x is below the floor {_bound_text(floor)}x"
         )
     print(f"{label}: speedup over naive >= {_bound_text(floor)}x ok")
-    return speedup
 
 
 def report_accuracy(label, accuracy, floor):
@@ -157,11 +146,6 @@ def report_accuracy(label, accuracy, floor):
     floor : float
         The smallest acceptable accuracy, also a fraction in ``(0, 1]``;
         printed as a percentage.
-
-    Returns
-    -------
-    float
-        ``accuracy``, unchanged.
 
     Raises
     ------
@@ -181,7 +165,6 @@ def report_accuracy(label, accuracy, floor):
             f"{label}: {100 * accuracy:.1f}% is below the floor {100 * floor:g}%"
         )
     print(f"{label} >= {100 * floor:g}% ok")
-    return accuracy
 
 
 def report_close(label, value, target, tol):
@@ -197,11 +180,6 @@ def report_close(label, value, target, tol):
         The value the theory predicts, e.g. ``math.log(10)``.
     tol : float
         The largest acceptable ``abs(value - target)``.
-
-    Returns
-    -------
-    float
-        ``value``, unchanged.
 
     Raises
     ------
@@ -219,7 +197,6 @@ def report_close(label, value, target, tol):
             f"{label}: {value!r} is not within {_bound_text(tol)} of {target:.4f}"
         )
     print(f"{label}: {target:.4f} +/- {_bound_text(tol)} ok")
-    return value
 
 
 def best_time(fn, repeat=3):
