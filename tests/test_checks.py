@@ -52,6 +52,13 @@ def test_report_error_fails_above_bound(error, capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_report_error_without_decade_prints_only_the_bound(capsys):
+    checks.report_error("fast vs naive", 3.1e-16, 1e-12, decade=False)
+    assert capsys.readouterr().out == "fast vs naive: error <= 1e-12 ok\n"
+    with pytest.raises(AssertionError, match="fast vs naive"):
+        checks.report_error("fast vs naive", 2e-12, 1e-12, decade=False)
+
+
 def test_report_error_output_ignores_last_digits(capsys):
     checks.report_error("e", 2.1e-10, 1e-08)
     checks.report_error("e", 8.7e-10, 1e-08)
