@@ -8,7 +8,7 @@ at the end read the real data when CONVLAB_DATA is set.
 from __future__ import annotations
 
 import os
-import pickle
+import shutil
 import sys
 from pathlib import Path
 
@@ -431,6 +431,23 @@ def test_interrupted_extraction_leaves_only_the_checked_archive(clean_env, archi
         assert requests == [ARCHIVE_PATH]  # pooch re-checked the archive instead of downloading
     assert "cifar-10-python.tar.gz" not in tree(clean_env)
     assert (clean_env / DIRNAME / "data_batch_1").is_file()
+
+
+def test_another_process_finishing_first_is_not_an_error(clean_env, archive, monkeypatch):
+    data, digest, info = archive
+
+    def other_process_wins(archive_path, dest):
+        # meanwhile another process unpacked the data and deleted the archive
+        shutil.copytree(info["dir"], clean_env / DIRNAME)
+        Path(archive_path).unlink()
+        raise FileNotFoundError(archive_path)
+
+    monkeypatch.setattr(data_utils, "_extract", other_process_wins)
+    with serve_files({ARCHIVE_PATH: data}) as (base, _):
+        found = find_CIFAR10(cache_dir=clean_env, url=base + ARCHIVE_PATH, md5=digest,
+                             progressbar=False)
+    assert found == clean_env / DIRNAME
+    assert tree(clean_env) == [DIRNAME] + sorted(f"{DIRNAME}/{p.name}" for p in found.iterdir())
 
 
 def test_a_damaged_cached_archive_is_downloaded_again(clean_env, archive):

@@ -66,6 +66,7 @@ __all__ = [
     "CIFAR10NotFoundError",
     "CIFAR10DownloadError",
     "find_CIFAR10",
+    "default_cache_dir",
     "load_CIFAR_batch",
     "load_CIFAR10",
     "get_CIFAR10_data",
@@ -465,6 +466,8 @@ def _download_and_extract(url: str, md5: str, cache: Path, progressbar: bool = T
                 _read_batch(staging / CIFAR10_DIRNAME / name)
             _unpickle(staging / CIFAR10_DIRNAME / META_FILE)
         except (CIFAR10Error, tarfile.TarError, OSError, EOFError, zlib.error) as e:
+            if target.is_dir():  # another process finished the same download meanwhile
+                return
             archive.unlink(missing_ok=True)
             raise CIFAR10DownloadError(
                 f"The archive {archive} (from {url}) could not be unpacked into a valid "
