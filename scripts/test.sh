@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Set up the project and run every test.
+#
+#   bash scripts/test.sh
+#
+# After the same set-up as build-book.sh (.venv, `pip install -e ".[test,book]"`),
+# and installing Debian's chromium with apt-get if /usr/bin/chromium is missing
+# (needs root or sudo), it runs, in order:
+#   1. unit tests                 pytest tests/
+#   2. the book's notebooks       pytest --nbval --nbval-current-env book/
+#   3. the HTML build             jupyter-book build --all . -W --keep-going
+#   4. the browser test           pytest tests/browser
+# Every stage runs even if an earlier one failed (the browser test is skipped
+# when the build failed); the script ends with a summary and fails if any
+# stage failed, including a pytest run that collected no tests (exit code 5).
+# CIFAR-10 is found through CONVLAB_DATA (see README.md).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup-env.sh"
+cd "$ROOT"
+
+CHROMIUM="${CONVLAB_CHROMIUM:-/usr/bin/chromium}"
+if [[ ! -x "$CHROMIUM" ]]; then
+    echo "== installing Debian's chromium for the browser test"
+    if [[ $(id -u) -eq 0 ]]; then
+        sudo_=()
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        sudo_=(sudo -n)
+    else
+        echo "error: $CHROMIUM is missing and this user cannot install it;" \
+             "run 'sudo apt-get install chromium' (or set CONVLAB_CHROMIUM)" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo_[@]}" apt-get update -qq
+    "${sudo_[@]}" apt-get install -y -qq chromium >/dev/null
+fi
+
+logdir="$(mktemp -d "${TMPDIR:-/tmp}/convlab-test.XXXXXX")"
+summary=()
+failed=0
+
+# run_stage NAME COMMAND...: run, show output, remember status, time and pytest's last line
+run_stage() {
+    local name="$1"; shift
+    local log="$logdir/${name// /-}.log" start=$SECONDS status=0
+    echo
+    echo "== $name: $*"
+    "$@" 2>&1 | tee "$log" || status=${PIPESTATUS[0]}
+    local last
+    last="$(grep -E '^=+ .* in [0-9.]+s' "$log" | tail -1 | sed -E 's/^=+ (.*) =+$/\1/' || true)"
+    [[ -n "$last" ]] || last="exit code $status"
+    if [[ $status -eq 0 ]]; then
+        summary+=("ok     $name ($((SECONDS - start)) s): $last")
+    else
+        summary+=("FAILED $name ($((SECONDS - start)) s): $last")
+        failed=1
+    fi
+    return "$status"
+}
+
+run_stage "unit tests" "$VPY" -m pytest tests/ || true
+run_stage "notebooks" "$VPY" -m pytest --nbval --nbval-current-env book/ || true
+if run_stage "html build" "$VENV/bin/jupyter-book" build --all . -W --keep-going --quiet; then
+    run_stage "browser test" "$VPY" -m pytest tests/browser || true
+else
+    summary+=("FAILED browser test: not run, the HTML build failed")
+    failed=1
+fi
+
+echo
+echo "== summary"
+printf '%s\n' "${summary[@]}"
+rm -rf "$logdir"
+exit "$failed"
