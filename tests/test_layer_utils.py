@@ -37,7 +37,7 @@ def _numeric_grads(forward, args, dout, which):
     return grads
 
 
-def test_affine_relu_gradient_check(rng):
+def test_affine_relu_gradient_check(rng, one_openmp_thread):
     x = rng.standard_normal((2, 3, 4))
     w = rng.standard_normal((12, 10))
     b = rng.standard_normal(10)
@@ -52,7 +52,7 @@ def test_affine_relu_gradient_check(rng):
     assert rel_error(db, db_num) < 1e-8
 
 
-def test_conv_relu_gradient_check(rng):
+def test_conv_relu_gradient_check(rng, one_openmp_thread):
     x = rng.standard_normal((2, 3, 6, 6))
     w = rng.standard_normal((3, 3, 3, 3))
     b = rng.standard_normal(3)
@@ -69,7 +69,7 @@ def test_conv_relu_gradient_check(rng):
     assert rel_error(db, db_num) < 1e-9
 
 
-def test_conv_relu_pool_gradient_check(rng):
+def test_conv_relu_pool_gradient_check(rng, one_openmp_thread):
     x = rng.standard_normal((2, 3, 8, 8))
     w = rng.standard_normal((3, 3, 3, 3))
     b = rng.standard_normal(3)
@@ -90,7 +90,7 @@ def test_conv_relu_pool_gradient_check(rng):
     assert rel_error(db, db_num) < 1e-9
 
 
-def test_conv_bn_relu_gradient_check(rng):
+def test_conv_bn_relu_gradient_check(rng, one_openmp_thread):
     x = rng.standard_normal((2, 3, 6, 6))
     w = rng.standard_normal((4, 3, 3, 3))
     b = rng.standard_normal(4)

@@ -1,0 +1,106 @@
+"""Tests of the numeric-gradient tools in ``convlab.gradient_check``."""
+
+import numpy as np
+import pytest
+
+from convlab.gradient_check import eval_numerical_gradient, eval_numerical_gradient_array, grad_check_sparse, rel_error
+
+
+def test_rel_error_values():
+    assert rel_error(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 0.0
+    assert rel_error(np.array([1.0, 3.0]), np.array([1.0, 1.0])) == pytest.approx(0.5)
+    assert rel_error(1.0, -1.0) == pytest.approx(1.0)
+    # Both zero: the floor of 1e-8 avoids 0 / 0.
+    assert rel_error(np.zeros(3), np.zeros(3)) == 0.0
+    assert rel_error(np.array([1e-9]), np.array([0.0])) == pytest.approx(0.1)
+
+
+def test_rel_error_rejects_different_shapes():
+    with pytest.raises(ValueError, match=r"x and y must have the same shape; got shapes \(3,\) and \(3, 1\)"):
+        rel_error(np.zeros(3), np.zeros((3, 1)))
+
+
+def test_eval_numerical_gradient_of_quadratic(rng):
+    x = rng.standard_normal((3, 4))
+    x_before = x.copy()
+    grad = eval_numerical_gradient(lambda x: np.sum(x**2) + 3 * x[0, 0], x, verbose=False)
+    expected = 2 * x_before
+    expected[0, 0] += 3
+    assert rel_error(grad, expected) < 1e-9
+    assert np.array_equal(x, x_before)  # every entry restored exactly
+
+
+def test_eval_numerical_gradient_sees_in_place_changes_through_a_closure(rng):
+    """Models' losses read their parameters from a dict, not from the argument."""
+    params = {"w": rng.standard_normal(5)}
+    grad = eval_numerical_gradient(lambda _: float(np.sum(np.sin(params["w"]))), params["w"], verbose=False)
+    assert rel_error(grad, np.cos(params["w"])) < 1e-8
+
+
+def test_eval_numerical_gradient_prints_only_when_verbose(capsys):
+    x = np.array([1.0, 2.0])
+    eval_numerical_gradient(lambda x: np.sum(x**2), x, verbose=False)
+    assert capsys.readouterr().out == ""
+    eval_numerical_gradient(lambda x: np.sum(x**2), x)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("(0,)") and lines[1].startswith("(1,)")
+
+
+def test_eval_numerical_gradient_restores_x_when_f_raises():
+    x = np.array([1.0, 2.0])
+    calls = []
+
+    def f(x):
+        calls.append(x.copy())
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+        return np.sum(x)
+
+    with pytest.raises(RuntimeError):
+        eval_numerical_gradient(f, x, verbose=False)
+    assert np.array_equal(x, [1.0, 2.0])
+
+
+def test_eval_numerical_gradient_array_contracts_with_upstream(rng):
+    A = rng.standard_normal((4, 3))
+    x = rng.standard_normal((3, 2))
+    df = rng.standard_normal((4, 2))
+    x_before = x.copy()
+    grad = eval_numerical_gradient_array(lambda x: A @ x, x, df)
+    assert rel_error(grad, A.T @ df) < 1e-9
+    assert np.array_equal(x, x_before)
+
+
+def test_eval_numerical_gradient_array_rejects_wrong_df_shape():
+    with pytest.raises(ValueError, match=r"df must have the shape of f\(x\) \(3,\); got shape \(2,\)"):
+        eval_numerical_gradient_array(lambda x: 2 * x, np.zeros(3), np.zeros(2))
+
+
+def test_grad_check_sparse_small_for_correct_and_large_for_wrong_gradient(rng, capsys):
+    x = rng.standard_normal((20, 30))
+
+    def f(x):
+        return float(np.sum(x**3))
+
+    errors = grad_check_sparse(f, x, 3 * x**2, num_checks=15, seed=0)
+    assert errors.shape == (15,)
+    assert errors.max() < 1e-6  # round-off of f (about 1e-14 relative) divided by 2h
+    assert capsys.readouterr().out == ""
+    wrong = grad_check_sparse(f, x, 2 * x**2, num_checks=15, seed=0)
+    assert wrong.min() > 0.1
+
+
+def test_grad_check_sparse_is_reproducible_and_prints_when_asked(rng, capsys):
+    x = rng.standard_normal(50)
+    analytic = np.cos(x) + 1e-3 * rng.standard_normal(50)  # slightly wrong, so errors differ per entry
+    a = grad_check_sparse(lambda x: float(np.sum(np.sin(x))), x, analytic, num_checks=5, seed=3)
+    b = grad_check_sparse(lambda x: float(np.sum(np.sin(x))), x, analytic, num_checks=5, seed=3, verbose=True)
+    assert np.array_equal(a, b)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5 and all("relative error" in line for line in lines)
+
+
+def test_grad_check_sparse_rejects_wrong_gradient_shape():
+    with pytest.raises(ValueError, match=r"analytic_grad must have the shape of x \(4,\); got shape \(3,\)"):
+        grad_check_sparse(lambda x: 0.0, np.zeros(4), np.zeros(3))
