@@ -12,7 +12,12 @@ flattened pool output that feeds the first affine layer is computed from
 
 import numpy as np
 
-from convlab.layer_utils import affine_relu_backward, affine_relu_forward, conv_relu_pool_backward, conv_relu_pool_forward
+from convlab.layer_utils import (
+    affine_relu_backward,
+    affine_relu_forward,
+    conv_relu_pool_backward,
+    conv_relu_pool_forward,
+)
 from convlab.layers import affine_backward, affine_forward, conv_output_size, pool_output_size, softmax_loss
 
 
