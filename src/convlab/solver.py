@@ -581,7 +581,12 @@ class Solver:
         Restores the model parameters (and ``load_state_dict`` state), the
         optimizer configs, epoch and iteration counters, histories, best and
         averaged parameters, and the random generator.  After this,
-        :meth:`train` continues the run exactly where it stopped.
+        :meth:`train` continues the run exactly where it stopped, provided the
+        solver was built with the same settings and hooks as the original one:
+        functions (``lr_schedule``, ``augment``, ``epoch_callbacks``, a custom
+        ``update_rule``) are code, not data, and are not stored.  ``num_epochs``
+        may differ (to extend a run), though a schedule that depends on
+        ``num_iterations`` then changes its shape.
 
         Parameters
         ----------
