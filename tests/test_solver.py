@@ -6,7 +6,6 @@ import os
 import numpy as np
 import pytest
 
-from convlab import optim
 from convlab.solver import Solver, find_latest_checkpoint
 
 
@@ -582,57 +581,24 @@ def test_interrupted_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
 # Overfitting 100 CIFAR-10 images (the course's sanity check)
 # --------------------------------------------------------------------------
 
-class TwoLayerNet:
-    """affine - relu - affine - softmax; stands in until ThreeLayerConvNet exists."""
-
-    def __init__(self, input_dim=3 * 32 * 32, hidden_dim=100, num_classes=10,
-                 weight_scale=1e-2, seed=0, dtype=np.float32):
-        rng = np.random.default_rng(seed)
-        self.params = {
-            "W1": (weight_scale * rng.standard_normal((input_dim, hidden_dim))).astype(dtype),
-            "b1": np.zeros(hidden_dim, dtype=dtype),
-            "W2": (weight_scale * rng.standard_normal((hidden_dim, num_classes))).astype(dtype),
-            "b2": np.zeros(num_classes, dtype=dtype),
-        }
-
-    def loss(self, X, y=None):
-        p = self.params
-        X = X.reshape(X.shape[0], -1)
-        hidden = np.maximum(X @ p["W1"] + p["b1"], 0)
-        scores = hidden @ p["W2"] + p["b2"]
-        if y is None:
-            return scores
-        N = X.shape[0]
-        shifted = scores - scores.max(axis=1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        dscores = np.exp(log_probs)
-        dscores[np.arange(N), y] -= 1
-        dscores /= N
-        dhidden = (dscores @ p["W2"].T) * (hidden > 0)
-        grads = {"W1": X.T @ dhidden, "b1": dhidden.sum(axis=0),
-                 "W2": hidden.T @ dscores, "b2": dscores.sum(axis=0)}
-        return -log_probs[np.arange(N), y].mean(), grads
-
-
 @pytest.fixture(scope="module")
 def small_cifar():
     if not os.environ.get("CONVLAB_DATA"):
         pytest.skip("CONVLAB_DATA is not set; point it at a directory holding "
                     "cifar-10-batches-py/ to run the CIFAR-10 overfitting test")
-    data_utils = pytest.importorskip("convlab.data_utils")
+    from convlab.data_utils import get_CIFAR10_data
+
     # 100 validation images (not the course's 1,000) keep the eleven
     # evaluations of the run cheap; they are only a contrast to the training set.
-    data = data_utils.get_CIFAR10_data(num_training=100, num_validation=100, num_test=10)
+    data = get_CIFAR10_data(num_training=100, num_validation=100, num_test=10)
     return {key: data[key] for key in ("X_train", "y_train", "X_val", "y_val")}
 
 
 def test_overfits_100_cifar10_images(small_cifar):
-    try:
-        from convlab.classifiers.cnn import ThreeLayerConvNet
-    except ImportError:
-        model = TwoLayerNet(weight_scale=1e-2)
-    else:
-        model = ThreeLayerConvNet(weight_scale=1e-2, seed=0)
+    # imported here so that the rest of this file needs no compiled kernels
+    from convlab.classifiers.cnn import ThreeLayerConvNet
+
+    model = ThreeLayerConvNet(weight_scale=1e-2, seed=0)
     solver = Solver(model, small_cifar, num_epochs=10, batch_size=50, update_rule="adam",
                     optim_config={"learning_rate": 1e-3}, verbose=False, progress=False,
                     seed=0)
