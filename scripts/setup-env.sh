@@ -17,8 +17,10 @@ VPY="$VENV/bin/python"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 _convlab_fingerprint() {
-    (cd "$ROOT" && cat pyproject.toml setup.py src/convlab/_fast/*.pyx src/convlab/_fast/*.pxd 2>/dev/null) \
-        | sha256sum | cut -d' ' -f1
+    # Everything that decides what `pip install` produces: metadata and kernel sources.
+    (cd "$ROOT" && find pyproject.toml setup.py src/convlab/_fast -maxdepth 1 -type f \
+        \( -name pyproject.toml -o -name setup.py -o -name '*.pyx' -o -name '*.pxd' \) \
+        -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1
 }
 
 if [[ ! -x "$VPY" ]]; then
