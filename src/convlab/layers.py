@@ -831,7 +831,7 @@ def _check_scores_labels(x, y):
     return x, y
 
 
-def softmax_loss(x, y):
+def softmax_loss(x, y, label_smoothing=0.0):
     """Softmax (cross-entropy) loss and its gradient.
 
     ``loss = -mean over n of log(exp(x[n, y[n]]) / sum over c of exp(x[n, c]))``,
@@ -843,12 +843,18 @@ def softmax_loss(x, y):
         Class scores.
     y : ndarray of shape (N,)
         Integer labels, ``0 <= y[n] < C``.
+    label_smoothing : float in [0, 1), default 0.0
+        With ``eps = label_smoothing`` the target distribution is
+        ``(1 - eps) * onehot(y) + eps / C`` instead of the one-hot vector, and
+        the loss is its cross-entropy with the softmax,
+        ``-mean over n of sum over c of target[n, c] * log p[n, c]``.
 
     Returns
     -------
     loss : float
     dx : ndarray of shape (N, C)
-        Gradient of the loss with respect to ``x``, in the dtype of ``x``.
+        Gradient of the loss with respect to ``x``, in the dtype of ``x``:
+        ``(p - target) / N``.
 
     Raises
     ------
@@ -857,12 +863,19 @@ def softmax_loss(x, y):
         holds a label outside ``[0, C)``.
     """
     x, y = _check_scores_labels(x, y)
-    N = x.shape[0]
+    eps = float(label_smoothing)
+    if not 0.0 <= eps < 1.0:
+        raise ValueError(f"label_smoothing must lie in [0, 1); got {label_smoothing!r}")
+    N, C = x.shape
     shifted = x - x.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = -log_probs[np.arange(N), y].mean()
+    loss = -(1 - eps) * log_probs[np.arange(N), y].mean()
+    if eps:
+        loss -= eps / C * log_probs.sum(axis=1).mean()
     dx = np.exp(log_probs)
-    dx[np.arange(N), y] -= 1
+    dx[np.arange(N), y] -= 1 - eps
+    if eps:
+        dx -= eps / C
     dx /= N
     return float(loss), dx
 
@@ -900,3 +913,148 @@ def svm_loss(x, y):
     dx[rows, y] = -positive.sum(axis=1)
     dx /= N
     return float(loss), dx
+
+
+# --------------------------------------------------------------------------
+# Layers for the experiments chapter: GELU, global max pooling, batch norm
+# with a frozen scale
+# --------------------------------------------------------------------------
+
+
+def _erf(x):
+    """Elementwise error function, with :func:`math.erf` (NumPy has none)."""
+    import math
+
+    return np.vectorize(math.erf, otypes=[np.float64])(x)
+
+
+def gelu_forward(x):
+    """Forward pass of the Gaussian error linear unit, ``x * Phi(x)``.
+
+    ``Phi`` is the standard normal CDF, ``Phi(x) = (1 + erf(x / sqrt(2))) / 2``:
+    GELU weights its input by how likely a standard normal variable is to be
+    below it -- close to ReLU for large ``|x|``, but smooth around zero.
+
+    Parameters
+    ----------
+    x : ndarray of any shape
+
+    Returns
+    -------
+    out : ndarray, same shape and dtype as ``x``
+    cache : ndarray
+        ``x``.
+    """
+    x = np.asarray(x)
+    phi = 0.5 * (1.0 + _erf(x / np.sqrt(2.0)))
+    return (x * phi).astype(_float_dtype(x), copy=False), x
+
+
+def gelu_backward(dout, cache):
+    """Backward pass of GELU: ``d/dx [x Phi(x)] = Phi(x) + x phi(x)``.
+
+    Parameters
+    ----------
+    dout : ndarray, same shape as ``x``
+    cache : ndarray
+        ``x`` from :func:`gelu_forward`.
+
+    Returns
+    -------
+    dx : ndarray, same shape as ``x``
+    """
+    x = cache
+    _check_dout(dout, x.shape)
+    cdf = 0.5 * (1.0 + _erf(x / np.sqrt(2.0)))
+    pdf = np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
+    return (dout * (cdf + x * pdf)).astype(_float_dtype(x, dout), copy=False)
+
+
+def global_max_pool_forward(x):
+    """Forward pass of global max pooling: the maximum of each feature map.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+
+    Returns
+    -------
+    out : ndarray of shape (N, C)
+    cache : tuple
+        ``(x_shape, argmax)`` with ``argmax`` of shape (N, C): the flat index
+        ``h * W + w`` of the first maximum of each map (ties go to the first,
+        as in :func:`max_pool_forward_naive`).
+    """
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"x must have shape (N, C, H, W); got shape {x.shape}")
+    N, C, H, W = x.shape
+    if H * W == 0:
+        raise ValueError(f"x must have non-empty feature maps; got shape {x.shape}")
+    flat = x.reshape(N, C, H * W)
+    argmax = flat.argmax(axis=2)
+    out = np.take_along_axis(flat, argmax[:, :, None], axis=2)[:, :, 0]
+    return out, (x.shape, argmax)
+
+
+def global_max_pool_backward(dout, cache):
+    """Backward pass of global max pooling: route each gradient to its maximum.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, C)
+    cache : tuple
+        From :func:`global_max_pool_forward`.
+
+    Returns
+    -------
+    dx : ndarray of shape (N, C, H, W)
+    """
+    x_shape, argmax = cache
+    N, C, H, W = x_shape
+    _check_dout(dout, (N, C))
+    dx = np.zeros((N, C, H * W), dtype=_float_dtype(dout))
+    np.put_along_axis(dx, argmax[:, :, None], np.asarray(dout)[:, :, None], axis=2)
+    return dx.reshape(x_shape)
+
+
+def spatial_batchnorm_frozen_scale_forward(x, beta, bn_param, scale=1.0):
+    """Spatial batch norm whose scale is a fixed constant, not a parameter.
+
+    ``out = scale * xhat + beta``: only the shift ``beta`` is learned. After
+    batch norm the next layer is usually linear, so a learned per-channel
+    scale is redundant with that layer's weights; freezing it removes
+    parameters that weight decay would otherwise fight with.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    beta : ndarray of shape (C,)
+    bn_param : dict
+        As for :func:`spatial_batchnorm_forward`.
+    scale : float
+        The frozen scale.
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, H, W)
+    cache : tuple
+        For :func:`spatial_batchnorm_frozen_scale_backward`.
+    """
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"x must have shape (N, C, H, W); got shape {x.shape}")
+    gamma = np.full(x.shape[1], scale, dtype=_float_dtype(x))
+    return spatial_batchnorm_forward(x, gamma, beta, bn_param)
+
+
+def spatial_batchnorm_frozen_scale_backward(dout, cache):
+    """Backward pass of :func:`spatial_batchnorm_frozen_scale_forward`.
+
+    Returns
+    -------
+    dx : ndarray of shape (N, C, H, W)
+    dbeta : ndarray of shape (C,)
+    """
+    dx, _, dbeta = spatial_batchnorm_backward(dout, cache)
+    return dx, dbeta

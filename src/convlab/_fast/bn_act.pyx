@@ -1,0 +1,361 @@
+# cython: language_level=3
+# distutils: extra_compile_args = -O3 -fopenmp -fno-math-errno -ffinite-math-only -fno-trapping-math -fno-signed-zeros -fassociative-math -freciprocal-math
+"""Fused spatial batch norm + activation, forward and backward.
+
+In a ConvNet every convolution is followed by batch norm and a nonlinearity.
+Done as separate NumPy expressions, these elementwise steps read and write
+the whole activation tensor a dozen times (subtract the mean, square, divide,
+scale, shift, activate, and as many passes again backward) and allocate as
+many temporaries. Here each direction is a few sweeps over one channel's
+values, which stay in cache between sweeps:
+
+forward (training mode), per channel ``c`` over its ``M = N*H*W`` values::
+
+    sweep 1, 2:  mean_c, then var_c            (accumulated in double)
+    sweep 3:     out = act(g_c * x + b_c)      g_c = gamma_c * invstd_c,
+                                               b_c = beta_c - g_c * mean_c
+
+backward, with ``dy = dout * act'(y)`` and ``y`` recomputed from ``x``::
+
+    sweep 1:  dy (kept in the dx buffer);  dbeta_c = sum dy ;  dgamma_c = sum dy * xhat
+    sweep 2:  dx = gamma_c * invstd_c * (dy - dbeta_c / M - xhat * dgamma_c / M)
+
+Channels are independent, so the loops run in parallel over channels with
+OpenMP and every output element is written by one thread: the result does
+not depend on the thread count. The innermost loops run over one contiguous
+``H*W`` row with the activation chosen outside the loop, so the compiler can
+vectorise them.
+
+Activation codes: 0 identity, 1 ReLU, 2 leaky ReLU (slope ``alpha``),
+3 GELU ``y * Phi(y)`` (float64: libm ``erf``; float32: a one-``expf``
+rational approximation of ``erf`` accurate to 1.5e-7, i.e. to float32
+rounding).
+"""
+
+from cython.parallel cimport prange
+from libc.math cimport erf, exp, sqrt
+
+cdef extern from "omp.h":
+    int omp_get_max_threads() noexcept nogil
+
+ctypedef fused real:
+    float
+    double
+
+cdef double INV_SQRT2 = 0.7071067811865476
+cdef double INV_SQRT2PI = 0.3989422804014327
+
+
+def num_threads():
+    """Number of OpenMP threads the kernels use by default."""
+    return omp_get_max_threads()
+
+
+# ---------------------------------------------------------------- GELU pieces
+
+# The float32 GELU rows are written in C so that the compiler can vectorise
+# them: expf from libm is an opaque call, so we use our own exp (2^n times a
+# degree-6 polynomial for 2^f, relative error ~2e-7), and erf from the
+# Abramowitz & Stegun 7.1.26 formula (absolute error < 1.5e-7), whose factor
+# exp(-y^2/2) is also the normal density times sqrt(2 pi): one exp gives both
+# Phi(y) and phi(y). target_clones builds an AVX2/FMA and a baseline version
+# and picks one at load time.
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+    #define CONVLAB_CLONES __attribute__((target_clones("avx2,fma", "default")))
+    #else
+    #define CONVLAB_CLONES
+    #endif
+
+    static inline float convlab_expf(float x) {
+        x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+        float t = x * 1.4426950408889634f;
+        int32_t i = (int32_t)t;
+        i -= (t < (float)i);              /* floor */
+        float f = t - (float)i;          /* in [0, 1) */
+        float p = 1.8775767e-3f;
+        p = p * f + 8.9893397e-3f;
+        p = p * f + 5.5826318e-2f;
+        p = p * f + 2.4015361e-1f;
+        p = p * f + 6.9315308e-1f;
+        p = p * f + 9.9999994e-1f;
+        int32_t bits = (i + 127) << 23;
+        float scale;
+        memcpy(&scale, &bits, 4);
+        return p * scale;
+    }
+
+    /* Phi(y) and phi(y) of the standard normal distribution. */
+    static inline float convlab_phi(float y, float *density) {
+        float z = (y < 0 ? -y : y) * 0.70710678118654752f;
+        float t = 1.0f / (1.0f + 0.3275911f * z);
+        float e = convlab_expf(-0.5f * y * y);
+        float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f
+                     + t * (-1.453152027f + t * 1.061405429f))));
+        float half_erfc = 0.5f * poly * e;
+        *density = 0.39894228040143268f * e;
+        return y >= 0 ? 1.0f - half_erfc : half_erfc;
+    }
+
+    /* out[p] = act(g * x[p] + b); act: 0 identity, 1 ReLU, 2 leaky, 3 GELU */
+    CONVLAB_CLONES
+    static void convlab_act_row(const float *x, float *out, Py_ssize_t n,
+                                float g, float b, int act, float alpha) {
+        Py_ssize_t p;
+        if (act == 1) {
+            for (p = 0; p < n; p++) { float y = g * x[p] + b; out[p] = y > 0 ? y : 0.0f; }
+        } else if (act == 2) {
+            for (p = 0; p < n; p++) { float y = g * x[p] + b; out[p] = y > 0 ? y : alpha * y; }
+        } else if (act == 3) {
+            for (p = 0; p < n; p++) {
+                float y = g * x[p] + b, d;
+                out[p] = y * convlab_phi(y, &d);
+            }
+        } else {
+            for (p = 0; p < n; p++) out[p] = g * x[p] + b;
+        }
+    }
+
+    /* dy[p] = dout[p] * act'(g * x[p] + b); dy may alias dout */
+    CONVLAB_CLONES
+    static void convlab_dact_row(const float *dout, const float *x, float *dy,
+                                 Py_ssize_t n, float g, float b, int act, float alpha) {
+        Py_ssize_t p;
+        if (act == 1) {
+            for (p = 0; p < n; p++) { float y = g * x[p] + b; dy[p] = y > 0 ? dout[p] : 0.0f; }
+        } else if (act == 2) {
+            for (p = 0; p < n; p++) {
+                float y = g * x[p] + b; dy[p] = dout[p] * (y > 0 ? 1.0f : alpha);
+            }
+        } else if (act == 3) {
+            for (p = 0; p < n; p++) {
+                float y = g * x[p] + b, d;
+                float cdf = convlab_phi(y, &d);
+                dy[p] = dout[p] * (cdf + y * d);
+            }
+        } else {
+            for (p = 0; p < n; p++) dy[p] = dout[p];
+        }
+    }
+
+    /* sums of dy and of dy * (x - m) over one row (float partial sums, reassociated
+       by the compiler into vector lanes; the caller accumulates rows in double) */
+    CONVLAB_CLONES
+    static void convlab_dot_row(const float *dy, const float *x, Py_ssize_t n,
+                                float m, double *sdy, double *sdyx) {
+        float a = 0.0f, c = 0.0f;
+        for (Py_ssize_t p = 0; p < n; p++) { a += dy[p]; c += dy[p] * (x[p] - m); }
+        *sdy += a;
+        *sdyx += c;
+    }
+    """
+    void convlab_act_row(const float* x, float* out, Py_ssize_t n, float g, float b,
+                         int act, float alpha) noexcept nogil
+    void convlab_dact_row(const float* dout, const float* x, float* dy, Py_ssize_t n,
+                          float g, float b, int act, float alpha) noexcept nogil
+    void convlab_dot_row(const float* dy, const float* x, Py_ssize_t n, float m,
+                         double* sdy, double* sdyx) noexcept nogil
+
+
+cdef inline double _gelu(double y) noexcept nogil:
+    return 0.5 * y * (1.0 + erf(y * INV_SQRT2))
+
+
+cdef inline double _dgelu(double y) noexcept nogil:
+    return 0.5 * (1.0 + erf(y * INV_SQRT2)) + y * INV_SQRT2PI * exp(-0.5 * y * y)
+
+
+# ---------------------------------------------------------- row primitives
+
+cdef inline void _row_act(const real* x, real* out, Py_ssize_t P, real g, real b,
+                          int act, real alpha) noexcept nogil:
+    """out[p] = act(g * x[p] + b) for one contiguous row."""
+    cdef Py_ssize_t p
+    cdef real y
+    if real is float:
+        convlab_act_row(x, out, P, g, b, act, alpha)
+    elif act == 1:
+        for p in range(P):
+            y = g * x[p] + b
+            out[p] = y if y > 0 else 0
+    elif act == 2:
+        for p in range(P):
+            y = g * x[p] + b
+            out[p] = y if y > 0 else alpha * y
+    elif act == 3:
+        for p in range(P):
+            out[p] = _gelu(g * x[p] + b)
+    else:
+        for p in range(P):
+            out[p] = g * x[p] + b
+
+
+cdef inline void _row_dact(const real* dout, const real* x, real* dy, Py_ssize_t P,
+                           real g, real b, int act, real alpha) noexcept nogil:
+    """dy[p] = dout[p] * act'(g * x[p] + b); dy may alias dout."""
+    cdef Py_ssize_t p
+    cdef real y
+    if real is float:
+        convlab_dact_row(dout, x, dy, P, g, b, act, alpha)
+    elif act == 1:
+        for p in range(P):
+            y = g * x[p] + b
+            dy[p] = dout[p] if y > 0 else 0
+    elif act == 2:
+        for p in range(P):
+            y = g * x[p] + b
+            dy[p] = dout[p] if y > 0 else alpha * dout[p]
+    elif act == 3:
+        for p in range(P):
+            dy[p] = dout[p] * _dgelu(g * x[p] + b)
+    else:
+        for p in range(P):
+            dy[p] = dout[p]
+
+
+# ------------------------------------------------------------------ kernels
+
+def bn_act_forward_train(const real[:, :, ::1] x, const real[::1] gamma,
+                         const real[::1] beta, double eps, int act, double alpha,
+                         real[:, :, ::1] out, double[::1] mean, double[::1] invstd):
+    """Batch norm with batch statistics, then an activation.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, P), C-contiguous (``P = H * W``)
+    gamma, beta : ndarray of shape (C,), same dtype as ``x``
+    eps : float
+    act : int
+        Activation code (see the module docstring); ``alpha`` its slope.
+    out : ndarray of shape (N, C, P)
+        Output buffer, fully overwritten.
+    mean, invstd : ndarray of shape (C,), float64
+        Output: the batch mean and ``1 / sqrt(var + eps)`` (biased variance)
+        per channel.
+    """
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], P = x.shape[2]
+    cdef Py_ssize_t n, c, p
+    cdef double s, ss, m, inv, M = N * P
+    cdef real mr, d, g, b
+    cdef const real* xr
+    with nogil:
+        for c in prange(C, schedule="static"):
+            s = 0.0
+            for n in range(N):
+                xr = &x[n, c, 0]
+                for p in range(P):
+                    s = s + xr[p]
+            m = s / M
+            mr = <real>m
+            ss = 0.0
+            for n in range(N):
+                xr = &x[n, c, 0]
+                for p in range(P):
+                    d = xr[p] - mr
+                    ss = ss + d * d
+            inv = 1.0 / sqrt(ss / M + eps)
+            mean[c] = m
+            invstd[c] = inv
+            g = <real>(gamma[c] * inv)
+            b = <real>(beta[c] - gamma[c] * inv * m)
+            for n in range(N):
+                _row_act(&x[n, c, 0], &out[n, c, 0], P, g, b, act, <real>alpha)
+
+
+def scale_shift_act(const real[:, :, ::1] x, const real[::1] scale,
+                    const real[::1] shift, int act, double alpha, real[:, :, ::1] out):
+    """``out = act(scale[c] * x + shift[c])``: batch norm in test mode.
+
+    Parameters
+    ----------
+    x, out : ndarray of shape (N, C, P), same dtype
+    scale, shift : ndarray of shape (C,), same dtype
+    act, alpha : activation code and slope
+    """
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t P = x.shape[2], nc, n, c
+    with nogil:
+        for nc in prange(N * C, schedule="static"):
+            n = nc // C
+            c = nc % C
+            _row_act(&x[n, c, 0], &out[n, c, 0], P, scale[c], shift[c], act, <real>alpha)
+
+
+def act_backward(const real[:, :, ::1] dout, const real[:, :, ::1] x,
+                 const real[::1] scale, const real[::1] shift, int act, double alpha,
+                 real[:, :, ::1] dy):
+    """Backward of :func:`scale_shift_act` through the activation only.
+
+    ``dy = dout * act'(scale[c] * x + shift[c])``; ``dy`` may alias ``dout``.
+    """
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t P = x.shape[2], nc, n, c
+    with nogil:
+        for nc in prange(N * C, schedule="static"):
+            n = nc // C
+            c = nc % C
+            _row_dact(&dout[n, c, 0], &x[n, c, 0], &dy[n, c, 0], P,
+                      scale[c], shift[c], act, <real>alpha)
+
+
+def bn_act_backward(const real[:, :, ::1] dout, const real[:, :, ::1] x,
+                    const double[::1] mean, const double[::1] invstd,
+                    const real[::1] gamma, const real[::1] beta, int act, double alpha,
+                    real[:, :, ::1] dx, double[::1] dgamma, double[::1] dbeta):
+    """Backward pass of :func:`bn_act_forward_train`.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, C, P)
+        Upstream gradient of the activation output.
+    x : ndarray of shape (N, C, P)
+        The forward input.
+    mean, invstd : ndarray of shape (C,), float64
+        As returned by the forward pass.
+    gamma, beta : ndarray of shape (C,)
+    act, alpha : activation code and slope
+    dx : ndarray of shape (N, C, P)
+        Output buffer; may be the same array as ``dout`` (every element is
+        read before it is overwritten, by the same thread).
+    dgamma, dbeta : ndarray of shape (C,), float64
+        Output gradients of the scale and shift.
+    """
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], P = x.shape[2]
+    cdef Py_ssize_t n, c, p
+    cdef double sdy, sdyx, M = N * P
+    cdef real g, b, mr, ir, k0, k1, k2
+    cdef const real* xr
+    cdef real* dr
+    with nogil:
+        for c in prange(C, schedule="static"):
+            mr = <real>mean[c]
+            ir = <real>invstd[c]
+            g = <real>(gamma[c] * invstd[c])
+            b = <real>(beta[c] - gamma[c] * invstd[c] * mean[c])
+            sdy = 0.0
+            sdyx = 0.0
+            for n in range(N):
+                xr = &x[n, c, 0]
+                dr = &dx[n, c, 0]
+                _row_dact(&dout[n, c, 0], xr, dr, P, g, b, act, <real>alpha)
+                if real is float:
+                    convlab_dot_row(dr, xr, P, mr, &sdy, &sdyx)
+                else:
+                    for p in range(P):
+                        sdy = sdy + dr[p]
+                        sdyx = sdyx + dr[p] * (xr[p] - mr)
+            sdyx = sdyx * invstd[c]
+            dbeta[c] = sdy
+            dgamma[c] = sdyx
+            # dx = gamma*inv * (dy - sdy/M - (x - mean)*inv * sdyx/M)
+            k0 = <real>(gamma[c] * invstd[c])
+            k1 = <real>(sdy / M)
+            k2 = <real>(invstd[c] * sdyx / M)
+            for n in range(N):
+                xr = &x[n, c, 0]
+                dr = &dx[n, c, 0]
+                for p in range(P):
+                    dr[p] = k0 * (dr[p] - k1 - (xr[p] - mr) * k2)
