@@ -42,7 +42,15 @@ if [[ "${CONVLAB_SKIP_INSTALL:-0}" != 1 ]]; then
     fingerprint="$(_convlab_fingerprint)"
     if [[ "${CONVLAB_REINSTALL:-0}" == 1 || ! -f "$stamp" || "$(cat "$stamp")" != "$fingerprint" ]]; then
         echo "== installing convlab and its test and book dependencies (compiles the Cython kernels)"
-        (cd "$ROOT" && "$VPY" -m pip install --quiet -e ".[test,book]")
+        pip_log="$(mktemp "${TMPDIR:-/tmp}/convlab-pip.XXXXXX")"
+        if ! (cd "$ROOT" && "$VPY" -m pip install -e ".[test,book]") >"$pip_log" 2>&1; then
+            cat "$pip_log" >&2
+            echo "error: pip install failed (log above)" >&2
+            rm -f "$pip_log"
+            exit 1
+        fi
+        grep -E '^Successfully installed' "$pip_log" | cut -c1-300 || true
+        rm -f "$pip_log"
         # Build matplotlib's font cache now, so that no notebook prints
         # "Matplotlib is building the font cache" on stderr the first time.
         "$VPY" -c "import matplotlib.pyplot"

@@ -38,6 +38,10 @@ fi
 logdir="$(mktemp -d "${TMPDIR:-/tmp}/convlab-test.XXXXXX")"
 summary=()
 failed=0
+total_passed=0 total_failed=0 total_skipped=0
+
+# count N from "N word" in pytest's closing line, 0 if absent
+_count() { grep -oE "[0-9]+ $1" <<<"$2" | grep -oE '^[0-9]+' || echo 0; }
 
 # run_stage NAME COMMAND...: run, show output, remember status, time and pytest's last line
 run_stage() {
@@ -48,7 +52,19 @@ run_stage() {
     "$@" 2>&1 | tee "$log" || status=${PIPESTATUS[0]}
     local last
     last="$(grep -E '^=+ .* in [0-9.]+s' "$log" | tail -1 | sed -E 's/^=+ (.*) =+$/\1/' || true)"
-    [[ -n "$last" ]] || last="exit code $status"
+    local stage_failed=0
+    if [[ -n "$last" ]]; then
+        total_passed=$((total_passed + $(_count passed "$last")))
+        stage_failed=$(( $(_count failed "$last") + $(_count 'errors?' "$last") ))
+        total_skipped=$((total_skipped + $(_count skipped "$last")))
+    else
+        last="exit code $status"
+    fi
+    # a failed stage counts at least once (a broken build, or pytest collecting no tests)
+    if [[ $status -ne 0 && $stage_failed -eq 0 ]]; then
+        stage_failed=1
+    fi
+    total_failed=$((total_failed + stage_failed))
     if [[ $status -eq 0 ]]; then
         summary+=("ok     $name ($((SECONDS - start)) s): $last")
     else
@@ -65,10 +81,14 @@ if run_stage "html build" "$VENV/bin/jupyter-book" build --all . -W --keep-going
 else
     summary+=("FAILED browser test: not run, the HTML build failed")
     failed=1
+    total_failed=$((total_failed + 1))
 fi
 
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"
+skipped_text=""
+[[ $total_skipped -eq 0 ]] || skipped_text=", $total_skipped skipped"
+echo "total: $total_passed passed, $total_failed failed$skipped_text"
 rm -rf "$logdir"
 exit "$failed"
