@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 from convlab import layers
+from convlab._fast import conv as conv_kernels
 from convlab._fast import im2col as im2col_kernels
 from convlab._fast import pool as pool_kernels
 from convlab.fast_layers import (
@@ -277,11 +278,15 @@ def test_max_pool_negative_infinity_and_nan():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_kernels_do_not_depend_on_thread_count(dtype):
-    """The Cython kernels give bitwise-identical results on 1 and 2 threads."""
+    """The Cython kernels give bitwise-identical results on 1 and 2 threads.
+
+    The dw call sums 21 images, i.e. several fixed chunks of partial sums.
+    """
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 4, 11, 9)).astype(dtype)
     HH, WW, stride, pad = 3, 3, 2, 1
     K, P = 4 * HH * WW, 6 * 5
+    w = rng.standard_normal((5, 4, HH, WW)).astype(dtype)
     results = {}
     for threads in (1, 2):
         cols = np.empty((3, K, P), dtype=dtype)
@@ -293,7 +298,13 @@ def test_kernels_do_not_depend_on_thread_count(dtype):
         pool_kernels.max_pool_forward(x, out, argmax, 3, 3, 1, num_threads=threads)
         dpool = np.empty_like(x)
         pool_kernels.max_pool_backward(out, argmax, dpool, num_threads=threads)
-        results[threads] = (cols, dx, out, argmax, dpool)
+        y = np.empty((3, 5, 6, 5), dtype=dtype)
+        conv_kernels.conv_forward(x, w, w[:, 0, 0, 0].copy(), y, stride, pad, pad, num_threads=threads)
+        dw = conv_kernels.conv_backward_weights(np.repeat(x, 7, axis=0), np.repeat(y, 7, axis=0),
+                                                HH, WW, stride, pad, num_threads=threads)
+        dx_conv = np.empty_like(x)
+        conv_kernels.conv_backward_input_col2im(y, w, dx_conv, stride, pad, num_threads=threads)
+        results[threads] = (cols, dx, out, argmax, dpool, y, dw, dx_conv)
     for a, b in zip(results[1], results[2]):
         np.testing.assert_array_equal(a, b)
 

@@ -5,10 +5,13 @@ these are tested against): forward passes return ``(out, cache)``, backward
 passes take ``(dout, cache)``.  The heavy lifting happens in
 :mod:`convlab._fast`:
 
-* convolution is an *im2col* matrix product: :func:`convlab._fast.im2col.im2col`
-  unrolls receptive fields into columns, a BLAS matrix product (through
-  NumPy) applies the filters, and :func:`convlab._fast.im2col.col2im` folds
-  column gradients back onto the image;
+* convolution is an *im2col* matrix product computed by blocked kernels
+  (:mod:`convlab._fast.conv`): the columns are generated block by block
+  straight from the image into cache-sized panels and multiplied by a
+  register-tiled micro-kernel, so the full ``cols`` array never exists.  The
+  textbook version -- full im2col (:mod:`convlab._fast.im2col`), one BLAS
+  product per image through NumPy, col2im -- is kept as
+  :func:`conv_forward_im2col` / :func:`conv_backward_im2col` for comparison;
 * max pooling is a direct loop in :mod:`convlab._fast.pool` that remembers
   each window's winner for the backward pass.
 
@@ -18,6 +21,7 @@ not be contiguous.
 
 import numpy as np
 
+from convlab._fast import conv as _conv
 from convlab._fast import im2col as _im2col
 from convlab._fast import pool as _pool
 from convlab.layers import conv_output_size, pool_output_size
@@ -27,11 +31,13 @@ __all__ = [
     "conv_backward_fast",
     "max_pool_forward_fast",
     "max_pool_backward_fast",
+    "conv_forward_im2col",
+    "conv_backward_im2col",
 ]
 
 
 def conv_forward_fast(x, w, b, conv_param):
-    """Forward pass of a convolutional layer (im2col + matrix product).
+    """Forward pass of a convolutional layer (blocked im2col matrix product).
 
     Parameters
     ----------
@@ -60,27 +66,10 @@ def conv_forward_fast(x, w, b, conv_param):
         :func:`convlab.layers.conv_output_size`, a bias that is not of shape
         ``(F,)``, or a non-real dtype.
     """
-    x, w, b = np.asarray(x), np.asarray(w), np.asarray(b)
-    H_out, W_out = conv_output_size(x.shape, w.shape, conv_param)
-    F = w.shape[0]
-    if b.shape != (F,):
-        raise ValueError(f"b must have shape (F,) = ({F},) for w of shape {w.shape}; got shape {b.shape}")
-    dtype = _real_dtype(x, w, b)
-    stride, pad = int(conv_param["stride"]), int(conv_param["pad"])
-    N, C, H, W = x.shape
-    _, _, HH, WW = w.shape
-
-    x = np.ascontiguousarray(x, dtype=dtype)
-    w_mat = np.ascontiguousarray(w, dtype=dtype).reshape(F, C * HH * WW)
-    b = np.ascontiguousarray(b, dtype=dtype)
-
-    cols = np.empty((N, C * HH * WW, H_out * W_out), dtype=dtype)
-    _im2col.im2col(x, cols, HH, WW, stride, pad)
-    out = np.matmul(w_mat, cols)  # (N, F, H_out * W_out)
-    out += b[:, None]
-    out = out.reshape(N, F, H_out, W_out)
-    cache = (x.shape, w_mat, (HH, WW), stride, pad, cols, dtype)
-    return out, cache
+    x, w, b, stride, pad, H_out, W_out = _prepare_conv(x, w, b, conv_param)
+    out = np.empty((x.shape[0], w.shape[0], H_out, W_out), dtype=x.dtype)
+    _conv.conv_forward(x, w, b, out, stride, pad, pad)
+    return out, (x, w, stride, pad)
 
 
 def conv_backward_fast(dout, cache):
@@ -103,25 +92,95 @@ def conv_backward_fast(dout, cache):
     ------
     ValueError
         If ``dout`` does not have the shape of the forward output.
+
+    Notes
+    -----
+    ``dw`` is a blocked product of ``dout`` with the im2col columns of ``x``.
+    ``dx`` is col2im of ``w.T @ dout``, one block of pixels at a time; for
+    stride 1 with fewer filters than channels it is instead the convolution
+    of ``dout`` (padded by ``HH - 1 - pad``) with the flipped filters, their
+    ``F`` and ``C`` axes swapped, which generates fewer columns.
     """
-    x_shape, w_mat, (HH, WW), stride, pad, cols, dtype = cache
-    N, C, H, W = x_shape
-    F = w_mat.shape[0]
-    P = cols.shape[2]
-    dout = np.asarray(dout)
+    x, w, stride, pad = cache
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
     H_out, W_out = 1 + (H + 2 * pad - HH) // stride, 1 + (W + 2 * pad - WW) // stride
+    dout = np.asarray(dout)
     if dout.shape != (N, F, H_out, W_out):
         raise ValueError(
             f"dout must have the shape of the forward output {(N, F, H_out, W_out)}; got shape {dout.shape}"
         )
-    dout3 = np.ascontiguousarray(dout, dtype=dtype).reshape(N, F, P)
+    dout = np.ascontiguousarray(dout, dtype=x.dtype)
+    db = dout.sum(axis=(0, 2, 3))
+    dw = _conv.conv_backward_weights(x, dout, HH, WW, stride, pad).reshape(w.shape)
+    dx = np.empty(x.shape, dtype=x.dtype)
+    if stride == 1 and pad <= HH - 1 and pad <= WW - 1 and F < C:
+        # Fewer filters than channels: the flipped convolution generates
+        # F * HH * WW columns per input pixel, fewer than col2im scatters.
+        w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        _conv.conv_forward(dout, w_flipped, _NO_BIAS[x.dtype.type], dx, 1, HH - 1 - pad, WW - 1 - pad)
+    else:
+        _conv.conv_backward_input_col2im(dout, w, dx, stride, pad)
+    return dx, dw, db
 
+
+def conv_forward_im2col(x, w, b, conv_param):
+    """Forward pass of a convolution the textbook way: full im2col, then one GEMM per image.
+
+    Same parameters, result and errors as :func:`conv_forward_fast`.  It
+    builds the whole ``cols`` array of shape ``(N, C * HH * WW, H_out * W_out)``
+    with :func:`convlab._fast.im2col.im2col` and multiplies with NumPy's BLAS;
+    it is kept to show the idea (and its memory cost) next to the blocked
+    kernels of :func:`conv_forward_fast`.
+    """
+    x, w, b, stride, pad, H_out, W_out = _prepare_conv(x, w, b, conv_param)
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
+    cols = np.empty((N, C * HH * WW, H_out * W_out), dtype=x.dtype)
+    _im2col.im2col(x, cols, HH, WW, stride, pad)
+    out = np.matmul(w.reshape(F, -1), cols)  # (N, F, H_out * W_out)
+    out += b[:, None]
+    return out.reshape(N, F, H_out, W_out), (x.shape, w, stride, pad, cols)
+
+
+def conv_backward_im2col(dout, cache):
+    """Backward pass matching :func:`conv_forward_im2col` (GEMMs, then col2im).
+
+    Same parameters, results and errors as :func:`conv_backward_fast`.
+    """
+    x_shape, w, stride, pad, cols = cache
+    N, C, H, W = x_shape
+    F, _, HH, WW = w.shape
+    H_out, W_out = 1 + (H + 2 * pad - HH) // stride, 1 + (W + 2 * pad - WW) // stride
+    dout = np.asarray(dout)
+    if dout.shape != (N, F, H_out, W_out):
+        raise ValueError(
+            f"dout must have the shape of the forward output {(N, F, H_out, W_out)}; got shape {dout.shape}"
+        )
+    dout3 = np.ascontiguousarray(dout, dtype=w.dtype).reshape(N, F, H_out * W_out)
     db = dout3.sum(axis=(0, 2))
-    dw = np.matmul(dout3, cols.transpose(0, 2, 1)).sum(axis=0)
-    dcols = np.matmul(w_mat.T, dout3)  # (N, K, P)
-    dx = np.empty(x_shape, dtype=dtype)
+    dw = np.matmul(dout3, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+    dcols = np.matmul(w.reshape(F, -1).T, dout3)  # (N, C * HH * WW, H_out * W_out)
+    dx = np.empty(x_shape, dtype=w.dtype)
     _im2col.col2im(dcols, dx, HH, WW, stride, pad)
-    return dx, dw.reshape(F, C, HH, WW), db
+    return dx, dw, db
+
+
+def _prepare_conv(x, w, b, conv_param):
+    """Validate a convolution's inputs; return contiguous arrays of one float dtype."""
+    x, w, b = np.asarray(x), np.asarray(w), np.asarray(b)
+    H_out, W_out = conv_output_size(x.shape, w.shape, conv_param)
+    F = w.shape[0]
+    if b.shape != (F,):
+        raise ValueError(f"b must have shape (F,) = ({F},) for w of shape {w.shape}; got shape {b.shape}")
+    dtype = _real_dtype(x, w, b)
+    x = np.ascontiguousarray(x, dtype=dtype)
+    w = np.ascontiguousarray(w, dtype=dtype)
+    b = np.ascontiguousarray(b, dtype=dtype)
+    return x, w, b, int(conv_param["stride"]), int(conv_param["pad"]), H_out, W_out
+
+
+_NO_BIAS = {np.float32: np.empty(0, dtype=np.float32), np.float64: np.empty(0, dtype=np.float64)}
 
 
 def max_pool_forward_fast(x, pool_param):

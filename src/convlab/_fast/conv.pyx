@@ -1,0 +1,612 @@
+# cython: language_level=3
+"""Convolution kernels: im2col fused into a hand-blocked matrix product.
+
+The im2col view of a convolution (see :mod:`convlab._fast.im2col`) turns
+each image's forward pass into one matrix product ``out[n] = Wm @ cols[n]``
+with ``Wm = w.reshape(F, K)``, ``K = C * HH * WW`` and ``cols[n]`` of shape
+``(K, P)``, ``P = H_out * W_out``.  Building all of ``cols`` is wasteful: it
+is ``HH * WW`` times larger than the input, so it lives in main memory and
+has to be written and read back.  These kernels never build it.  Instead they
+follow the classic blocked layout of fast matrix products:
+
+1. **Packing.**  ``Wm`` is copied once into *row panels* of ``MR`` filters
+   (``A`` below); for each block of ``NC`` output pixels and ``KC`` taps, the
+   needed piece of ``cols`` is generated straight from the (zero-padded) image
+   into *column panels* of ``NR`` pixels (``B``).  A panel is small enough to
+   stay in the L1 cache, a block in L2.
+2. **Micro-kernel.**  An ``MR x NR`` tile of the output is accumulated in
+   CPU registers over the ``KC`` taps of a block: per tap, ``NR`` pixels are
+   loaded as vectors, each of the ``MR`` weights is broadcast, and ``MR * NR``
+   fused multiply-adds are issued.  This is where the time goes, and it runs
+   near the machine's peak floating-point rate.
+
+The backward pass reuses the same machinery:
+
+* ``dw = sum_n dout[n] @ cols[n].T`` uses the same micro-kernel, with
+  ``dout`` packed into row panels and ``cols.T`` generated panel by panel;
+* ``dx`` computes column gradients ``Wm.T @ dout[n]`` block by block with the
+  same micro-kernel and scatters them onto a padded image (col2im), never
+  materialising more than one block.  (For stride 1, ``dx`` is also the
+  convolution of the padded ``dout`` with the flipped, channel-transposed
+  filters; :mod:`convlab.fast_layers` uses that when it is cheaper.)
+
+Parallelism: OpenMP threads take whole images (or fixed chunks of images for
+``dw``), with the GIL released.  Each output element is computed by exactly
+one thread in a fixed order, and the ``dw`` chunk partial sums are added in
+chunk order, so results are bitwise identical for any thread count.
+"""
+
+from cython.parallel cimport parallel, prange
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
+
+import numpy as np
+
+ctypedef fused real:
+    float
+    double
+
+
+cdef extern from "omp.h":
+    int omp_get_max_threads() nogil
+
+
+cdef extern from *:
+    """
+    /* ------------------------------------------------------------------
+     * Micro-kernels.  With AVX2 + FMA (compiled with -march=native on a
+     * machine that has them) they use 256-bit vectors; otherwise a plain C
+     * version computes the same sums in the same order per element.
+     * ------------------------------------------------------------------ */
+    #include <stddef.h>
+    #if defined(__AVX2__) && defined(__FMA__)
+    #include <immintrin.h>
+    #define CONVLAB_AVX2 1
+    #endif
+
+    /* Tile sizes of the NN micro-kernels: MR = 6 filters x NR pixels, with
+     * NR = 16 floats or 8 doubles (two 256-bit vectors).  12 accumulator
+     * vectors + 2 for B + 1 broadcast fit in the 16 AVX registers, so B is
+     * loaded once per step and reused by all six rows. */
+    #define CONVLAB_MR 6
+    #define CONVLAB_S_NR 16
+    #define CONVLAB_D_NR 8
+
+    /* C[i*ldc + j] (+)= sum_k A[k*6 + i] * B[k*16 + j], i < 6, j < 16 (float32).
+     * A is a packed panel of 6 rows, B a packed panel of 16 columns. */
+    static inline void convlab_sgemm_6x16(ptrdiff_t kc, const float *A, const float *B,
+                                          float *C, ptrdiff_t ldc, int accumulate)
+    {
+    #ifdef CONVLAB_AVX2
+        __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+        __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+        __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+        for (ptrdiff_t k = 0; k < kc; ++k) {
+            __m256 b0 = _mm256_loadu_ps(B), b1 = _mm256_loadu_ps(B + 8), a;
+    #define CONVLAB_S_ROW(i) a = _mm256_broadcast_ss(A + i); \
+            c##i##0 = _mm256_fmadd_ps(a, b0, c##i##0); c##i##1 = _mm256_fmadd_ps(a, b1, c##i##1);
+            CONVLAB_S_ROW(0) CONVLAB_S_ROW(1) CONVLAB_S_ROW(2) CONVLAB_S_ROW(3) CONVLAB_S_ROW(4) CONVLAB_S_ROW(5)
+            A += 6;
+            B += 16;
+        }
+    #define CONVLAB_S_STORE(i) \
+        if (accumulate) { c##i##0 = _mm256_add_ps(c##i##0, _mm256_loadu_ps(C + i * ldc)); \
+                          c##i##1 = _mm256_add_ps(c##i##1, _mm256_loadu_ps(C + i * ldc + 8)); } \
+        _mm256_storeu_ps(C + i * ldc, c##i##0); _mm256_storeu_ps(C + i * ldc + 8, c##i##1);
+        CONVLAB_S_STORE(0) CONVLAB_S_STORE(1) CONVLAB_S_STORE(2) CONVLAB_S_STORE(3) CONVLAB_S_STORE(4) CONVLAB_S_STORE(5)
+    #else
+        float acc[6][16] = {{0}};
+        for (ptrdiff_t k = 0; k < kc; ++k)
+            for (int i = 0; i < 6; ++i)
+                for (int j = 0; j < 16; ++j)
+                    acc[i][j] += A[k * 6 + i] * B[k * 16 + j];
+        for (int i = 0; i < 6; ++i)
+            for (int j = 0; j < 16; ++j)
+                C[i * ldc + j] = accumulate ? C[i * ldc + j] + acc[i][j] : acc[i][j];
+    #endif
+    }
+
+    /* C[i*ldc + j] (+)= sum_k A[k*6 + i] * B[k*8 + j], i < 6, j < 8 (float64). */
+    static inline void convlab_dgemm_6x8(ptrdiff_t kc, const double *A, const double *B,
+                                         double *C, ptrdiff_t ldc, int accumulate)
+    {
+    #ifdef CONVLAB_AVX2
+        __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd(), c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
+        __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd(), c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
+        __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd(), c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
+        for (ptrdiff_t k = 0; k < kc; ++k) {
+            __m256d b0 = _mm256_loadu_pd(B), b1 = _mm256_loadu_pd(B + 4), a;
+    #define CONVLAB_D_ROW(i) a = _mm256_broadcast_sd(A + i); \
+            c##i##0 = _mm256_fmadd_pd(a, b0, c##i##0); c##i##1 = _mm256_fmadd_pd(a, b1, c##i##1);
+            CONVLAB_D_ROW(0) CONVLAB_D_ROW(1) CONVLAB_D_ROW(2) CONVLAB_D_ROW(3) CONVLAB_D_ROW(4) CONVLAB_D_ROW(5)
+            A += 6;
+            B += 8;
+        }
+    #define CONVLAB_D_STORE(i) \
+        if (accumulate) { c##i##0 = _mm256_add_pd(c##i##0, _mm256_loadu_pd(C + i * ldc)); \
+                          c##i##1 = _mm256_add_pd(c##i##1, _mm256_loadu_pd(C + i * ldc + 4)); } \
+        _mm256_storeu_pd(C + i * ldc, c##i##0); _mm256_storeu_pd(C + i * ldc + 4, c##i##1);
+        CONVLAB_D_STORE(0) CONVLAB_D_STORE(1) CONVLAB_D_STORE(2) CONVLAB_D_STORE(3) CONVLAB_D_STORE(4) CONVLAB_D_STORE(5)
+    #else
+        double acc[6][8] = {{0}};
+        for (ptrdiff_t k = 0; k < kc; ++k)
+            for (int i = 0; i < 6; ++i)
+                for (int j = 0; j < 8; ++j)
+                    acc[i][j] += A[k * 6 + i] * B[k * 8 + j];
+        for (int i = 0; i < 6; ++i)
+            for (int j = 0; j < 8; ++j)
+                C[i * ldc + j] = accumulate ? C[i * ldc + j] + acc[i][j] : acc[i][j];
+    #endif
+    }
+
+    """
+    void convlab_sgemm_6x16(Py_ssize_t kc, const float *A, const float *B, float *C,
+                            Py_ssize_t ldc, int accumulate) noexcept nogil
+    void convlab_dgemm_6x8(Py_ssize_t kc, const double *A, const double *B, double *C,
+                           Py_ssize_t ldc, int accumulate) noexcept nogil
+
+
+
+# Blocking parameters (elements): KC taps per block keeps a B panel (KC x NR)
+# in L1; NC pixels per block keeps a packed B block (KC x NC) in L2.
+# DW_CHUNK: images per deterministic partial sum of dw.
+cdef enum:
+    MR = 6
+    KC = 256
+    S_NR = 16
+    D_NR = 8
+    S_NC = 384
+    D_NC = 192
+    DW_CHUNK = 8
+
+
+cdef inline Py_ssize_t _round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return (a + b - 1) // b * b
+
+
+cdef inline Py_ssize_t _nr(real *dummy) noexcept nogil:
+    if real is float:
+        return S_NR
+    else:
+        return D_NR
+
+
+cdef inline Py_ssize_t _nc(real *dummy) noexcept nogil:
+    if real is float:
+        return S_NC
+    else:
+        return D_NC
+
+
+cdef inline void _gemm_tile(Py_ssize_t kc, const real *A, const real *B, real *C,
+                            Py_ssize_t ldc, int accumulate) noexcept nogil:
+    if real is float:
+        convlab_sgemm_6x16(kc, A, B, C, ldc, accumulate)
+    else:
+        convlab_dgemm_6x8(kc, A, B, C, ldc, accumulate)
+
+
+cdef void _pad_image(const real *x, real *xpad, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                     Py_ssize_t pad_h, Py_ssize_t pad_w) noexcept nogil:
+    """Copy one (C, H, W) image into a zeroed (C, H + 2 pad_h, W + 2 pad_w) buffer."""
+    cdef Py_ssize_t Hp = H + 2 * pad_h, Wp = W + 2 * pad_w, c, h
+    memset(xpad, 0, C * Hp * Wp * sizeof(real))
+    for c in range(C):
+        for h in range(H):
+            memcpy(xpad + (c * Hp + h + pad_h) * Wp + pad_w, x + (c * H + h) * W, W * sizeof(real))
+
+
+cdef void _pack_cols(const real *xpad, real *Bp, Py_ssize_t nr, Py_ssize_t Hp, Py_ssize_t Wp,
+                     Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t stride, Py_ssize_t W_out,
+                     Py_ssize_t k0, Py_ssize_t kb, Py_ssize_t p0, Py_ssize_t nb) noexcept nogil:
+    """Write rows ``k0:k0+kb``, columns ``p0:p0+nb`` of im2col(xpad) as NR-wide panels.
+
+    ``Bp[panel][kk][l] = cols[k0 + kk, p0 + panel * nr + l]`` (zero past ``nb``),
+    where ``cols[k, p]`` reads the padded image at tap ``k = (c, i, j)`` of
+    output pixel ``p = (ho, wo)``.  Runs of pixels in one output row are
+    contiguous in the image when the stride is 1, and are copied as such.
+    """
+    cdef Py_ssize_t npanels = (nb + nr - 1) // nr
+    cdef Py_ssize_t kk, k, c, i, j, jp, q, qend, l, run, t, p, ho, wo
+    cdef const real *tap
+    cdef const real *src
+    cdef real *dst
+    for kk in range(kb):
+        k = k0 + kk
+        c = k // (HH * WW)
+        i = (k // WW) % HH
+        j = k % WW
+        tap = xpad + (c * Hp + i) * Wp + j
+        for jp in range(npanels):
+            dst = Bp + (jp * kb + kk) * nr
+            q = jp * nr
+            qend = q + nr
+            if qend > nb:
+                qend = nb
+            p = p0 + q
+            ho = p // W_out
+            wo = p % W_out
+            l = 0
+            while q < qend:
+                run = W_out - wo
+                if run > qend - q:
+                    run = qend - q
+                src = tap + ho * stride * Wp + wo * stride
+                if stride == 1:
+                    for t in range(run):
+                        dst[l + t] = src[t]
+                else:
+                    for t in range(run):
+                        dst[l + t] = src[t * stride]
+                l = l + run
+                q = q + run
+                wo = 0
+                ho = ho + 1
+            while l < nr:
+                dst[l] = 0
+                l = l + 1
+
+
+cdef void _conv_image(const real *x, const real *Ap, const real *bias, real *out,
+                      real *xpad, real *Bp, real *Cbuf,
+                      Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t F,
+                      Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t stride,
+                      Py_ssize_t pad_h, Py_ssize_t pad_w) noexcept nogil:
+    """Convolve one image: ``out (F, P) = Wm (F, K) @ cols (K, P) + bias``.
+
+    ``Ap`` holds ``Wm`` packed as ``ceil(F / MR)`` panels of shape ``(K, MR)``;
+    ``xpad``, ``Bp`` and ``Cbuf`` are this thread's work buffers.
+    """
+    cdef Py_ssize_t nr = _nr(xpad), nc = _nc(xpad)
+    cdef Py_ssize_t Hp = H + 2 * pad_h, Wp = W + 2 * pad_w
+    cdef Py_ssize_t H_out = (Hp - HH) // stride + 1, W_out = (Wp - WW) // stride + 1
+    cdef Py_ssize_t P = H_out * W_out, K = C * HH * WW
+    cdef Py_ssize_t Fp = _round_up(F, MR)
+    cdef Py_ssize_t p0, nb, npanels, k0, kb, jp, ip, f, q, p0_blk, k0_blk
+    cdef real bf
+    _pad_image(x, xpad, C, H, W, pad_h, pad_w)
+    for p0_blk in range((P + nc - 1) // nc):
+        p0 = p0_blk * nc
+        nb = P - p0
+        if nb > nc:
+            nb = nc
+        npanels = (nb + nr - 1) // nr
+        for k0_blk in range((K + KC - 1) // KC):
+            k0 = k0_blk * KC
+            kb = K - k0
+            if kb > KC:
+                kb = KC
+            _pack_cols(xpad, Bp, nr, Hp, Wp, HH, WW, stride, W_out, k0, kb, p0, nb)
+            for jp in range(npanels):
+                for ip in range(Fp // MR):
+                    _gemm_tile(kb, Ap + (ip * K + k0) * MR, Bp + jp * kb * nr,
+                               Cbuf + ip * MR * nc + jp * nr, nc, k0 > 0)
+        for f in range(F):
+            bf = bias[f] if bias != NULL else 0
+            for q in range(nb):
+                out[f * P + p0 + q] = Cbuf[f * nc + q] + bf
+
+
+def _pack_filters(const real[:, ::1] wm):
+    """Pack a (M, K) matrix into ceil(M / MR) panels of shape (K, MR), zero-padded."""
+    cdef Py_ssize_t M = wm.shape[0], K = wm.shape[1], m, k
+    Ap = np.zeros(_round_up(M, MR) * K, dtype=np.float32 if real is float else np.float64)
+    cdef real[::1] ap = Ap
+    for m in range(M):
+        for k in range(K):
+            ap[((m // MR) * K + k) * MR + m % MR] = wm[m, k]
+    return Ap
+
+
+def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const real[::1] b,
+                 real[:, :, :, ::1] out, int stride, int pad_h, int pad_w, int num_threads=0):
+    """Convolution forward pass, writing ``out`` in place.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W), C-contiguous, float32 or float64
+    w : ndarray of shape (F, C, HH, WW), C-contiguous, same dtype
+    b : ndarray of shape (F,) or of shape (0,) for no bias, same dtype
+    out : ndarray of shape (N, F, H_out, W_out), C-contiguous, same dtype
+        Overwritten with the convolution (shapes validated by the caller).
+    stride, pad_h, pad_w : int
+        Stride and zero padding of the rows and of the columns.
+    num_threads : int, optional
+        OpenMP threads; 0 (default) uses the OpenMP default.
+    """
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t F = w.shape[0], HH = w.shape[2], WW = w.shape[3]
+    cdef Py_ssize_t K = C * HH * WW, Hp = H + 2 * pad_h, Wp = W + 2 * pad_w
+    cdef Py_ssize_t nr = _nr(&out[0, 0, 0, 0]), nc = _nc(&out[0, 0, 0, 0])
+    cdef Py_ssize_t P = out.shape[2] * out.shape[3], n
+    if N == 0 or F == 0 or P == 0:
+        return
+    if K == 0:  # no input channels: the output is the bias
+        np.asarray(out)[...] = np.asarray(b)[:, None, None] if b.shape[0] > 0 else 0
+        return
+    Ap_arr = _pack_filters(np.asarray(w).reshape(F, K))
+    cdef const real[::1] Ap = Ap_arr
+    cdef const real *bias = &b[0] if b.shape[0] > 0 else NULL
+    cdef real *xpad
+    cdef real *Bp
+    cdef real *Cbuf
+    cdef int[::1] failed = np.zeros(1, dtype=np.intc)
+    if num_threads <= 0:
+        num_threads = omp_get_max_threads()
+    with nogil, parallel(num_threads=num_threads):
+        xpad = <real *>malloc(C * Hp * Wp * sizeof(real))
+        Bp = <real *>malloc(KC * nc * sizeof(real))
+        Cbuf = <real *>malloc(_round_up(F, MR) * nc * sizeof(real))
+        if xpad == NULL or Bp == NULL or Cbuf == NULL:
+            failed[0] = 1
+        else:
+            for n in prange(N, schedule="dynamic"):
+                _conv_image(&x[n, 0, 0, 0], &Ap[0], bias, &out[n, 0, 0, 0], xpad, Bp, Cbuf,
+                            C, H, W, F, HH, WW, stride, pad_h, pad_w)
+        free(xpad)
+        free(Bp)
+        free(Cbuf)
+    if failed[0]:
+        raise MemoryError("conv_forward: could not allocate the per-thread work buffers")
+
+
+cdef void _pack_cols_transposed(const real *xpad, real *Bp, Py_ssize_t nr, Py_ssize_t Hp,
+                                Py_ssize_t Wp, Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t stride,
+                                Py_ssize_t W_out, Py_ssize_t K, Py_ssize_t k0, Py_ssize_t p0,
+                                Py_ssize_t nb) noexcept nogil:
+    """Write one NR-wide panel of ``cols.T``: ``Bp[q][l] = cols[k0 + l, p0 + q]``.
+
+    Rows ``q < nb`` of the panel are pixels, its ``nr`` columns are taps
+    (zero past ``K``).  This is the B operand of ``dw = dout @ cols.T``.
+    """
+    cdef Py_ssize_t l, k, c, i, j, q, run, t, p, ho, wo
+    cdef const real *tap
+    cdef const real *src
+    cdef real *dst
+    for l in range(nr):
+        k = k0 + l
+        dst = Bp + l
+        if k >= K:
+            for q in range(nb):
+                dst[q * nr] = 0
+            continue
+        c = k // (HH * WW)
+        i = (k // WW) % HH
+        j = k % WW
+        tap = xpad + (c * Hp + i) * Wp + j
+        q = 0
+        ho = p0 // W_out
+        wo = p0 % W_out
+        while q < nb:
+            run = W_out - wo
+            if run > nb - q:
+                run = nb - q
+            src = tap + ho * stride * Wp + wo * stride
+            for t in range(run):
+                dst[(q + t) * nr] = src[t * stride]
+            q = q + run
+            wo = 0
+            ho = ho + 1
+
+
+cdef void _dw_chunk(const real *x, const real *dout, real *dw, real *xpad, real *Ap, real *Bp,
+                    Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                    Py_ssize_t F, Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t stride,
+                    Py_ssize_t pad) noexcept nogil:
+    """Add ``sum over images n0:n1 of dout[n] (F, P) @ cols[n].T (P, K)`` to ``dw``.
+
+    ``dw`` is padded to ``(round_up(F, MR), round_up(K, NR))``.  The summed
+    index is the pixel, taken in blocks of ``KC``: per block, ``dout`` is
+    packed into MR-row panels (``Ap``) and each NR-column panel of ``cols.T``
+    (``Bp``) is generated from the image just before the micro-kernel uses it.
+    """
+    cdef Py_ssize_t nr = _nr(xpad)
+    cdef Py_ssize_t Hp = H + 2 * pad, Wp = W + 2 * pad
+    cdef Py_ssize_t H_out = (Hp - HH) // stride + 1, W_out = (Wp - WW) // stride + 1
+    cdef Py_ssize_t P = H_out * W_out, K = C * HH * WW
+    cdef Py_ssize_t Fp = _round_up(F, MR), Kp = _round_up(K, nr)
+    cdef Py_ssize_t n, p0, p0_blk, nb, ip, jp, q, i, f
+    cdef const real *d
+    cdef real *dst
+    for n in range(n0, n1):
+        _pad_image(x + n * C * H * W, xpad, C, H, W, pad, pad)
+        d = dout + n * F * P
+        for p0_blk in range((P + KC - 1) // KC):
+            p0 = p0_blk * KC
+            nb = P - p0
+            if nb > KC:
+                nb = KC
+            for ip in range(Fp // MR):
+                dst = Ap + ip * nb * MR
+                for i in range(MR):
+                    f = ip * MR + i
+                    if f < F:
+                        for q in range(nb):
+                            dst[q * MR + i] = d[f * P + p0 + q]
+                    else:
+                        for q in range(nb):
+                            dst[q * MR + i] = 0
+            for jp in range(Kp // nr):
+                _pack_cols_transposed(xpad, Bp, nr, Hp, Wp, HH, WW, stride, W_out, K, jp * nr, p0, nb)
+                for ip in range(Fp // MR):
+                    _gemm_tile(nb, Ap + ip * nb * MR, Bp, dw + ip * MR * Kp + jp * nr, Kp, 1)
+
+
+def conv_backward_weights(const real[:, :, :, ::1] x, const real[:, :, :, ::1] dout,
+                          int HH, int WW, int stride, int pad, int num_threads=0):
+    """Gradient of the filters: ``dw = sum_n dout[n] @ cols[n].T``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W), C-contiguous
+        The forward input.
+    dout : ndarray of shape (N, F, H_out, W_out), C-contiguous, same dtype
+        Upstream gradient.
+    HH, WW, stride, pad : int
+        Filter size, stride and padding of the forward pass.
+    num_threads : int, optional
+        OpenMP threads; 0 (default) uses the OpenMP default.
+
+    Returns
+    -------
+    dw : ndarray of shape (F, C * HH * WW)
+
+    Notes
+    -----
+    Images are summed in fixed chunks of ``DW_CHUNK``, one partial sum per
+    chunk, and the partial sums are added in chunk order: the result is the
+    same for every thread count.
+    """
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t F = dout.shape[1], K = C * HH * WW
+    cdef Py_ssize_t nchunks = (N + DW_CHUNK - 1) // DW_CHUNK, ch, n1
+    cdef Py_ssize_t Hp = H + 2 * pad, Wp = W + 2 * pad
+    cdef Py_ssize_t nr = _nr(&x[0, 0, 0, 0])
+    cdef Py_ssize_t Fp = _round_up(F, MR), Kp = _round_up(K, nr)
+    dtype = np.float32 if real is float else np.float64
+    if nchunks == 0 or F == 0 or K == 0:
+        return np.zeros((F, K), dtype=dtype)
+    partial_arr = np.zeros((nchunks, Fp, Kp), dtype=dtype)
+    cdef real[:, :, ::1] partial = partial_arr
+    cdef real *xpad
+    cdef real *Ap
+    cdef real *Bp
+    cdef int[::1] failed = np.zeros(1, dtype=np.intc)
+    if num_threads <= 0:
+        num_threads = omp_get_max_threads()
+    with nogil, parallel(num_threads=num_threads):
+        xpad = <real *>malloc(C * Hp * Wp * sizeof(real))
+        Ap = <real *>malloc(Fp * KC * sizeof(real))
+        Bp = <real *>malloc(KC * nr * sizeof(real))
+        if xpad == NULL or Ap == NULL or Bp == NULL:
+            failed[0] = 1
+        else:
+            for ch in prange(nchunks, schedule="dynamic"):
+                n1 = (ch + 1) * DW_CHUNK
+                if n1 > N:
+                    n1 = N
+                _dw_chunk(&x[0, 0, 0, 0], &dout[0, 0, 0, 0], &partial[ch, 0, 0], xpad, Ap, Bp,
+                          ch * DW_CHUNK, n1, C, H, W, F, HH, WW, stride, pad)
+        free(xpad)
+        free(Ap)
+        free(Bp)
+    if failed[0]:
+        raise MemoryError("conv_backward_weights: could not allocate the per-thread work buffers")
+    dw = partial_arr[0]
+    for ch in range(1, nchunks):
+        dw += partial_arr[ch]
+    return np.ascontiguousarray(dw[:F, :K])
+
+
+cdef void _dx_image(const real *dout, const real *Atp, real *dx, real *dxpad, real *Bp, real *dcols,
+                    Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t F,
+                    Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t stride, Py_ssize_t pad) noexcept nogil:
+    """One image's input gradient by col2im: ``dx = col2im(Wm.T @ dout)``, block by block."""
+    cdef Py_ssize_t nr = _nr(dxpad), nc = _nc(dxpad)
+    cdef Py_ssize_t Hp = H + 2 * pad, Wp = W + 2 * pad
+    cdef Py_ssize_t H_out = (Hp - HH) // stride + 1, W_out = (Wp - WW) // stride + 1
+    cdef Py_ssize_t P = H_out * W_out, K = C * HH * WW, Kp = _round_up(K, MR)
+    cdef Py_ssize_t p0, nb, npanels, f0, fb, f, jp, ip, l, q, k, c, i, j, ho, wo, h, p0_blk, f0_blk, run, t
+    cdef real *dst
+    cdef real *plane
+    cdef const real *src
+    memset(dxpad, 0, C * Hp * Wp * sizeof(real))
+    for p0_blk in range((P + nc - 1) // nc):
+        p0 = p0_blk * nc
+        nb = P - p0
+        if nb > nc:
+            nb = nc
+        npanels = (nb + nr - 1) // nr
+        for f0_blk in range((F + KC - 1) // KC):
+            f0 = f0_blk * KC
+            fb = F - f0
+            if fb > KC:
+                fb = KC
+            # pack dout rows f0:f0+fb, columns p0:p0+nb into NR-wide panels
+            for jp in range(npanels):
+                for f in range(fb):
+                    dst = Bp + (jp * fb + f) * nr
+                    src = dout + (f0 + f) * P + p0 + jp * nr
+                    for l in range(nr):
+                        dst[l] = src[l] if jp * nr + l < nb else 0
+            for jp in range(npanels):
+                for ip in range(Kp // MR):
+                    _gemm_tile(fb, Atp + (ip * F + f0) * MR, Bp + jp * fb * nr,
+                               dcols + ip * MR * nc + jp * nr, nc, f0 > 0)
+        # col2im: scatter-add the column gradients onto the padded image,
+        # one run of pixels of an output row at a time
+        for k in range(K):
+            c = k // (HH * WW)
+            i = (k // WW) % HH
+            j = k % WW
+            plane = dxpad + (c * Hp + i) * Wp + j
+            src = dcols + k * nc
+            q = 0
+            ho = p0 // W_out
+            wo = p0 % W_out
+            while q < nb:
+                run = W_out - wo
+                if run > nb - q:
+                    run = nb - q
+                dst = plane + ho * stride * Wp + wo * stride
+                if stride == 1:
+                    for t in range(run):
+                        dst[t] += src[q + t]
+                else:
+                    for t in range(run):
+                        dst[t * stride] += src[q + t]
+                q = q + run
+                wo = 0
+                ho = ho + 1
+    for c in range(C):
+        for h in range(H):
+            memcpy(dx + (c * H + h) * W, dxpad + (c * Hp + h + pad) * Wp + pad, W * sizeof(real))
+
+
+def conv_backward_input_col2im(const real[:, :, :, ::1] dout, const real[:, :, :, ::1] w,
+                               real[:, :, :, ::1] dx, int stride, int pad, int num_threads=0):
+    """Gradient of the input for any stride: col2im of ``Wm.T @ dout[n]``, in blocks.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, F, H_out, W_out), C-contiguous
+    w : ndarray of shape (F, C, HH, WW), C-contiguous, same dtype
+    dx : ndarray of shape (N, C, H, W), C-contiguous, same dtype
+        Overwritten with the gradient with respect to the input.
+    stride, pad : int
+        Stride and padding of the forward pass.
+    num_threads : int, optional
+        OpenMP threads; 0 (default) uses the OpenMP default.
+    """
+    cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef Py_ssize_t F = w.shape[0], HH = w.shape[2], WW = w.shape[3], K = C * HH * WW
+    cdef Py_ssize_t Hp = H + 2 * pad, Wp = W + 2 * pad, n
+    cdef Py_ssize_t nr = _nr(&dx[0, 0, 0, 0]), nc = _nc(&dx[0, 0, 0, 0])
+    if N == 0 or K == 0:
+        return
+    if F == 0:
+        np.asarray(dx)[...] = 0
+        return
+    Atp_arr = _pack_filters(np.ascontiguousarray(np.asarray(w).reshape(F, K).T))
+    cdef const real[::1] Atp = Atp_arr
+    cdef real *dxpad
+    cdef real *Bp
+    cdef real *dcols
+    cdef int[::1] failed = np.zeros(1, dtype=np.intc)
+    if num_threads <= 0:
+        num_threads = omp_get_max_threads()
+    with nogil, parallel(num_threads=num_threads):
+        dxpad = <real *>malloc(C * Hp * Wp * sizeof(real))
+        Bp = <real *>malloc(KC * nc * sizeof(real))
+        dcols = <real *>malloc(_round_up(K, MR) * nc * sizeof(real))
+        if dxpad == NULL or Bp == NULL or dcols == NULL:
+            failed[0] = 1
+        else:
+            for n in prange(N, schedule="dynamic"):
+                _dx_image(&dout[n, 0, 0, 0], &Atp[0], &dx[n, 0, 0, 0], dxpad, Bp, dcols,
+                          C, H, W, F, HH, WW, stride, pad)
+        free(dxpad)
+        free(Bp)
+        free(dcols)
+    if failed[0]:
+        raise MemoryError("conv_backward_input_col2im: could not allocate the per-thread work buffers")
