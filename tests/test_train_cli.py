@@ -1,0 +1,90 @@
+"""The training command line: a smoke test on a few real CIFAR-10 images, and exact resume."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from convlab import train
+
+SMALL = ["--num-train", "256", "--num-val", "64", "--num-test", "64", "--no-progress"]
+
+
+def _env():
+    env = dict(os.environ)
+    env.setdefault("CONVLAB_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets"))
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _have_data():
+    root = _env()["CONVLAB_DATA"]
+    return os.path.isdir(os.path.join(root, "cifar-10-batches-py"))
+
+
+needs_data = pytest.mark.skipif(not _have_data(), reason="CIFAR-10 not found under CONVLAB_DATA")
+
+
+@needs_data
+def test_cli_trains_and_prints_the_accuracies_last(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "convlab.train", "--recipe", "tiny", "--epochs", "1",
+                           "--seed", "3", "--out", str(out), *SMALL],
+                          capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-2].startswith("val accuracy: 0.") and len(lines[-2]) == len("val accuracy: 0.xxxx")
+    assert lines[-1].startswith("test accuracy: 0.") and len(lines[-1]) == len("test accuracy: 0.xxxx")
+    history = json.loads((out / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [0, 1]
+    for key in ("loss", "train_acc", "val_acc", "lr", "epoch_time", "train_time"):
+        assert key in history["epochs"][1]
+    assert history["final_test_acc"] == pytest.approx(float(lines[-1].split(": ")[1]), abs=5e-5)
+    assert history["num_train"] == 256 and history["num_test"] == 64
+    assert (out / "checkpoint_epoch_1.npz").exists()
+    with np.load(out / "model.npz") as model:
+        assert "params/W1_1" in model.files and "state/whiten_w" in model.files
+
+
+@needs_data
+def test_resume_continues_exactly(tmp_path):
+    data = train.load_data(256, 64, 64)
+    full = train.run("tiny", epochs=2, seed=5, out=str(tmp_path / "full"), progress=False, data=data)
+    # A run "interrupted" after epoch 1: only its first checkpoint survives.
+    cut = tmp_path / "cut"
+    os.makedirs(cut)
+    (cut / "checkpoint_epoch_1.npz").write_bytes((tmp_path / "full" / "checkpoint_epoch_1.npz").read_bytes())
+    resumed = train.run("tiny", epochs=2, seed=5, out=str(cut), resume=True, progress=False, data=data)
+    assert resumed["loss_history"] == full["loss_history"]
+    assert resumed["final_test_acc"] == full["final_test_acc"]
+    with np.load(tmp_path / "full" / "model.npz") as a, np.load(cut / "model.npz") as b:
+        assert a.files == b.files
+        for key in a.files:
+            assert np.array_equal(a[key], b[key]), key
+    with pytest.raises(ValueError, match="no checkpoint"):
+        train.run("tiny", epochs=1, out=str(tmp_path / "empty"), resume=True, progress=False, data=data)
+
+
+def test_recipes_and_overrides():
+    assert {"quick", "best", "three_layer"} <= set(train.RECIPES)
+    r = train.resolve_recipe("quick", ["activation=relu", "widths=[8,16,16]"], epochs=3)
+    assert r["activation"] == "relu" and r["widths"] == [8, 16, 16] and r["epochs"] == 3
+    with pytest.raises(ValueError, match="unknown recipe"):
+        train.resolve_recipe("nope")
+    with pytest.raises(ValueError, match="key=value"):
+        train.resolve_recipe("quick", ["nonsense=1"])
+
+
+def test_nesterov_sgd_scales_the_learning_rate_but_not_the_decay():
+    w = np.ones(3)
+    dw = np.full(3, 0.5)
+    base = {"learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.01}
+    w1, c1 = train.nesterov_sgd(w, dw, dict(base))
+    w64, c64 = train.nesterov_sgd(w, dw, dict(base, lr_scale=64.0))
+    # Nesterov from rest: step = -(1 + mu) * lr * dw, plus decay -lr * wd * w.
+    assert np.allclose(w1, 1 - 1.9 * 0.1 * 0.5 - 0.1 * 0.01)
+    assert np.allclose(w64, 1 - 1.9 * 6.4 * 0.5 - 0.1 * 0.01)
+    assert c64["lr_scale"] == 64.0 and c64["learning_rate"] == 0.1 and c64["weight_decay"] == 0.01
