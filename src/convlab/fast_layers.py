@@ -13,7 +13,8 @@ passes take ``(dout, cache)``.  The heavy lifting happens in
   product per image through NumPy, col2im -- is kept as
   :func:`conv_forward_im2col` / :func:`conv_backward_im2col` for comparison;
 * max pooling is a direct loop in :mod:`convlab._fast.pool` that remembers
-  each window's winner for the backward pass.
+  each window's winner for the backward pass, with a special case for the
+  common 2x2 window with stride 2.
 
 float32 inputs give float32 outputs and float64 stays float64; inputs need
 not be contiguous.
@@ -215,8 +216,12 @@ def max_pool_forward_fast(x, pool_param):
     x = np.ascontiguousarray(x, dtype=dtype)
     N, C, H, W = x.shape
     out = np.empty((N, C, H_out, W_out), dtype=dtype)
-    argmax = np.empty((N, C, H_out, W_out), dtype=np.int32)
-    _pool.max_pool_forward(x, out, argmax, ph, pw, stride)
+    if ph == pw == stride == 2:
+        argmax = np.empty((N, C, H_out, W_out), dtype=np.uint8)
+        _pool.max_pool_forward_2x2(x, out, argmax)
+    else:
+        argmax = np.empty((N, C, H_out, W_out), dtype=np.int32)
+        _pool.max_pool_forward(x, out, argmax, ph, pw, stride)
     return out, (x.shape, argmax, dtype)
 
 
@@ -249,7 +254,10 @@ def max_pool_backward_fast(dout, cache):
         )
     dout = np.ascontiguousarray(dout, dtype=dtype)
     dx = np.empty(x_shape, dtype=dtype)
-    _pool.max_pool_backward(dout, argmax, dx)
+    if argmax.dtype == np.uint8:  # the 2x2 stride-2 fast path
+        _pool.max_pool_backward_2x2(dout, argmax, dx)
+    else:
+        _pool.max_pool_backward(dout, argmax, dx)
     return dx
 
 

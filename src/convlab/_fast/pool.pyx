@@ -15,9 +15,16 @@ Every ``(image, channel)`` plane is independent, so the loops run in parallel
 over planes with OpenMP; overlapping windows add into the same plane, which
 one thread handles in a fixed order, so results do not depend on the thread
 count.
+
+The common 2x2 window with stride 2 has its own pair of kernels
+(:func:`max_pool_forward_2x2`, :func:`max_pool_backward_2x2`): the winner is
+stored as a one-byte position inside its window (0 to 3, row-major), and
+since windows do not overlap the backward pass writes every input gradient
+exactly once, zeros included, with no separate clearing pass.
 """
 
 from cython.parallel cimport prange
+from libc.string cimport memset
 
 ctypedef fused real:
     float
@@ -55,7 +62,7 @@ def max_pool_forward(const real[:, :, :, ::1] x, real[:, :, :, ::1] out,
     if num_threads <= 0:
         num_threads = omp_get_max_threads()
     with nogil:
-        for nc in prange(N * C, num_threads=num_threads, schedule="static"):
+        for nc in prange(N * C, num_threads=num_threads, schedule="dynamic", chunksize=4):
             n = nc // C
             c = nc % C
             for ho in range(H_out):
@@ -96,7 +103,7 @@ def max_pool_backward(const real[:, :, :, ::1] dout, const int[:, :, :, ::1] arg
     if num_threads <= 0:
         num_threads = omp_get_max_threads()
     with nogil:
-        for nc in prange(N * C, num_threads=num_threads, schedule="static"):
+        for nc in prange(N * C, num_threads=num_threads, schedule="dynamic", chunksize=4):
             n = nc // C
             c = nc % C
             for h in range(H):
@@ -106,3 +113,104 @@ def max_pool_backward(const real[:, :, :, ::1] dout, const int[:, :, :, ::1] arg
                 for wo in range(W_out):
                     idx = argmax[n, c, ho, wo]
                     dx[n, c, idx // W, idx % W] += dout[n, c, ho, wo]
+
+
+cdef inline bint _wins(real v, real best) noexcept nogil:
+    """True if ``v`` replaces ``best`` as a window's maximum (first max / first NaN wins).
+
+    Written with bitwise operators, not ``or``/``and``, so that it has no
+    branches and loops that use it can be vectorised.
+    """
+    return (v > best) | ((v != v) & (best == best))
+
+
+def max_pool_forward_2x2(const real[:, :, :, ::1] x, real[:, :, :, ::1] out,
+                         unsigned char[:, :, :, ::1] argmax, int num_threads=0):
+    """2x2 max pooling with stride 2.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W), C-contiguous, H and W even
+        Input.
+    out : ndarray of shape (N, C, H // 2, W // 2), C-contiguous, same dtype
+        Output buffer; overwritten with the window maxima.
+    argmax : ndarray of shape (N, C, H // 2, W // 2), uint8, C-contiguous
+        Output buffer; overwritten with the winner's position in its window:
+        0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right.
+    num_threads : int, optional
+        OpenMP threads; 0 (default) uses the OpenMP default.
+    """
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], W = x.shape[3]
+    cdef Py_ssize_t H_out = out.shape[2], W_out = out.shape[3]
+    cdef Py_ssize_t nc, n, c, ho, wo
+    cdef const real *r0
+    cdef const real *r1
+    cdef real *o
+    cdef unsigned char *a
+    cdef real best, v
+    cdef unsigned char k
+    cdef bint win
+    if num_threads <= 0:
+        num_threads = omp_get_max_threads()
+    with nogil:
+        for nc in prange(N * C, num_threads=num_threads, schedule="dynamic", chunksize=4):
+            n = nc // C
+            c = nc % C
+            for ho in range(H_out):
+                r0 = &x[n, c, 2 * ho, 0]
+                r1 = r0 + W
+                o = &out[n, c, ho, 0]
+                a = &argmax[n, c, ho, 0]
+                for wo in range(W_out):
+                    # branch-free, so that the compiler can vectorise the loop
+                    best = r0[2 * wo]
+                    k = 0
+                    v = r0[2 * wo + 1]
+                    win = _wins(v, best)
+                    best = v if win else best
+                    k = 1 if win else k
+                    v = r1[2 * wo]
+                    win = _wins(v, best)
+                    best = v if win else best
+                    k = 2 if win else k
+                    v = r1[2 * wo + 1]
+                    win = _wins(v, best)
+                    best = v if win else best
+                    k = 3 if win else k
+                    o[wo] = best
+                    a[wo] = k
+
+
+def max_pool_backward_2x2(const real[:, :, :, ::1] dout, const unsigned char[:, :, :, ::1] argmax,
+                          real[:, :, :, ::1] dx, int num_threads=0):
+    """Backward pass of 2x2 stride-2 max pooling.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, C, H_out, W_out), C-contiguous
+        Upstream gradient.
+    argmax : ndarray of shape (N, C, H_out, W_out), uint8
+        Winner positions from :func:`max_pool_forward_2x2`.
+    dx : ndarray of shape (N, C, 2 * H_out, 2 * W_out), C-contiguous
+        Output; every element is overwritten (the winner gets ``dout``, the
+        other three get zero).
+    num_threads : int, optional
+        OpenMP threads; 0 (default) uses the OpenMP default.
+    """
+    cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], W = dx.shape[3]
+    cdef Py_ssize_t H_out = dout.shape[2], W_out = dout.shape[3]
+    cdef Py_ssize_t nc, n, c, ho, wo
+    cdef real *r0
+    cdef unsigned char k
+    if num_threads <= 0:
+        num_threads = omp_get_max_threads()
+    with nogil:
+        for nc in prange(N * C, num_threads=num_threads, schedule="dynamic", chunksize=4):
+            n = nc // C
+            c = nc % C
+            for ho in range(H_out):
+                r0 = &dx[n, c, 2 * ho, 0]
+                memset(r0, 0, 2 * W * sizeof(real))
+                for wo in range(W_out):
+                    k = argmax[n, c, ho, wo]
+                    r0[(k >> 1) * W + 2 * wo + (k & 1)] = dout[n, c, ho, wo]
