@@ -198,11 +198,13 @@ def build_solver(model, data, recipe, seed, out_dir, progress=True):
                         "momentum": recipe["momentum"],
                         "weight_decay": recipe["weight_decay"]}
     else:
+        # Built-in rules take the learning rate as given (not per example).
         update_rule = rule
         optim_config = {"learning_rate": recipe["learning_rate"]}
-        for key in ("momentum", "weight_decay"):
-            if key in recipe and rule in ("sgd_momentum",):
-                optim_config[key] = recipe[key]
+        if rule in ("sgd", "sgd_momentum", "adam") and recipe.get("weight_decay"):
+            optim_config["weight_decay"] = recipe["weight_decay"]
+        if rule == "sgd_momentum" and "momentum" in recipe:
+            optim_config["momentum"] = recipe["momentum"]
     augment = None
     if recipe["flip"] or recipe["translate"]:
         augment = make_augment(flip=bool(recipe["flip"]), max_shift=int(recipe["translate"]))
@@ -330,6 +332,125 @@ def run(recipe_name, epochs=None, seed=0, out=None, resume=False, overrides=(),
     return history
 
 
+def profile_step(recipe_name, overrides=(), batch_size=None, repeats=3, seed=0):
+    """Where the time of one training step goes, next to where the FLOPs go.
+
+    Times one full step of the recipe's ConvNet on random data (augmentation,
+    forward and backward, optimizer update) by wrapping the layer functions
+    the model calls, and counts the multiply-adds of every convolution.
+
+    Parameters
+    ----------
+    recipe_name : str
+    overrides : sequence of "key=value" str
+    batch_size : int or None
+        Default: the recipe's.
+    repeats : int
+        Steps timed (after one warm-up step); the per-part medians are reported.
+
+    Returns
+    -------
+    rows : list of (part, seconds, gflop) tuples
+        ``gflop`` is None for parts without floating-point multiply-adds to count.
+    total : float
+        Median wall time of a whole step, in seconds.
+    """
+    from convlab.classifiers import convnet as cn
+
+    recipe = resolve_recipe(recipe_name, overrides)
+    if recipe["model"] != "convnet":
+        raise ValueError("--profile needs a ConvNet recipe")
+    B = int(batch_size or recipe["batch_size"])
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((B, 3, 32, 32)).astype(np.float32)
+    y = rng.integers(0, 10, B)
+    model = build_model(recipe, seed, X)
+    augment = make_augment(flip=bool(recipe["flip"]), max_shift=int(recipe["translate"]))
+    timings, flops = {}, {}
+
+    def timed(part, fn, count=None):
+        def wrapper(*args, **kwargs):
+            t = time.perf_counter()
+            result = fn(*args, **kwargs)
+            timings[part] = timings.get(part, 0.0) + time.perf_counter() - t
+            if count is not None:
+                flops[part] = flops.get(part, 0.0) + count(args, result)
+            return result
+        return wrapper
+
+    def conv_fwd_flops(args, result):
+        w, out = args[1], result[0]
+        return 2.0 * out.size * np.prod(w.shape[1:])
+
+    def conv_bwd_flops(args, result):   # dx and dw: twice the forward
+        dout, cache = args
+        return 4.0 * dout.size * np.prod(cache[1].shape[1:])
+
+    def conv_dw_flops(args, result):
+        dout, cache = args
+        return 2.0 * dout.size * np.prod(cache[1].shape[1:])
+
+    patched = {
+        "conv_forward_fast": ("conv forward (incl. whitening)", conv_fwd_flops),
+        "conv_backward_fast": ("conv backward dx+dw", conv_bwd_flops),
+        "_conv_weight_gradient": ("conv backward dw only (first conv)", conv_dw_flops),
+        "max_pool_forward_fast": ("max pool forward", None),
+        "max_pool_backward_fast": ("max pool backward", None),
+        "global_max_pool_forward": ("global max pool + affine + loss", None),
+        "global_max_pool_backward": ("global max pool + affine + loss", None),
+        "affine_forward": ("global max pool + affine + loss", None),
+        "affine_backward": ("global max pool + affine + loss", None),
+        "softmax_loss": ("global max pool + affine + loss", None),
+    }
+    originals = {name: getattr(cn, name) for name in patched}
+    kernel = cn._bn_act
+    kernel_originals = {name: getattr(kernel, name) for name in
+                        ("bn_act_forward_train", "bn_act_backward", "scale_shift_act")}
+    totals, parts = [], []
+    try:
+        for name, (part, count) in patched.items():
+            setattr(cn, name, timed(part, originals[name], count))
+
+        class _Kernels:
+            bn_act_forward_train = staticmethod(timed("batch norm + activation forward",
+                                                      kernel_originals["bn_act_forward_train"]))
+            bn_act_backward = staticmethod(timed("batch norm + activation backward",
+                                                 kernel_originals["bn_act_backward"]))
+            scale_shift_act = staticmethod(timed("activation after whitening",
+                                                 kernel_originals["scale_shift_act"]))
+        cn._bn_act = _Kernels
+        configs = {name: {"learning_rate": 0.1, "momentum": 0.85, "weight_decay": 1e-3}
+                   for name in model.params}
+        for r in range(repeats + 1):
+            timings.clear()
+            flops.clear()
+            t0 = time.perf_counter()
+            xb = timed("augmentation (translate + flip)", augment)(X, rng)
+            t1 = time.perf_counter()
+            loss, grads = model.loss(xb, y)
+            t2 = time.perf_counter()
+            for name in model.params:
+                model.params[name], configs[name] = nesterov_sgd(model.params[name], grads[name],
+                                                                 configs[name])
+            t3 = time.perf_counter()
+            timings["optimizer update"] = t3 - t2
+            timings["rest of forward/backward (Python, copies, crops)"] = (
+                (t2 - t1) - sum(v for k, v in timings.items()
+                                if k not in ("augmentation (translate + flip)", "optimizer update")))
+            if r:
+                totals.append(t3 - t0)
+                parts.append(dict(timings))
+    finally:
+        for name, fn in originals.items():
+            setattr(cn, name, fn)
+        cn._bn_act = kernel
+    names = list(parts[0])
+    rows = [(name, float(np.median([p.get(name, 0.0) for p in parts])),
+             flops[name] / 1e9 if name in flops else None) for name in names]
+    rows.sort(key=lambda row: -row[1])
+    return rows, float(np.median(totals))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m convlab.train", description=__doc__.split("\n")[0])
     parser.add_argument("--recipe", default="quick", choices=sorted(RECIPES))
@@ -343,7 +464,27 @@ def main(argv=None):
     parser.add_argument("--num-val", type=int, default=1000)
     parser.add_argument("--num-test", type=int, default=10000)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--profile", action="store_true",
+                        help="time one training step part by part (random data) and exit")
     args = parser.parse_args(argv)
+    if args.profile:
+        rows, total = profile_step(args.recipe, args.set)
+        total_gflop = sum(g for _, _, g in rows if g)
+        print(f"one training step of recipe {args.recipe!r}: {total * 1e3:.0f} ms, "
+              f"{total_gflop:.2f} GFLOP in convolutions")
+        print(f"{'part':52s} {'ms':>8s} {'share':>6s} {'GFLOP':>7s} {'GFLOP/s':>8s}")
+        for part, seconds, gflop in rows:
+            rate = f"{gflop / seconds:8.1f}" if gflop and seconds > 0 else " " * 8
+            g = f"{gflop:7.2f}" if gflop else " " * 7
+            print(f"{part:52s} {seconds * 1e3:8.1f} {100 * seconds / total:5.1f}% {g} {rate}")
+        if args.out:
+            os.makedirs(args.out, exist_ok=True)
+            _write_json(os.path.join(args.out, "profile.json"), {
+                "recipe": args.recipe, "overrides": args.set, "step_seconds": total,
+                "parts": [{"part": p, "seconds": t, "gflop": g} for p, t, g in rows],
+                "command": "python -m convlab.train " + " ".join(sys.argv[1:]),
+                "machine": _machine()})
+        return 0
     try:
         history = run(args.recipe, epochs=args.epochs, seed=args.seed, out=args.out,
                       resume=args.resume, overrides=args.set, num_train=args.num_train,

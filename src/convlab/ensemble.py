@@ -1,0 +1,136 @@
+"""Model ensembles: average the class probabilities of several trained models.
+
+Networks trained from different random seeds make partly independent
+mistakes, so the average of their predicted probabilities is right more often
+than each of them. The cost is linear: ``k`` models take ``k`` times the
+training and the prediction time.
+
+Usage::
+
+    python -m convlab.ensemble RUN_DIR [RUN_DIR ...] [--num-test N] [--out FILE]
+
+where each ``RUN_DIR`` holds the ``model.npz`` that ``python -m convlab.train``
+wrote. It prints the test accuracy of every member and of the ensemble.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from convlab.augment import predict_tta
+
+__all__ = ["load_trained_model", "ensemble_probabilities", "main"]
+
+
+def load_trained_model(path):
+    """Rebuild a model saved by ``python -m convlab.train`` (its ``model.npz``).
+
+    Parameters
+    ----------
+    path : str
+        A ``model.npz`` file or the run directory that contains it.
+
+    Returns
+    -------
+    model : object with ``loss(X)``
+    recipe : dict
+    """
+    from convlab.train import build_model
+
+    if os.path.isdir(path):
+        path = os.path.join(path, "model.npz")
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    recipe = json.loads(str(arrays.pop("recipe")))
+    if "widths" in recipe:
+        recipe["widths"] = tuple(recipe["widths"])
+    params = {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
+    state = {k[len("state/"):]: v for k, v in arrays.items() if k.startswith("state/")}
+    model = build_model(recipe, 0, np.zeros((1, 3, 32, 32), np.float32)) \
+        if recipe["model"] != "convnet" else _bare_convnet(recipe)
+    if set(params) != set(model.params):
+        raise ValueError(f"{path}: parameters {sorted(params)} do not fit the recipe's model "
+                         f"{sorted(model.params)}")
+    model.params.update(params)
+    if state:
+        model.load_state_dict(state)
+    return model, recipe
+
+
+def _bare_convnet(recipe):
+    from convlab.classifiers.convnet import ConvNet
+
+    return ConvNet(widths=recipe["widths"], convs_per_block=recipe["convs_per_block"],
+                   whiten_kernel=recipe["whiten_kernel"], activation=recipe["activation"],
+                   bn_scale=recipe["bn_scale"], bn_momentum=recipe["bn_momentum"],
+                   label_smoothing=recipe["label_smoothing"], logit_scale=recipe["logit_scale"],
+                   dtype=np.float32)
+
+
+def _softmax(scores):
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    p = np.exp(shifted)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def ensemble_probabilities(models, X, tta=0, batch_size=500):
+    """Average predicted class probabilities of ``models`` on ``X``.
+
+    Parameters
+    ----------
+    models : sequence of objects with ``loss(X)`` returning scores (N, K)
+    X : ndarray of shape (N, C, H, W)
+    tta : {0, 1, 2}
+        Test-time augmentation level for every member.
+
+    Returns
+    -------
+    mean_probs : ndarray of shape (N, K)
+    member_probs : list of ndarray of shape (N, K)
+    """
+    if not models:
+        raise ValueError("models must hold at least one model")
+    members = [_softmax(predict_tta(m.loss, X, level=tta, batch_size=batch_size)) for m in models]
+    return np.mean(members, axis=0), members
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m convlab.ensemble",
+                                     description="Test accuracy of an ensemble of trained runs.")
+    parser.add_argument("runs", nargs="+", help="run directories (with model.npz)")
+    parser.add_argument("--num-test", type=int, default=10000)
+    parser.add_argument("--tta", type=int, default=None,
+                        help="test-time augmentation level (default: the first recipe's)")
+    parser.add_argument("--out", default=None, help="write the accuracies to this JSON file")
+    args = parser.parse_args(argv)
+    from convlab.train import load_data
+
+    # Preprocess exactly as the runs did: the mean and scale come from their training split.
+    num_train = 49000
+    history = os.path.join(args.runs[0], "history.json")
+    if os.path.exists(history):
+        with open(history) as f:
+            num_train = json.load(f).get("num_train", num_train)
+    data = load_data(num_train=num_train, num_val=1000, num_test=args.num_test)
+    loaded = [load_trained_model(run) for run in args.runs]
+    tta = loaded[0][1].get("tta", 0) if args.tta is None else args.tta
+    mean, members = ensemble_probabilities([m for m, _ in loaded], data["X_test"], tta=tta)
+    y = data["y_test"]
+    member_acc = [float(np.mean(p.argmax(1) == y)) for p in members]
+    acc = float(np.mean(mean.argmax(1) == y))
+    for run, a in zip(args.runs, member_acc):
+        print(f"{run}: test accuracy {a:.4f}")
+    print(f"ensemble of {len(members)}: test accuracy {acc:.4f}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"runs": args.runs, "member_test_acc": member_acc, "ensemble_test_acc": acc,
+                       "num_test": args.num_test, "tta": tta,
+                       "command": "python -m convlab.ensemble " + " ".join(sys.argv[1:])}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
