@@ -219,6 +219,18 @@ def test_max_pool_matches_naive(problem):
     check_pool(x, pool_param, dout)
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    N=st.integers(1, 3), C=st.integers(1, 3), H_out=st.integers(1, 9), W_out=st.integers(1, 9),
+    dtype=st.sampled_from([np.float32, np.float64]), ties=st.booleans(), seed=st.integers(0, 2**32 - 1),
+)
+def test_max_pool_2x2_fast_path_matches_naive(N, C, H_out, W_out, dtype, ties, seed):
+    """The 2x2 stride-2 kernels (their own code path) agree with the oracle, ties included."""
+    rng, x = random_pool_input((N, C, 2 * H_out, 2 * W_out), dtype, ties, seed)
+    dout = rng.standard_normal((N, C, H_out, W_out)).astype(dtype)
+    check_pool(x, {"pool_height": 2, "pool_width": 2, "stride": 2}, dout)
+
+
 @settings(max_examples=25, deadline=None)
 @given(pool_problems())
 def test_max_pool_non_contiguous_inputs(problem):
@@ -259,6 +271,25 @@ def test_max_pool_overlapping_windows_accumulate():
     dout = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
     dx = max_pool_backward_fast(dout, cache)
     assert dx[0, 0, 1, 1] == 10.0 and np.count_nonzero(dx) == 1
+
+
+@pytest.mark.parametrize("pool_param", [
+    {"pool_height": 2, "pool_width": 2, "stride": 2},  # the 2x2 fast path
+    {"pool_height": 2, "pool_width": 3, "stride": 1},  # the general path
+])
+def test_max_pool_nan_matches_naive(pool_param):
+    """NaNs win their windows, the first NaN taking the gradient, in both code paths."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 2, 6, 8))
+    x[rng.random(x.shape) < 0.15] = np.nan
+    out_shape = layers.max_pool_forward_naive(x, pool_param)[0].shape
+    dout = rng.standard_normal(out_shape)
+    out_naive, cache_naive = layers.max_pool_forward_naive(x, pool_param)
+    out_fast, cache_fast = max_pool_forward_fast(x, pool_param)
+    np.testing.assert_array_equal(out_fast, out_naive)  # NaNs compare equal here
+    np.testing.assert_array_equal(
+        max_pool_backward_fast(dout, cache_fast), layers.max_pool_backward_naive(dout, cache_naive)
+    )
 
 
 def test_max_pool_negative_infinity_and_nan():
