@@ -88,3 +88,20 @@ def test_nesterov_sgd_scales_the_learning_rate_but_not_the_decay():
     assert np.allclose(w1, 1 - 1.9 * 0.1 * 0.5 - 0.1 * 0.01)
     assert np.allclose(w64, 1 - 1.9 * 6.4 * 0.5 - 0.1 * 0.01)
     assert c64["lr_scale"] == 64.0 and c64["learning_rate"] == 0.1 and c64["weight_decay"] == 0.01
+
+
+@needs_data
+def test_saved_model_reloads_and_ensembles(tmp_path):
+    from convlab.ensemble import ensemble_probabilities, load_trained_model
+
+    data = train.load_data(256, 64, 64)
+    history = train.run("tiny", epochs=1, seed=2, out=str(tmp_path / "a"), progress=False, data=data)
+    model, recipe = load_trained_model(str(tmp_path / "a"))
+    assert recipe["widths"] == tuple(train.RECIPES["tiny"]["widths"])
+    acc, _ = train.evaluate(model, data["X_test"], data["y_test"], tta=recipe["tta"])
+    assert acc == history["final_test_acc"]
+    mean, members = ensemble_probabilities([model, model], data["X_test"], tta=1)
+    assert np.allclose(mean, members[0]) and np.allclose(mean.sum(axis=1), 1.0)
+    assert np.array_equal(mean.argmax(1), np.array(history["test_predictions"]))
+    with pytest.raises(ValueError, match="at least one"):
+        ensemble_probabilities([], data["X_test"])
