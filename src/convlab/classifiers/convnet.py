@@ -60,7 +60,10 @@ def _conv_weight_gradient(dout, cache):
         from convlab._fast import conv as _conv
         x, w, stride, pad = cache
         dout = np.ascontiguousarray(dout, dtype=x.dtype)
-        return _conv.conv_backward_weights(x, dout, w.shape[2], w.shape[3], stride, pad).reshape(w.shape)
+        dw = _conv.conv_backward_weights(x, dout, w.shape[2], w.shape[3], stride, pad)
+        if isinstance(dw, tuple):      # newer kernels also return db
+            dw = dw[0]
+        return dw.reshape(w.shape)
     except (ImportError, AttributeError, ValueError, TypeError):
         return conv_backward_fast(dout, cache)[1]
 
