@@ -151,7 +151,9 @@ def run_subprocess(backend, args):
            "--warmup", str(args.warmup)]
     if args.only:
         cmd += ["--only", args.only]
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"the {backend} backend failed:\n{done.stderr}")
     return json.loads(done.stdout)
 
 

@@ -331,11 +331,11 @@ def test_kernels_do_not_depend_on_thread_count(dtype):
         pool_kernels.max_pool_backward(out, argmax, dpool, num_threads=threads)
         y = np.empty((3, 5, 6, 5), dtype=dtype)
         conv_kernels.conv_forward(x, w, w[:, 0, 0, 0].copy(), y, stride, pad, pad, num_threads=threads)
-        dw = conv_kernels.conv_backward_weights(np.repeat(x, 7, axis=0), np.repeat(y, 7, axis=0),
+        dw, db = conv_kernels.conv_backward_weights(np.repeat(x, 7, axis=0), np.repeat(y, 7, axis=0),
                                                 HH, WW, stride, pad, num_threads=threads)
         dx_conv = np.empty_like(x)
         conv_kernels.conv_backward_input_col2im(y, w, dx_conv, stride, pad, num_threads=threads)
-        results[threads] = (cols, dx, out, argmax, dpool, y, dw, dx_conv)
+        results[threads] = (cols, dx, out, argmax, dpool, y, dw, db, dx_conv)
     for a, b in zip(results[1], results[2]):
         np.testing.assert_array_equal(a, b)
 

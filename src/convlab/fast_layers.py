@@ -112,8 +112,8 @@ def conv_backward_fast(dout, cache):
             f"dout must have the shape of the forward output {(N, F, H_out, W_out)}; got shape {dout.shape}"
         )
     dout = np.ascontiguousarray(dout, dtype=x.dtype)
-    db = dout.sum(axis=(0, 2, 3))
-    dw = _conv.conv_backward_weights(x, dout, HH, WW, stride, pad).reshape(w.shape)
+    dw, db = _conv.conv_backward_weights(x, dout, HH, WW, stride, pad)
+    dw = dw.reshape(w.shape)
     dx = np.empty(x.shape, dtype=x.dtype)
     if stride == 1 and pad <= HH - 1 and pad <= WW - 1 and F < C:
         # Fewer filters than channels: the flipped convolution generates

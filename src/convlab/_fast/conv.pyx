@@ -389,11 +389,12 @@ cdef void _pack_cols_transposed(const real *xpad, real *Bp, Py_ssize_t nr, Py_ss
             ho = ho + 1
 
 
-cdef void _dw_chunk(const real *x, const real *dout, real *dw, real *xpad, real *Ap, real *Bp,
+cdef void _dw_chunk(const real *x, const real *dout, real *dw, real *db, real *xpad, real *Ap, real *Bp,
                     Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                     Py_ssize_t F, Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t stride,
                     Py_ssize_t pad) noexcept nogil:
-    """Add ``sum over images n0:n1 of dout[n] (F, P) @ cols[n].T (P, K)`` to ``dw``.
+    """Add ``sum over images n0:n1 of dout[n] (F, P) @ cols[n].T (P, K)`` to ``dw``,
+    and the sums of the rows of ``dout[n]`` to ``db (F,)``.
 
     ``dw`` is padded to ``(round_up(F, MR), round_up(K, NR))``.  The summed
     index is the pixel, taken in blocks of ``KC``: per block, ``dout`` is
@@ -406,6 +407,7 @@ cdef void _dw_chunk(const real *x, const real *dout, real *dw, real *xpad, real 
     cdef Py_ssize_t P = H_out * W_out, K = C * HH * WW
     cdef Py_ssize_t Fp = _round_up(F, MR), Kp = _round_up(K, nr)
     cdef Py_ssize_t n, p0, p0_blk, nb, ip, jp, q, i, f
+    cdef real row_sum
     cdef const real *d
     cdef real *dst
     for n in range(n0, n1):
@@ -421,8 +423,11 @@ cdef void _dw_chunk(const real *x, const real *dout, real *dw, real *xpad, real 
                 for i in range(MR):
                     f = ip * MR + i
                     if f < F:
+                        row_sum = 0
                         for q in range(nb):
                             dst[q * MR + i] = d[f * P + p0 + q]
+                            row_sum = row_sum + d[f * P + p0 + q]
+                        db[f] += row_sum
                     else:
                         for q in range(nb):
                             dst[q * MR + i] = 0
@@ -434,7 +439,7 @@ cdef void _dw_chunk(const real *x, const real *dout, real *dw, real *xpad, real 
 
 def conv_backward_weights(const real[:, :, :, ::1] x, const real[:, :, :, ::1] dout,
                           int HH, int WW, int stride, int pad, int num_threads=0):
-    """Gradient of the filters: ``dw = sum_n dout[n] @ cols[n].T``.
+    """Gradients of the filters and biases: ``dw = sum_n dout[n] @ cols[n].T``, ``db``.
 
     Parameters
     ----------
@@ -450,6 +455,8 @@ def conv_backward_weights(const real[:, :, :, ::1] x, const real[:, :, :, ::1] d
     Returns
     -------
     dw : ndarray of shape (F, C * HH * WW)
+    db : ndarray of shape (F,)
+        ``dout`` summed over images and pixels (it is read anyway).
 
     Notes
     -----
@@ -465,9 +472,11 @@ def conv_backward_weights(const real[:, :, :, ::1] x, const real[:, :, :, ::1] d
     cdef Py_ssize_t Fp = _round_up(F, MR), Kp = _round_up(K, nr)
     dtype = np.float32 if real is float else np.float64
     if nchunks == 0 or F == 0 or K == 0:
-        return np.zeros((F, K), dtype=dtype)
+        return np.zeros((F, K), dtype=dtype), np.asarray(dout).sum(axis=(0, 2, 3))
     partial_arr = np.zeros((nchunks, Fp, Kp), dtype=dtype)
+    partial_db_arr = np.zeros((nchunks, F), dtype=dtype)
     cdef real[:, :, ::1] partial = partial_arr
+    cdef real[:, ::1] partial_db = partial_db_arr
     cdef real *xpad
     cdef real *Ap
     cdef real *Bp
@@ -485,7 +494,8 @@ def conv_backward_weights(const real[:, :, :, ::1] x, const real[:, :, :, ::1] d
                 n1 = (ch + 1) * DW_CHUNK
                 if n1 > N:
                     n1 = N
-                _dw_chunk(&x[0, 0, 0, 0], &dout[0, 0, 0, 0], &partial[ch, 0, 0], xpad, Ap, Bp,
+                _dw_chunk(&x[0, 0, 0, 0], &dout[0, 0, 0, 0], &partial[ch, 0, 0], &partial_db[ch, 0],
+                          xpad, Ap, Bp,
                           ch * DW_CHUNK, n1, C, H, W, F, HH, WW, stride, pad)
         free(xpad)
         free(Ap)
@@ -493,9 +503,11 @@ def conv_backward_weights(const real[:, :, :, ::1] x, const real[:, :, :, ::1] d
     if failed[0]:
         raise MemoryError("conv_backward_weights: could not allocate the per-thread work buffers")
     dw = partial_arr[0]
+    db = partial_db_arr[0]
     for ch in range(1, nchunks):
         dw += partial_arr[ch]
-    return np.ascontiguousarray(dw[:F, :K])
+        db += partial_db_arr[ch]
+    return np.ascontiguousarray(dw[:F, :K]), db
 
 
 cdef void _dx_image(const real *dout, const real *Atp, real *dx, real *dxpad, real *Bp, real *dcols,
