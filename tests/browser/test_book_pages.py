@@ -48,6 +48,7 @@ IMAGES = """
 @pytest.fixture
 def page(browser_context):
     page = browser_context.new_page()
+    page.set_default_timeout(60_000)  # generous: CI machines can be busy
     failed = []
     page.on("requestfailed", lambda request: failed.append(request.url))
     page.on(
@@ -83,7 +84,9 @@ def test_page_renders(page, server_url, path, title, min_figures):
         f"{path}: expected at least {min_figures} figures, found {len(figures)}"
     )
 
-    page.wait_for_load_state("networkidle")
+    # Fonts (MathJax's included) load after typesetting; wait for them, not for "network idle",
+    # which a busy machine can miss even when every request succeeded.
+    page.evaluate("async () => { await document.fonts.ready; }")
     assert not page.failed_requests, f"{path}: failed requests: {page.failed_requests}"
 
 
