@@ -19,7 +19,9 @@ from convlab._fast import im2col as im2col_kernels
 from convlab._fast import pool as pool_kernels
 from convlab.fast_layers import (
     conv_backward_fast,
+    conv_backward_im2col,
     conv_forward_fast,
+    conv_forward_im2col,
     max_pool_backward_fast,
     max_pool_forward_fast,
 )
@@ -140,6 +142,22 @@ def test_conv_matches_naive(problem):
     out_shape = layers.conv_forward_naive(x, w, b, conv_param)[0].shape
     dout = rng.standard_normal(out_shape).astype(dtype)
     check_conv(x, w, b, conv_param, dout, dtype)
+
+
+@settings(max_examples=30, deadline=None)
+@given(conv_problems())
+def test_conv_im2col_layers_match_naive(problem):
+    """The textbook full-im2col + BLAS layers (kept for comparison) are correct too."""
+    x_shape, w_shape, conv_param, dtype, seed = problem
+    rng, x, w, b = random_conv_arrays(x_shape, w_shape, dtype, seed)
+    out_naive, cache_naive = layers.conv_forward_naive(x, w, b, conv_param)
+    dout = rng.standard_normal(out_naive.shape).astype(dtype)
+    out, cache = conv_forward_im2col(x, w, b, conv_param)
+    assert_close_normwise(out, out_naive, dtype, "out")
+    for name, g_fast, g_naive in zip(
+        ("dx", "dw", "db"), conv_backward_im2col(dout, cache), layers.conv_backward_naive(dout, cache_naive)
+    ):
+        assert_close_normwise(g_fast, g_naive, dtype, name)
 
 
 @settings(max_examples=25, deadline=None)
@@ -342,22 +360,29 @@ def test_kernels_do_not_depend_on_thread_count(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_layers_agree_on_one_and_two_threads(dtype):
-    """The layers (kernels + BLAS) agree on 1 and 2 threads up to rounding."""
-    rng, x, w, b = random_conv_arrays((6, 8, 12, 12), (16, 8, 3, 3), dtype, seed=9)
+    """The layers agree on 1 and 2 threads (OpenMP limited with threadpoolctl).
+
+    The problems are large enough (over 2 x 8e7 flop for the convolution,
+    2**21 elements for the pooling) that the kernels really use 2 threads
+    when allowed to.
+    """
+    rng, x, w, b = random_conv_arrays((32, 32, 16, 16), (48, 32, 3, 3), dtype, seed=9)
     conv_param = {"stride": 1, "pad": 1}
     pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
-    dout = rng.standard_normal((6, 16, 12, 12)).astype(dtype)
-    dpool = rng.standard_normal((6, 16, 6, 6)).astype(dtype)
+    dout = rng.standard_normal((32, 48, 16, 16)).astype(dtype)
+    pool_x = rng.standard_normal((64, 32, 32, 32)).astype(dtype)
+    dpool = rng.standard_normal((64, 32, 16, 16)).astype(dtype)
     results = []
     for threads in (1, 2):
         with threadpool_limits(limits=threads):
             out, cache = conv_forward_fast(x, w, b, conv_param)
             grads = conv_backward_fast(dout, cache)
-            pooled, pcache = max_pool_forward_fast(out, pool_param)
+            pooled, pcache = max_pool_forward_fast(pool_x, pool_param)
             dpooled = max_pool_backward_fast(dpool, pcache)
         results.append((out, *grads, pooled, dpooled))
+    # Every output element is computed by one thread in a fixed order: bitwise equal.
     for name, one, two in zip(("out", "dx", "dw", "db", "pooled", "dpooled"), *results):
-        assert_close_normwise(one, two, dtype, name)
+        np.testing.assert_array_equal(one, two, err_msg=name)
 
 
 # --------------------------------------------------------------------------
@@ -418,10 +443,19 @@ def test_conv_forward_rejects_bad_input(x, w, b, conv_param, match):
         conv_forward_fast(x, w, b, conv_param)
 
 
-def test_conv_backward_rejects_wrong_dout_shape():
-    out, cache = conv_forward_fast(GOOD_X, GOOD_W, GOOD_B, GOOD_CONV)
+def test_conv_im2col_forward_rejects_bad_input():
+    with pytest.raises(ValueError, match="same number of channels"):
+        conv_forward_im2col(GOOD_X, np.zeros((4, 2, 3, 3)), GOOD_B, GOOD_CONV)
+
+
+@pytest.mark.parametrize("forward, backward", [
+    (conv_forward_fast, conv_backward_fast),
+    (conv_forward_im2col, conv_backward_im2col),
+])
+def test_conv_backward_rejects_wrong_dout_shape(forward, backward):
+    out, cache = forward(GOOD_X, GOOD_W, GOOD_B, GOOD_CONV)
     with pytest.raises(ValueError, match="dout must have the shape"):
-        conv_backward_fast(out[:, :, :-1], cache)
+        backward(out[:, :, :-1], cache)
 
 
 @pytest.mark.parametrize(

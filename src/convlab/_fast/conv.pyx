@@ -150,6 +150,7 @@ cdef extern from *:
 # Blocking parameters (elements): KC taps per block keeps a B panel (KC x NR)
 # in L1; NC pixels per block keeps a packed B block (KC x NC) in L2.
 # DW_CHUNK: images per deterministic partial sum of dw.
+# CONV_FLOP_PER_THREAD: a thread is woken only for this much work (~2 ms).
 cdef enum:
     MR = 6
     KC = 256
@@ -158,6 +159,23 @@ cdef enum:
     S_NC = 384
     D_NC = 192
     DW_CHUNK = 8
+cdef double CONV_FLOP_PER_THREAD = 8e7
+
+
+cdef int _pick_threads(double work, double work_per_thread, int num_threads) noexcept nogil:
+    """Threads to use: ``num_threads`` if positive, else the OpenMP default
+    (``OMP_NUM_THREADS`` or the number of cores) capped at one thread per
+    ``work_per_thread`` units of work.  Waking an idle thread costs from
+    microseconds to, on a busy machine, milliseconds, so small problems run
+    on the calling thread alone.
+    """
+    cdef int most
+    if num_threads > 0:
+        return num_threads
+    most = omp_get_max_threads()
+    if work < most * work_per_thread:
+        most = <int>(work / work_per_thread)
+    return most if most > 1 else 1
 
 
 cdef inline Py_ssize_t _round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -312,7 +330,8 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
     stride, pad_h, pad_w : int
         Stride and zero padding of the rows and of the columns.
     num_threads : int, optional
-        OpenMP threads; 0 (default) uses the OpenMP default.
+        OpenMP threads; 0 (default) uses the OpenMP default
+        (``OMP_NUM_THREADS`` or the number of cores), fewer for small problems.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t F = w.shape[0], HH = w.shape[2], WW = w.shape[3]
@@ -331,8 +350,7 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
     cdef real *Bp
     cdef real *Cbuf
     cdef int[::1] failed = np.zeros(1, dtype=np.intc)
-    if num_threads <= 0:
-        num_threads = omp_get_max_threads()
+    num_threads = _pick_threads(2.0 * N * F * K * P, CONV_FLOP_PER_THREAD, num_threads)
     with nogil, parallel(num_threads=num_threads):
         xpad = <real *>malloc(C * Hp * Wp * sizeof(real))
         Bp = <real *>malloc(KC * nc * sizeof(real))
@@ -450,7 +468,8 @@ def conv_backward_weights(const real[:, :, :, ::1] x, const real[:, :, :, ::1] d
     HH, WW, stride, pad : int
         Filter size, stride and padding of the forward pass.
     num_threads : int, optional
-        OpenMP threads; 0 (default) uses the OpenMP default.
+        OpenMP threads; 0 (default) uses the OpenMP default
+        (``OMP_NUM_THREADS`` or the number of cores), fewer for small problems.
 
     Returns
     -------
@@ -465,7 +484,7 @@ def conv_backward_weights(const real[:, :, :, ::1] x, const real[:, :, :, ::1] d
     same for every thread count.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t F = dout.shape[1], K = C * HH * WW
+    cdef Py_ssize_t F = dout.shape[1], K = C * HH * WW, P = dout.shape[2] * dout.shape[3]
     cdef Py_ssize_t nchunks = (N + DW_CHUNK - 1) // DW_CHUNK, ch, n1
     cdef Py_ssize_t Hp = H + 2 * pad, Wp = W + 2 * pad
     cdef Py_ssize_t nr = _nr(&x[0, 0, 0, 0])
@@ -481,8 +500,7 @@ def conv_backward_weights(const real[:, :, :, ::1] x, const real[:, :, :, ::1] d
     cdef real *Ap
     cdef real *Bp
     cdef int[::1] failed = np.zeros(1, dtype=np.intc)
-    if num_threads <= 0:
-        num_threads = omp_get_max_threads()
+    num_threads = _pick_threads(2.0 * N * F * K * P, CONV_FLOP_PER_THREAD, num_threads)
     with nogil, parallel(num_threads=num_threads):
         xpad = <real *>malloc(C * Hp * Wp * sizeof(real))
         Ap = <real *>malloc(Fp * KC * sizeof(real))
@@ -588,11 +606,12 @@ def conv_backward_input_col2im(const real[:, :, :, ::1] dout, const real[:, :, :
     stride, pad : int
         Stride and padding of the forward pass.
     num_threads : int, optional
-        OpenMP threads; 0 (default) uses the OpenMP default.
+        OpenMP threads; 0 (default) uses the OpenMP default
+        (``OMP_NUM_THREADS`` or the number of cores), fewer for small problems.
     """
     cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
     cdef Py_ssize_t F = w.shape[0], HH = w.shape[2], WW = w.shape[3], K = C * HH * WW
-    cdef Py_ssize_t Hp = H + 2 * pad, Wp = W + 2 * pad, n
+    cdef Py_ssize_t Hp = H + 2 * pad, Wp = W + 2 * pad, n, P = dout.shape[2] * dout.shape[3]
     cdef Py_ssize_t nr = _nr(&dx[0, 0, 0, 0]), nc = _nc(&dx[0, 0, 0, 0])
     if N == 0 or K == 0:
         return
@@ -605,8 +624,7 @@ def conv_backward_input_col2im(const real[:, :, :, ::1] dout, const real[:, :, :
     cdef real *Bp
     cdef real *dcols
     cdef int[::1] failed = np.zeros(1, dtype=np.intc)
-    if num_threads <= 0:
-        num_threads = omp_get_max_threads()
+    num_threads = _pick_threads(2.0 * N * F * K * P, CONV_FLOP_PER_THREAD, num_threads)
     with nogil, parallel(num_threads=num_threads):
         dxpad = <real *>malloc(C * Hp * Wp * sizeof(real))
         Bp = <real *>malloc(KC * nc * sizeof(real))

@@ -30,6 +30,9 @@ ctypedef fused real:
     float
     double
 
+# A thread is woken only for at least this many input elements (~1-2 ms of work).
+cdef double ELEMENTS_PER_THREAD = 1 << 20
+
 
 def im2col(const real[:, :, :, ::1] x, real[:, :, ::1] cols,
            int HH, int WW, int stride, int pad, int num_threads=0):
@@ -47,14 +50,13 @@ def im2col(const real[:, :, :, ::1] x, real[:, :, ::1] cols,
         Convolution stride and zero padding (validated by the caller).
     num_threads : int, optional
         OpenMP threads; 0 (default) uses the OpenMP default
-        (``OMP_NUM_THREADS`` or the number of cores).
+        (``OMP_NUM_THREADS`` or the number of cores), fewer for small problems.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t H_out = (H + 2 * pad - HH) // stride + 1
     cdef Py_ssize_t W_out = (W + 2 * pad - WW) // stride + 1
     cdef Py_ssize_t nc, n, c, i, j, k, ho, wo, h_in, w_in, p
-    if num_threads <= 0:
-        num_threads = _default_threads()
+    num_threads = _pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
     with nogil:
         for nc in prange(N * C, num_threads=num_threads, schedule="static"):
             n = nc // C
@@ -91,7 +93,8 @@ def col2im(const real[:, :, ::1] dcols, real[:, :, :, ::1] dx,
     HH, WW, stride, pad : int
         The convolution's filter size, stride and padding.
     num_threads : int, optional
-        OpenMP threads; 0 (default) uses the OpenMP default.
+        OpenMP threads; 0 (default) uses the OpenMP default
+        (``OMP_NUM_THREADS`` or the number of cores), fewer for small problems.
 
     Notes
     -----
@@ -103,8 +106,7 @@ def col2im(const real[:, :, ::1] dcols, real[:, :, :, ::1] dx,
     cdef Py_ssize_t H_out = (H + 2 * pad - HH) // stride + 1
     cdef Py_ssize_t W_out = (W + 2 * pad - WW) // stride + 1
     cdef Py_ssize_t nc, n, c, i, j, k, ho, wo, h_in, w_in, p, h, w
-    if num_threads <= 0:
-        num_threads = _default_threads()
+    num_threads = _pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
     with nogil:
         for nc in prange(N * C, num_threads=num_threads, schedule="static"):
             n = nc // C
@@ -130,5 +132,17 @@ cdef extern from "omp.h":
     int omp_get_max_threads() nogil
 
 
-cdef int _default_threads() noexcept nogil:
-    return omp_get_max_threads()
+cdef int _pick_threads(double work, double work_per_thread, int num_threads) noexcept nogil:
+    """Threads to use: ``num_threads`` if positive, else the OpenMP default
+    (``OMP_NUM_THREADS`` or the number of cores) capped at one thread per
+    ``work_per_thread`` units of work.  Waking an idle thread costs from
+    microseconds to, on a busy machine, milliseconds, so small problems run
+    on the calling thread alone.
+    """
+    cdef int most
+    if num_threads > 0:
+        return num_threads
+    most = omp_get_max_threads()
+    if work < most * work_per_thread:
+        most = <int>(work / work_per_thread)
+    return most if most > 1 else 1

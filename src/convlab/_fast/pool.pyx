@@ -30,6 +30,9 @@ ctypedef fused real:
     float
     double
 
+# A thread is woken only for at least this many input elements (~1-2 ms of work).
+cdef double ELEMENTS_PER_THREAD = 1 << 20
+
 
 cdef extern from "omp.h":
     int omp_get_max_threads() nogil
@@ -52,15 +55,15 @@ def max_pool_forward(const real[:, :, :, ::1] x, real[:, :, :, ::1] out,
     pool_height, pool_width, stride : int
         Window size and stride (validated by the caller).
     num_threads : int, optional
-        OpenMP threads; 0 (default) uses the OpenMP default.
+        OpenMP threads; 0 (default) uses the OpenMP default
+        (``OMP_NUM_THREADS`` or the number of cores), fewer for small problems.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t H_out = out.shape[2], W_out = out.shape[3]
     cdef Py_ssize_t nc, n, c, ho, wo, i, j, h0, w0
     cdef int best_idx
     cdef real best, v
-    if num_threads <= 0:
-        num_threads = omp_get_max_threads()
+    num_threads = _pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
     with nogil:
         for nc in prange(N * C, num_threads=num_threads, schedule="dynamic", chunksize=4):
             n = nc // C
@@ -95,13 +98,13 @@ def max_pool_backward(const real[:, :, :, ::1] dout, const int[:, :, :, ::1] arg
     dx : ndarray of shape (N, C, H, W), C-contiguous, same dtype as ``dout``
         Output; overwritten with the gradient with respect to the input.
     num_threads : int, optional
-        OpenMP threads; 0 (default) uses the OpenMP default.
+        OpenMP threads; 0 (default) uses the OpenMP default
+        (``OMP_NUM_THREADS`` or the number of cores), fewer for small problems.
     """
     cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
     cdef Py_ssize_t H_out = dout.shape[2], W_out = dout.shape[3]
     cdef Py_ssize_t nc, n, c, ho, wo, h, w, idx
-    if num_threads <= 0:
-        num_threads = omp_get_max_threads()
+    num_threads = _pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
     with nogil:
         for nc in prange(N * C, num_threads=num_threads, schedule="dynamic", chunksize=4):
             n = nc // C
@@ -138,9 +141,10 @@ def max_pool_forward_2x2(const real[:, :, :, ::1] x, real[:, :, :, ::1] out,
         Output buffer; overwritten with the winner's position in its window:
         0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right.
     num_threads : int, optional
-        OpenMP threads; 0 (default) uses the OpenMP default.
+        OpenMP threads; 0 (default) uses the OpenMP default
+        (``OMP_NUM_THREADS`` or the number of cores), fewer for small problems.
     """
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], W = x.shape[3]
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t H_out = out.shape[2], W_out = out.shape[3]
     cdef Py_ssize_t nc, n, c, ho, wo
     cdef const real *r0
@@ -150,8 +154,7 @@ def max_pool_forward_2x2(const real[:, :, :, ::1] x, real[:, :, :, ::1] out,
     cdef real best, v
     cdef unsigned char k
     cdef bint win
-    if num_threads <= 0:
-        num_threads = omp_get_max_threads()
+    num_threads = _pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
     with nogil:
         for nc in prange(N * C, num_threads=num_threads, schedule="dynamic", chunksize=4):
             n = nc // C
@@ -195,15 +198,15 @@ def max_pool_backward_2x2(const real[:, :, :, ::1] dout, const unsigned char[:, 
         Output; every element is overwritten (the winner gets ``dout``, the
         other three get zero).
     num_threads : int, optional
-        OpenMP threads; 0 (default) uses the OpenMP default.
+        OpenMP threads; 0 (default) uses the OpenMP default
+        (``OMP_NUM_THREADS`` or the number of cores), fewer for small problems.
     """
-    cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], W = dx.shape[3]
+    cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
     cdef Py_ssize_t H_out = dout.shape[2], W_out = dout.shape[3]
     cdef Py_ssize_t nc, n, c, ho, wo
     cdef real *r0
     cdef unsigned char k
-    if num_threads <= 0:
-        num_threads = omp_get_max_threads()
+    num_threads = _pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
     with nogil:
         for nc in prange(N * C, num_threads=num_threads, schedule="dynamic", chunksize=4):
             n = nc // C
@@ -214,3 +217,19 @@ def max_pool_backward_2x2(const real[:, :, :, ::1] dout, const unsigned char[:, 
                 for wo in range(W_out):
                     k = argmax[n, c, ho, wo]
                     r0[(k >> 1) * W + 2 * wo + (k & 1)] = dout[n, c, ho, wo]
+
+
+cdef int _pick_threads(double work, double work_per_thread, int num_threads) noexcept nogil:
+    """Threads to use: ``num_threads`` if positive, else the OpenMP default
+    (``OMP_NUM_THREADS`` or the number of cores) capped at one thread per
+    ``work_per_thread`` units of work.  Waking an idle thread costs from
+    microseconds to, on a busy machine, milliseconds, so small problems run
+    on the calling thread alone.
+    """
+    cdef int most
+    if num_threads > 0:
+        return num_threads
+    most = omp_get_max_threads()
+    if work < most * work_per_thread:
+        most = <int>(work / work_per_thread)
+    return most if most > 1 else 1
