@@ -214,6 +214,17 @@ cdef void _pad_image(const real *x, real *xpad, Py_ssize_t C, Py_ssize_t H, Py_s
             memcpy(xpad + (c * Hp + h + pad_h) * Wp + pad_w, x + (c * H + h) * W, W * sizeof(real))
 
 
+cdef inline void _copy_panel_row(real *dst, const real *src) noexcept nogil:
+    """Copy NR contiguous values (a fixed size, so the compiler emits two vector moves)."""
+    cdef int t
+    if real is float:
+        for t in range(S_NR):
+            dst[t] = src[t]
+    else:
+        for t in range(D_NR):
+            dst[t] = src[t]
+
+
 cdef void _pack_cols(const real *xpad, real *Bp, Py_ssize_t nr, Py_ssize_t Hp, Py_ssize_t Wp,
                      Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t stride, Py_ssize_t W_out,
                      Py_ssize_t k0, Py_ssize_t kb, Py_ssize_t p0, Py_ssize_t nb) noexcept nogil:
@@ -244,6 +255,9 @@ cdef void _pack_cols(const real *xpad, real *Bp, Py_ssize_t nr, Py_ssize_t Hp, P
             p = p0 + q
             ho = p // W_out
             wo = p % W_out
+            if stride == 1 and qend - q == nr and W_out - wo >= nr:
+                _copy_panel_row(dst, tap + ho * Wp + wo)  # the common case: one full run
+                continue
             l = 0
             while q < qend:
                 run = W_out - wo
@@ -280,6 +294,9 @@ cdef void _conv_image(const real *x, const real *Ap, const real *bias, real *out
     cdef Py_ssize_t H_out = (Hp - HH) // stride + 1, W_out = (Wp - WW) // stride + 1
     cdef Py_ssize_t P = H_out * W_out, K = C * HH * WW
     cdef Py_ssize_t Fp = _round_up(F, MR)
+    # taps in blocks of at most KC, all of (nearly) equal size: no short last block
+    cdef Py_ssize_t nkb = (K + KC - 1) // KC
+    cdef Py_ssize_t kc = (K + nkb - 1) // nkb
     cdef Py_ssize_t p0, nb, npanels, k0, kb, jp, ip, f, q, p0_blk, k0_blk
     cdef real bf
     _pad_image(x, xpad, C, H, W, pad_h, pad_w)
@@ -289,11 +306,11 @@ cdef void _conv_image(const real *x, const real *Ap, const real *bias, real *out
         if nb > nc:
             nb = nc
         npanels = (nb + nr - 1) // nr
-        for k0_blk in range((K + KC - 1) // KC):
-            k0 = k0_blk * KC
+        for k0_blk in range(nkb):
+            k0 = k0_blk * kc
             kb = K - k0
-            if kb > KC:
-                kb = KC
+            if kb > kc:
+                kb = kc
             _pack_cols(xpad, Bp, nr, Hp, Wp, HH, WW, stride, W_out, k0, kb, p0, nb)
             for jp in range(npanels):
                 for ip in range(Fp // MR):
@@ -557,8 +574,11 @@ cdef void _dx_image(const real *dout, const real *Atp, real *dx, real *dxpad, re
                 for f in range(fb):
                     dst = Bp + (jp * fb + f) * nr
                     src = dout + (f0 + f) * P + p0 + jp * nr
-                    for l in range(nr):
-                        dst[l] = src[l] if jp * nr + l < nb else 0
+                    if (jp + 1) * nr <= nb:
+                        _copy_panel_row(dst, src)
+                    else:
+                        for l in range(nr):
+                            dst[l] = src[l] if jp * nr + l < nb else 0
             for jp in range(npanels):
                 for ip in range(Kp // MR):
                     _gemm_tile(fb, Atp + (ip * F + f0) * MR, Bp + jp * fb * nr,
