@@ -214,11 +214,22 @@ def test_conv_wide_pad_border_is_bias():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_conv_larger_problem_matches_naive(dtype):
-    """A bigger case than hypothesis draws: more channels and filters, 3x3 s1 p1."""
-    rng, x, w, b = random_conv_arrays((4, 16, 9, 9), (8, 16, 3, 3), dtype, seed=11)
-    conv_param = {"stride": 1, "pad": 1}
-    dout = rng.standard_normal((4, 8, 9, 9)).astype(dtype)
+@pytest.mark.parametrize(
+    "x_shape, w_shape, stride, pad",
+    [
+        ((4, 16, 9, 9), (8, 16, 3, 3), 1, 1),  # more channels than filters: flipped-conv dx
+        ((2, 5, 19, 21), (7, 5, 3, 3), 1, 1),  # rows of 21 pixels: vector blocks plus tails
+        ((2, 3, 12, 12), (10, 3, 7, 7), 1, 3),  # the 7x7 stem shape, smaller
+        ((3, 6, 17, 17), (13, 6, 3, 3), 2, 1),  # stride 2, 13 filters (partial panels)
+        ((9, 20, 8, 8), (3, 20, 1, 1), 1, 0),  # 1x1 filters; 9 images span two dw chunks
+    ],
+)
+def test_conv_larger_problems_match_naive(x_shape, w_shape, stride, pad, dtype):
+    """Bigger cases than hypothesis draws, reaching the kernels' vector and blocking paths."""
+    rng, x, w, b = random_conv_arrays(x_shape, w_shape, dtype, seed=11)
+    conv_param = {"stride": stride, "pad": pad}
+    out_shape = layers.conv_forward_naive(x, w, b, conv_param)[0].shape
+    dout = rng.standard_normal(out_shape).astype(dtype)
     check_conv(x, w, b, conv_param, dout, dtype)
 
 

@@ -139,9 +139,66 @@ cdef extern from *:
     #endif
     }
 
+
+    /* Transposing copies for packing cols.T: read G taps x G pixels (each tap's
+     * pixels contiguous, at base + off[l]) and write G pixels x G taps, pixel r
+     * at dst + r * ldd.  G = 8 floats or 4 doubles: one vector per row. */
+    static inline void convlab_transpose_8x8_ps(const float *base, const ptrdiff_t *off,
+                                                float *dst, ptrdiff_t ldd)
+    {
+    #ifdef CONVLAB_AVX2
+        __m256 r0 = _mm256_loadu_ps(base + off[0]), r1 = _mm256_loadu_ps(base + off[1]);
+        __m256 r2 = _mm256_loadu_ps(base + off[2]), r3 = _mm256_loadu_ps(base + off[3]);
+        __m256 r4 = _mm256_loadu_ps(base + off[4]), r5 = _mm256_loadu_ps(base + off[5]);
+        __m256 r6 = _mm256_loadu_ps(base + off[6]), r7 = _mm256_loadu_ps(base + off[7]);
+        __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+        __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+        __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+        __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+        __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+        __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+        __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+        __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+        _mm256_storeu_ps(dst + 0 * ldd, _mm256_permute2f128_ps(s0, s4, 0x20));
+        _mm256_storeu_ps(dst + 1 * ldd, _mm256_permute2f128_ps(s1, s5, 0x20));
+        _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(s2, s6, 0x20));
+        _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(s3, s7, 0x20));
+        _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(s0, s4, 0x31));
+        _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(s1, s5, 0x31));
+        _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
+        _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
+    #else
+        for (int r = 0; r < 8; ++r)
+            for (int l = 0; l < 8; ++l)
+                dst[r * ldd + l] = base[off[l] + r];
+    #endif
+    }
+
+    static inline void convlab_transpose_4x4_pd(const double *base, const ptrdiff_t *off,
+                                                double *dst, ptrdiff_t ldd)
+    {
+    #ifdef CONVLAB_AVX2
+        __m256d r0 = _mm256_loadu_pd(base + off[0]), r1 = _mm256_loadu_pd(base + off[1]);
+        __m256d r2 = _mm256_loadu_pd(base + off[2]), r3 = _mm256_loadu_pd(base + off[3]);
+        __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+        __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+        _mm256_storeu_pd(dst + 0 * ldd, _mm256_permute2f128_pd(t0, t2, 0x20));
+        _mm256_storeu_pd(dst + 1 * ldd, _mm256_permute2f128_pd(t1, t3, 0x20));
+        _mm256_storeu_pd(dst + 2 * ldd, _mm256_permute2f128_pd(t0, t2, 0x31));
+        _mm256_storeu_pd(dst + 3 * ldd, _mm256_permute2f128_pd(t1, t3, 0x31));
+    #else
+        for (int r = 0; r < 4; ++r)
+            for (int l = 0; l < 4; ++l)
+                dst[r * ldd + l] = base[off[l] + r];
+    #endif
+    }
     """
     void convlab_sgemm_6x16(Py_ssize_t kc, const float *A, const float *B, float *C,
                             Py_ssize_t ldc, int accumulate) noexcept nogil
+    void convlab_transpose_8x8_ps(const float *base, const Py_ssize_t *off, float *dst,
+                                  Py_ssize_t ldd) noexcept nogil
+    void convlab_transpose_4x4_pd(const double *base, const Py_ssize_t *off, double *dst,
+                                  Py_ssize_t ldd) noexcept nogil
     void convlab_dgemm_6x8(Py_ssize_t kc, const double *A, const double *B, double *C,
                            Py_ssize_t ldc, int accumulate) noexcept nogil
 
@@ -393,33 +450,44 @@ cdef void _pack_cols_transposed(const real *xpad, real *Bp, Py_ssize_t nr, Py_ss
 
     Rows ``q < nb`` of the panel are pixels, its ``nr`` columns are taps
     (zero past ``K``).  This is the B operand of ``dw = dout @ cols.T``.
+    With stride 1, groups of G pixels in one output row are contiguous for
+    every tap, and G x G blocks are transposed in registers (G = 8 floats or
+    4 doubles); other pixels are gathered one at a time.
     """
-    cdef Py_ssize_t l, k, c, i, j, q, run, t, p, ho, wo
-    cdef const real *tap
-    cdef const real *src
-    cdef real *dst
+    cdef Py_ssize_t toff[16]  # nr <= 16: offset of each tap in the padded image
+    cdef Py_ssize_t g = 8 if real is float else 4
+    cdef Py_ssize_t l, l0, k, c, i, j, q, ho, wo
+    cdef bint full = k0 + nr <= K
+    cdef const real *base
     for l in range(nr):
         k = k0 + l
-        dst = Bp + l
         if k >= K:
-            for q in range(nb):
-                dst[q * nr] = 0
-            continue
+            k = K - 1  # never read: the column is zeroed below
         c = k // (HH * WW)
         i = (k // WW) % HH
         j = k % WW
-        tap = xpad + (c * Hp + i) * Wp + j
-        q = 0
-        ho = p0 // W_out
-        wo = p0 % W_out
-        while q < nb:
-            run = W_out - wo
-            if run > nb - q:
-                run = nb - q
-            src = tap + ho * stride * Wp + wo * stride
-            for t in range(run):
-                dst[(q + t) * nr] = src[t * stride]
-            q = q + run
+        toff[l] = (c * Hp + i) * Wp + j
+    q = 0
+    ho = p0 // W_out
+    wo = p0 % W_out
+    while q < nb:
+        base = xpad + ho * stride * Wp + wo * stride
+        if stride == 1 and full and nb - q >= g and W_out - wo >= g:
+            l0 = 0
+            while l0 < nr:
+                if real is float:
+                    convlab_transpose_8x8_ps(base, &toff[l0], Bp + q * nr + l0, nr)
+                else:
+                    convlab_transpose_4x4_pd(base, &toff[l0], Bp + q * nr + l0, nr)
+                l0 = l0 + g
+            q = q + g
+            wo = wo + g
+        else:
+            for l in range(nr):
+                Bp[q * nr + l] = base[toff[l]] if k0 + l < K else 0
+            q = q + 1
+            wo = wo + 1
+        if wo == W_out:
             wo = 0
             ho = ho + 1
 
