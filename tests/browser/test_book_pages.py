@@ -24,6 +24,7 @@ PAGES = [
     ("book/04-sandwich-layers.html", "4. Sandwich layers", 0),
     ("book/05-three-layer-convnet.html", "5. A three-layer ConvNet", 2),
     ("book/06-spatial-batchnorm.html", "6. Spatial batch normalization", 0),
+    ("book/07-experiments.html", "7. Experiments", 1),
 ]
 
 MATHJAX_DONE = """
