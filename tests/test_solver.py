@@ -192,6 +192,20 @@ def test_best_params_are_kept_and_loaded_at_the_end():
         assert not np.array_equal(snapshots[-1][name], initial[name])
 
 
+def test_best_params_come_back_with_the_model_state_recorded_with_them():
+    # As above, the best validation accuracy is the one before training; the
+    # running mean of CenteredSoftmax (zeros then) must come back with the
+    # best parameters, or test mode would centre with the wrong statistics.
+    data = blobs()
+    data["y_val"] = (data["y_val"] + 1) % 3
+    model = CenteredSoftmax(5, 3, seed=1)
+    solver = make_solver(model, data, num_epochs=3)
+    solver.train()
+    assert solver.best_val_acc == solver.val_acc_history[0]
+    np.testing.assert_array_equal(model.running_mean, np.zeros(5))
+    np.testing.assert_array_equal(solver.best_model_state["running_mean"], np.zeros(5))
+
+
 def test_best_params_are_those_of_the_best_epoch():
     snapshots = []
     solver = make_solver(num_epochs=4, optim_config={"learning_rate": 0.01},

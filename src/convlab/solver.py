@@ -56,6 +56,8 @@ One uncompressed ``.npz`` file (read it with
 - ``optim/<name>/<key>``: the array entries (velocities, moments, caches) of
   the optimizer config of parameter ``<name>``;
 - ``best/<name>``: the best parameters so far;
+- ``best_state/<key>``: the model state (``state_dict``) that went with them,
+  if the model has one;
 - ``ema/<name>``: the moving average of the parameters, when ``ema_decay`` is set.
 
 The file is written to a temporary file in the same directory and moved into
@@ -291,6 +293,7 @@ class Solver:
         self.epoch_time_history = []
         self.best_val_acc = 0.0
         self.best_params = {}
+        self.best_model_state = {}
         self.ema_params = (None if self.ema_decay is None else
                            {k: np.array(v, copy=True) for k, v in model.params.items()})
         self.stop_training = False
@@ -313,7 +316,9 @@ class Solver:
         Evaluates once before the first update (unless resuming a run that has
         done so), then after every epoch records the accuracies, updates the
         best parameters, runs the callbacks and writes the checkpoint.  At the
-        end, ``model.params`` holds copies of ``best_params``.  To continue a
+        end, ``model.params`` holds copies of ``best_params`` and, for a model
+        with state, ``model.load_state_dict`` restores the state (batch-norm
+        running statistics, say) recorded with them, so the two match.  To continue a
         run exactly, resume it from a checkpoint rather than calling ``train``
         again, since the last parameters were replaced by the best ones.
         """
@@ -348,6 +353,8 @@ class Solver:
             bar.close()
         for name, value in self.best_params.items():
             self.model.params[name] = value.copy()
+        if self.best_model_state:
+            self.model.load_state_dict({k: v.copy() for k, v in self.best_model_state.items()})
 
     def _step(self, batch):
         """One update on the training examples with indices ``batch``.
@@ -435,6 +442,9 @@ class Solver:
                 self.best_val_acc = val_acc
                 self.best_params = {k: np.array(v, copy=True)
                                     for k, v in self.model.params.items()}
+                if hasattr(self.model, "state_dict"):
+                    self.best_model_state = {k: np.array(v, copy=True)
+                                             for k, v in self.model.state_dict().items()}
 
     def _report_epoch(self, bar=None):
         if self.verbose:
@@ -546,6 +556,8 @@ class Solver:
             optim_scalars[name] = scalars
         for name, value in self.best_params.items():
             arrays[f"best/{name}"] = value
+        for key, value in self.best_model_state.items():
+            arrays[f"best_state/{key}"] = value
         if self.ema_params is not None:
             for name, value in self.ema_params.items():
                 arrays[f"ema/{name}"] = value
@@ -649,6 +661,7 @@ class Solver:
             config.update(section(f"optim/{name}/"))
             self.optim_configs[name] = config
         self.best_params = section("best/")
+        self.best_model_state = section("best_state/")
         self.ema_params = section("ema/") if self.ema_decay is not None else None
 
         self.epoch = meta["epoch"]

@@ -304,10 +304,14 @@ def run(recipe_name, epochs=None, seed=0, out=None, resume=False, overrides=(),
         solver.resume(latest)
     hist_path = os.path.join(out, "history.json")
     last = {k: v.copy() for k, v in model.params.items()}
+    last_state = {}
 
     def keep_last(s):
         last.clear()
         last.update({k: v.copy() for k, v in s.model.params.items()})
+        if hasattr(s.model, "state_dict"):
+            last_state.clear()
+            last_state.update({k: np.array(v, copy=True) for k, v in s.model.state_dict().items()})
         _write_json(hist_path, history_dict(s, recipe, start))
 
     solver.epoch_callbacks.append(keep_last)
@@ -315,6 +319,8 @@ def run(recipe_name, epochs=None, seed=0, out=None, resume=False, overrides=(),
     # The recipes train on a fixed schedule: evaluate the final weights (which
     # match the final batch-norm statistics), not the best-on-validation ones.
     model.params.update(last)
+    if last_state:
+        model.load_state_dict(last_state)
     val_acc, _ = evaluate(model, data["X_val"], data["y_val"], tta=recipe["tta"])
     test_acc, test_scores = evaluate(model, data["X_test"], data["y_test"], tta=recipe["tta"])
     arrays = {f"params/{k}": v for k, v in model.params.items()}
