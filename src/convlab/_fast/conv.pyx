@@ -42,15 +42,13 @@ from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
+from convlab._fast._threads cimport pick_threads
+
 import numpy as np
 
 ctypedef fused real:
     float
     double
-
-
-cdef extern from "omp.h":
-    int omp_get_max_threads() nogil
 
 
 cdef extern from *:
@@ -205,7 +203,6 @@ cdef extern from *:
                            Py_ssize_t ldc, int accumulate) noexcept nogil
 
 
-
 # Blocking parameters (elements): KC taps per block keeps a B panel (KC x NR)
 # in L1; NC pixels per block keeps a packed B block (KC x NC) in L2.
 # DW_CHUNK: images per deterministic partial sum of dw.
@@ -219,22 +216,6 @@ cdef enum:
     D_NC = 192
     DW_CHUNK = 8
 cdef double CONV_FLOP_PER_THREAD = 8e7
-
-
-cdef int _pick_threads(double work, double work_per_thread, int num_threads) noexcept nogil:
-    """Threads to use: ``num_threads`` if positive, else the OpenMP default
-    (``OMP_NUM_THREADS`` or the number of cores) capped at one thread per
-    ``work_per_thread`` units of work.  Waking an idle thread costs from
-    microseconds to, on a busy machine, milliseconds, so small problems run
-    on the calling thread alone.
-    """
-    cdef int most
-    if num_threads > 0:
-        return num_threads
-    most = omp_get_max_threads()
-    if work < most * work_per_thread:
-        most = <int>(work / work_per_thread)
-    return most if most > 1 else 1
 
 
 cdef inline Py_ssize_t _round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -426,7 +407,7 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
     cdef real *Bp
     cdef real *Cbuf
     cdef int[::1] failed = np.zeros(1, dtype=np.intc)
-    num_threads = _pick_threads(2.0 * N * F * K * P, CONV_FLOP_PER_THREAD, num_threads)
+    num_threads = pick_threads(2.0 * N * F * K * P, CONV_FLOP_PER_THREAD, num_threads)
     with nogil, parallel(num_threads=num_threads):
         xpad = <real *>malloc(C * Hp * Wp * sizeof(real))
         Bp = <real *>malloc(KC * nc * sizeof(real))
@@ -587,7 +568,7 @@ def conv_backward_weights(const real[:, :, :, ::1] x, const real[:, :, :, ::1] d
     cdef real *Ap
     cdef real *Bp
     cdef int[::1] failed = np.zeros(1, dtype=np.intc)
-    num_threads = _pick_threads(2.0 * N * F * K * P, CONV_FLOP_PER_THREAD, num_threads)
+    num_threads = pick_threads(2.0 * N * F * K * P, CONV_FLOP_PER_THREAD, num_threads)
     with nogil, parallel(num_threads=num_threads):
         xpad = <real *>malloc(C * Hp * Wp * sizeof(real))
         Ap = <real *>malloc(Fp * KC * sizeof(real))
@@ -714,7 +695,7 @@ def conv_backward_input_col2im(const real[:, :, :, ::1] dout, const real[:, :, :
     cdef real *Bp
     cdef real *dcols
     cdef int[::1] failed = np.zeros(1, dtype=np.intc)
-    num_threads = _pick_threads(2.0 * N * F * K * P, CONV_FLOP_PER_THREAD, num_threads)
+    num_threads = pick_threads(2.0 * N * F * K * P, CONV_FLOP_PER_THREAD, num_threads)
     with nogil, parallel(num_threads=num_threads):
         dxpad = <real *>malloc(C * Hp * Wp * sizeof(real))
         Bp = <real *>malloc(KC * nc * sizeof(real))

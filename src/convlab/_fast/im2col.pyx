@@ -26,6 +26,8 @@ the number of threads.
 
 from cython.parallel cimport prange
 
+from convlab._fast._threads cimport pick_threads
+
 ctypedef fused real:
     float
     double
@@ -56,7 +58,7 @@ def im2col(const real[:, :, :, ::1] x, real[:, :, ::1] cols,
     cdef Py_ssize_t H_out = (H + 2 * pad - HH) // stride + 1
     cdef Py_ssize_t W_out = (W + 2 * pad - WW) // stride + 1
     cdef Py_ssize_t nc, n, c, i, j, k, ho, wo, h_in, w_in, p
-    num_threads = _pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
+    num_threads = pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
     with nogil:
         for nc in prange(N * C, num_threads=num_threads, schedule="static"):
             n = nc // C
@@ -106,7 +108,7 @@ def col2im(const real[:, :, ::1] dcols, real[:, :, :, ::1] dx,
     cdef Py_ssize_t H_out = (H + 2 * pad - HH) // stride + 1
     cdef Py_ssize_t W_out = (W + 2 * pad - WW) // stride + 1
     cdef Py_ssize_t nc, n, c, i, j, k, ho, wo, h_in, w_in, p, h, w
-    num_threads = _pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
+    num_threads = pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
     with nogil:
         for nc in prange(N * C, num_threads=num_threads, schedule="static"):
             n = nc // C
@@ -128,21 +130,3 @@ def col2im(const real[:, :, ::1] dcols, real[:, :, :, ::1] dx,
                                 dx[n, c, h_in, w_in] += dcols[n, k, p + wo]
 
 
-cdef extern from "omp.h":
-    int omp_get_max_threads() nogil
-
-
-cdef int _pick_threads(double work, double work_per_thread, int num_threads) noexcept nogil:
-    """Threads to use: ``num_threads`` if positive, else the OpenMP default
-    (``OMP_NUM_THREADS`` or the number of cores) capped at one thread per
-    ``work_per_thread`` units of work.  Waking an idle thread costs from
-    microseconds to, on a busy machine, milliseconds, so small problems run
-    on the calling thread alone.
-    """
-    cdef int most
-    if num_threads > 0:
-        return num_threads
-    most = omp_get_max_threads()
-    if work < most * work_per_thread:
-        most = <int>(work / work_per_thread)
-    return most if most > 1 else 1

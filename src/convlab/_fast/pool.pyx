@@ -26,16 +26,14 @@ exactly once, zeros included, with no separate clearing pass.
 from cython.parallel cimport prange
 from libc.string cimport memset
 
+from convlab._fast._threads cimport pick_threads
+
 ctypedef fused real:
     float
     double
 
 # A thread is woken only for at least this many input elements (~1-2 ms of work).
 cdef double ELEMENTS_PER_THREAD = 1 << 20
-
-
-cdef extern from "omp.h":
-    int omp_get_max_threads() nogil
 
 
 def max_pool_forward(const real[:, :, :, ::1] x, real[:, :, :, ::1] out,
@@ -63,7 +61,7 @@ def max_pool_forward(const real[:, :, :, ::1] x, real[:, :, :, ::1] out,
     cdef Py_ssize_t nc, n, c, ho, wo, i, j, h0, w0
     cdef int best_idx
     cdef real best, v
-    num_threads = _pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
+    num_threads = pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
     with nogil:
         for nc in prange(N * C, num_threads=num_threads, schedule="dynamic", chunksize=4):
             n = nc // C
@@ -104,7 +102,7 @@ def max_pool_backward(const real[:, :, :, ::1] dout, const int[:, :, :, ::1] arg
     cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
     cdef Py_ssize_t H_out = dout.shape[2], W_out = dout.shape[3]
     cdef Py_ssize_t nc, n, c, ho, wo, h, w, idx
-    num_threads = _pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
+    num_threads = pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
     with nogil:
         for nc in prange(N * C, num_threads=num_threads, schedule="dynamic", chunksize=4):
             n = nc // C
@@ -154,7 +152,7 @@ def max_pool_forward_2x2(const real[:, :, :, ::1] x, real[:, :, :, ::1] out,
     cdef real best, v
     cdef unsigned char k
     cdef bint win
-    num_threads = _pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
+    num_threads = pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
     with nogil:
         for nc in prange(N * C, num_threads=num_threads, schedule="dynamic", chunksize=4):
             n = nc // C
@@ -206,7 +204,7 @@ def max_pool_backward_2x2(const real[:, :, :, ::1] dout, const unsigned char[:, 
     cdef Py_ssize_t nc, n, c, ho, wo
     cdef real *r0
     cdef unsigned char k
-    num_threads = _pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
+    num_threads = pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
     with nogil:
         for nc in prange(N * C, num_threads=num_threads, schedule="dynamic", chunksize=4):
             n = nc // C
@@ -219,17 +217,3 @@ def max_pool_backward_2x2(const real[:, :, :, ::1] dout, const unsigned char[:, 
                     r0[(k >> 1) * W + 2 * wo + (k & 1)] = dout[n, c, ho, wo]
 
 
-cdef int _pick_threads(double work, double work_per_thread, int num_threads) noexcept nogil:
-    """Threads to use: ``num_threads`` if positive, else the OpenMP default
-    (``OMP_NUM_THREADS`` or the number of cores) capped at one thread per
-    ``work_per_thread`` units of work.  Waking an idle thread costs from
-    microseconds to, on a busy machine, milliseconds, so small problems run
-    on the calling thread alone.
-    """
-    cdef int most
-    if num_threads > 0:
-        return num_threads
-    most = omp_get_max_threads()
-    if work < most * work_per_thread:
-        most = <int>(work / work_per_thread)
-    return most if most > 1 else 1

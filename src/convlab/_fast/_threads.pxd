@@ -1,0 +1,21 @@
+# cython: language_level=3
+"""How many OpenMP threads a kernel should use: shared by conv, pool and im2col."""
+
+cdef extern from "omp.h":
+    int omp_get_max_threads() noexcept nogil
+
+
+cdef inline int pick_threads(double work, double work_per_thread, int num_threads) noexcept nogil:
+    """Threads to use: ``num_threads`` if positive, else the OpenMP default
+    (``OMP_NUM_THREADS`` or the number of cores) capped at one thread per
+    ``work_per_thread`` units of work.  Waking an idle thread costs from
+    microseconds to, on a busy machine, milliseconds, so small problems run
+    on the calling thread alone.
+    """
+    cdef int most
+    if num_threads > 0:
+        return num_threads
+    most = omp_get_max_threads()
+    if work < most * work_per_thread:
+        most = <int>(work / work_per_thread)
+    return most if most > 1 else 1
