@@ -20,6 +20,7 @@ from convlab._fast import pool as pool_kernels
 from convlab.fast_layers import (
     conv_backward_fast,
     conv_backward_im2col,
+    conv_backward_weights_fast,
     conv_forward_fast,
     conv_forward_im2col,
     max_pool_backward_fast,
@@ -461,12 +462,31 @@ def test_conv_im2col_forward_rejects_bad_input():
 
 @pytest.mark.parametrize("forward, backward", [
     (conv_forward_fast, conv_backward_fast),
+    (conv_forward_fast, conv_backward_weights_fast),
     (conv_forward_im2col, conv_backward_im2col),
 ])
 def test_conv_backward_rejects_wrong_dout_shape(forward, backward):
     out, cache = forward(GOOD_X, GOOD_W, GOOD_B, GOOD_CONV)
     with pytest.raises(ValueError, match="dout must have the shape"):
         backward(out[:, :, :-1], cache)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("stride, pad", [(1, 1), (2, 0), (2, 3)])
+def test_conv_backward_weights_fast_matches_the_naive_dw_db(dtype, stride, pad):
+    rng = np.random.default_rng(stride * 10 + pad)
+    x = rng.standard_normal((3, 4, 9, 11)).astype(dtype)
+    w = rng.standard_normal((5, 4, 3, 3)).astype(dtype)
+    b = rng.standard_normal(5).astype(dtype)
+    conv_param = {"stride": stride, "pad": pad}
+    out, cache = conv_forward_fast(x, w, b, conv_param)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dw, db = conv_backward_weights_fast(dout, cache)
+    _, naive_cache = layers.conv_forward_naive(x, w, b, conv_param)
+    _, dw_naive, db_naive = layers.conv_backward_naive(dout, naive_cache)
+    assert dw.shape == w.shape and db.shape == b.shape
+    assert np.linalg.norm(dw - dw_naive) <= TOL[dtype] * np.linalg.norm(dw_naive)
+    assert np.linalg.norm(db - db_naive) <= TOL[dtype] * np.linalg.norm(db_naive)
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ from convlab.layers import conv_output_size, pool_output_size
 __all__ = [
     "conv_forward_fast",
     "conv_backward_fast",
+    "conv_backward_weights_fast",
     "max_pool_forward_fast",
     "max_pool_backward_fast",
     "conv_forward_im2col",
@@ -103,17 +104,9 @@ def conv_backward_fast(dout, cache):
     ``F`` and ``C`` axes swapped, which generates fewer columns.
     """
     x, w, stride, pad = cache
-    N, C, H, W = x.shape
-    F, _, HH, WW = w.shape
-    H_out, W_out = 1 + (H + 2 * pad - HH) // stride, 1 + (W + 2 * pad - WW) // stride
-    dout = np.asarray(dout)
-    if dout.shape != (N, F, H_out, W_out):
-        raise ValueError(
-            f"dout must have the shape of the forward output {(N, F, H_out, W_out)}; got shape {dout.shape}"
-        )
-    dout = np.ascontiguousarray(dout, dtype=x.dtype)
-    dw, db = _conv.conv_backward_weights(x, dout, HH, WW, stride, pad)
-    dw = dw.reshape(w.shape)
+    dout = _check_conv_dout(dout, cache)
+    dw, db = conv_backward_weights_fast(dout, cache)
+    F, C, HH, WW = w.shape
     dx = np.empty(x.shape, dtype=x.dtype)
     if stride == 1 and pad <= HH - 1 and pad <= WW - 1 and F < C:
         # Fewer filters than channels: the flipped convolution generates
@@ -182,6 +175,50 @@ def _prepare_conv(x, w, b, conv_param):
 
 
 _NO_BIAS = {np.float32: np.empty(0, dtype=np.float32), np.float64: np.empty(0, dtype=np.float64)}
+
+
+def conv_backward_weights_fast(dout, cache):
+    """The filter and bias gradients of a convolutional layer, without ``dx``.
+
+    A network whose first trainable convolution reads a frozen input (an
+    image, or a fixed whitening layer) needs no gradient below it; this
+    skips the input-gradient half of :func:`conv_backward_fast`.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, F, H_out, W_out)
+        Upstream gradient.
+    cache : tuple
+        From :func:`conv_forward_fast`.
+
+    Returns
+    -------
+    dw : ndarray of shape (F, C, HH, WW)
+    db : ndarray of shape (F,)
+
+    Raises
+    ------
+    ValueError
+        If ``dout`` does not have the shape of the forward output.
+    """
+    x, w, stride, pad = cache
+    dout = _check_conv_dout(dout, cache)
+    dw, db = _conv.conv_backward_weights(x, dout, w.shape[2], w.shape[3], stride, pad)
+    return dw.reshape(w.shape), db
+
+
+def _check_conv_dout(dout, cache):
+    """``dout`` as a C-contiguous array of the forward output's shape and dtype."""
+    x, w, stride, pad = cache
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
+    H_out, W_out = 1 + (H + 2 * pad - HH) // stride, 1 + (W + 2 * pad - WW) // stride
+    dout = np.asarray(dout)
+    if dout.shape != (N, F, H_out, W_out):
+        raise ValueError(
+            f"dout must have the shape of the forward output {(N, F, H_out, W_out)}; got shape {dout.shape}"
+        )
+    return np.ascontiguousarray(dout, dtype=x.dtype)
 
 
 def max_pool_forward_fast(x, pool_param):

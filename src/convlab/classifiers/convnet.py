@@ -41,31 +41,14 @@ checkpoints call these).
 import numpy as np
 
 from convlab._fast import bn_act as _bn_act
-from convlab.fast_layers import (conv_backward_fast, conv_forward_fast,
-                                 max_pool_backward_fast, max_pool_forward_fast)
+from convlab.fast_layers import (conv_backward_fast, conv_backward_weights_fast,
+                                 conv_forward_fast, max_pool_backward_fast,
+                                 max_pool_forward_fast)
 from convlab.layers import (affine_backward, affine_forward, global_max_pool_backward,
                             global_max_pool_forward, softmax_loss)
 
 __all__ = ["ConvNet", "ACTIVATIONS", "whitening_filters"]
 
-
-def _conv_weight_gradient(dout, cache):
-    """Only ``dw`` of a 3x3, stride-1, pad-1 convolution (no ``dx``).
-
-    Uses the weight-gradient kernel of :mod:`convlab._fast.conv` when the
-    cache of :func:`conv_forward_fast` has the layout ``(x, w, stride, pad)``
-    it expects, and the full backward pass otherwise.
-    """
-    try:
-        from convlab._fast import conv as _conv
-        x, w, stride, pad = cache
-        dout = np.ascontiguousarray(dout, dtype=x.dtype)
-        dw = _conv.conv_backward_weights(x, dout, w.shape[2], w.shape[3], stride, pad)
-        if isinstance(dw, tuple):      # newer kernels also return db
-            dw = dw[0]
-        return dw.reshape(w.shape)
-    except (ImportError, AttributeError, ValueError, TypeError):
-        return conv_backward_fast(dout, cache)[1]
 
 #: Activation names and their codes in :mod:`convlab._fast.bn_act`.
 ACTIVATIONS = {"identity": 0, "relu": 1, "leaky_relu": 2, "gelu": 3}
@@ -404,7 +387,7 @@ class ConvNet:
                     dh = dpool
             if (b, j) == self.conv_names[0] and self.whiten_kernel is not None:
                 # Nothing below the first trainable conv learns: skip its dx.
-                dw = _conv_weight_gradient(dh, conv_cache)
+                dw, _ = conv_backward_weights_fast(dh, conv_cache)
             else:
                 dh, dw, _ = conv_backward_fast(dh, conv_cache)
             grads[f"W{b}_{j}"] = dw.astype(self.dtype, copy=False)
