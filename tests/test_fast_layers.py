@@ -511,3 +511,39 @@ def test_max_pool_backward_rejects_wrong_dout_shape():
     out, cache = max_pool_forward_fast(GOOD_X, GOOD_POOL)
     with pytest.raises(ValueError, match="dout must have the shape"):
         max_pool_backward_fast(np.zeros((2, 3, 4, 5)), cache)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("H, W", [(7, 7), (6, 9), (31, 31), (1, 4)])
+def test_max_pool_2x2_kernel_floors_odd_maps(dtype, H, W):
+    # The 2x2 kernel ignores an odd last row/column ("floor" pooling, as the
+    # ConvNet uses it): the same as pooling the cropped map, with zero
+    # gradient for the row/column no window covers.
+    rng = np.random.default_rng(H * 100 + W)
+    x = rng.standard_normal((2, 3, H, W)).astype(dtype)
+    pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    out_shape = (2, 3, H // 2, W // 2)
+    out, argmax = np.empty(out_shape, dtype), np.empty(out_shape, np.uint8)
+    pool_kernels.max_pool_forward_2x2(x, out, argmax)
+    Hc, Wc = 2 * (H // 2), 2 * (W // 2)
+    if Hc == 0 or Wc == 0:
+        assert out.size == 0
+        return
+    cropped = np.ascontiguousarray(x[:, :, :Hc, :Wc])
+    out_naive, cache = layers.max_pool_forward_naive(cropped, pool_param)
+    np.testing.assert_array_equal(out, out_naive)
+    dout = rng.standard_normal(out_shape).astype(dtype)
+    dx = np.full(x.shape, np.nan, dtype)  # every element must be written
+    pool_kernels.max_pool_backward_2x2(dout, argmax, dx)
+    expected = np.zeros_like(x)
+    expected[:, :, :Hc, :Wc] = layers.max_pool_backward_naive(dout, cache)
+    np.testing.assert_array_equal(dx, expected)
+
+
+def test_max_pool_2x2_kernel_rejects_mismatched_buffers():
+    x = np.zeros((2, 3, 7, 8))
+    with pytest.raises(ValueError, match=r"needs pooled arrays of shape \(2, 3, 3, 4\)"):
+        pool_kernels.max_pool_forward_2x2(x, np.empty((2, 3, 4, 4)), np.empty((2, 3, 4, 4), np.uint8))
+    with pytest.raises(ValueError, match="needs pooled arrays"):
+        pool_kernels.max_pool_backward_2x2(np.zeros((2, 3, 3, 4)), np.zeros((2, 3, 3, 4), np.uint8),
+                                           np.empty((2, 3, 8, 8)))

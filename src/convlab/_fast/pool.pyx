@@ -125,14 +125,24 @@ cdef inline bint _wins(real v, real best) noexcept nogil:
     return (v > best) | ((v != v) & (best == best))
 
 
+def _check_2x2_shapes(big, small, argmax, name):
+    """Raise ValueError unless ``small`` is the floor-halved ``big`` and ``argmax`` matches it."""
+    big, small, argmax = tuple(big[:4]), tuple(small[:4]), tuple(argmax[:4])
+    want = (big[0], big[1], big[2] // 2, big[3] // 2)
+    if small != want or argmax != want:
+        raise ValueError(f"2x2 pooling: {name} of shape {big} needs pooled arrays of shape {want}; "
+                         f"got {small} and argmax {argmax}")
+
+
 def max_pool_forward_2x2(const real[:, :, :, ::1] x, real[:, :, :, ::1] out,
                          unsigned char[:, :, :, ::1] argmax, int num_threads=0):
     """2x2 max pooling with stride 2.
 
     Parameters
     ----------
-    x : ndarray of shape (N, C, H, W), C-contiguous, H and W even
-        Input.
+    x : ndarray of shape (N, C, H, W), C-contiguous
+        Input. For odd H (or W) the last row (column) belongs to no window
+        and is ignored ("floor" pooling, as in PyTorch's default).
     out : ndarray of shape (N, C, H // 2, W // 2), C-contiguous, same dtype
         Output buffer; overwritten with the window maxima.
     argmax : ndarray of shape (N, C, H // 2, W // 2), uint8, C-contiguous
@@ -145,6 +155,7 @@ def max_pool_forward_2x2(const real[:, :, :, ::1] x, real[:, :, :, ::1] out,
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t H_out = out.shape[2], W_out = out.shape[3]
     cdef Py_ssize_t nc, n, c, ho, wo
+    _check_2x2_shapes(x.shape, out.shape, argmax.shape, "x")
     cdef const real *r0
     cdef const real *r1
     cdef real *o
@@ -192,9 +203,10 @@ def max_pool_backward_2x2(const real[:, :, :, ::1] dout, const unsigned char[:, 
         Upstream gradient.
     argmax : ndarray of shape (N, C, H_out, W_out), uint8
         Winner positions from :func:`max_pool_forward_2x2`.
-    dx : ndarray of shape (N, C, 2 * H_out, 2 * W_out), C-contiguous
+    dx : ndarray of shape (N, C, H, W), C-contiguous, with H // 2 == H_out
+        and W // 2 == W_out
         Output; every element is overwritten (the winner gets ``dout``, the
-        other three get zero).
+        other three get zero, and so does an odd last row or column).
     num_threads : int, optional
         OpenMP threads; 0 (default) uses the OpenMP default
         (``OMP_NUM_THREADS`` or the number of cores), fewer for small problems.
@@ -204,6 +216,7 @@ def max_pool_backward_2x2(const real[:, :, :, ::1] dout, const unsigned char[:, 
     cdef Py_ssize_t nc, n, c, ho, wo
     cdef real *r0
     cdef unsigned char k
+    _check_2x2_shapes(dx.shape, dout.shape, argmax.shape, "dx")
     num_threads = pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
     with nogil:
         for nc in prange(N * C, num_threads=num_threads, schedule="dynamic", chunksize=4):
@@ -215,5 +228,7 @@ def max_pool_backward_2x2(const real[:, :, :, ::1] dout, const unsigned char[:, 
                 for wo in range(W_out):
                     k = argmax[n, c, ho, wo]
                     r0[(k >> 1) * W + 2 * wo + (k & 1)] = dout[n, c, ho, wo]
+            if H > 2 * H_out:  # the odd last row was in no window
+                memset(&dx[n, c, 2 * H_out, 0], 0, W * sizeof(real))
 
 

@@ -41,13 +41,58 @@ checkpoints call these).
 import numpy as np
 
 from convlab._fast import bn_act as _bn_act
-from convlab.fast_layers import (conv_backward_fast, conv_backward_weights_fast,
-                                 conv_forward_fast, max_pool_backward_fast,
-                                 max_pool_forward_fast)
+from convlab._fast import pool as _pool
+from convlab.fast_layers import conv_backward_fast, conv_backward_weights_fast, conv_forward_fast
 from convlab.layers import (affine_backward, affine_forward, global_max_pool_backward,
                             global_max_pool_forward, softmax_loss)
 
 __all__ = ["ConvNet", "ACTIVATIONS", "whitening_filters"]
+
+
+def max_pool_floor_forward(x):
+    """2x2 max pooling with stride 2 that ignores an odd last row or column.
+
+    The same as cropping ``x`` to even height and width and calling
+    :func:`convlab.fast_layers.max_pool_forward_fast`, without the copy: the
+    kernel simply never reads the last row (column) of an odd map.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W), C-contiguous, float32 or float64
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, H // 2, W // 2)
+    cache : tuple
+        ``(x.shape, argmax)`` for :func:`max_pool_floor_backward`.
+    """
+    N, C, H, W = x.shape
+    out = np.empty((N, C, H // 2, W // 2), dtype=x.dtype)
+    argmax = np.empty(out.shape, dtype=np.uint8)
+    _pool.max_pool_forward_2x2(x, out, argmax)
+    return out, (x.shape, argmax)
+
+
+def max_pool_floor_backward(dout, cache):
+    """Backward pass of :func:`max_pool_floor_forward`.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, C, H // 2, W // 2)
+    cache : tuple
+        From :func:`max_pool_floor_forward`.
+
+    Returns
+    -------
+    dx : ndarray of shape (N, C, H, W)
+        ``dout`` routed to each window's maximum; zero elsewhere, including
+        an odd last row or column.
+    """
+    x_shape, argmax = cache
+    dout = np.ascontiguousarray(dout)
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    _pool.max_pool_backward_2x2(dout, argmax, dx)
+    return dx
 
 
 #: Activation names and their codes in :mod:`convlab._fast.bn_act`.
@@ -346,18 +391,12 @@ class ConvNet:
         h = self._whiten(X) if self.whiten_kernel is not None else X
         caches = []
         conv_param = {"stride": 1, "pad": 1}
-        pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
         for b, j in self.conv_names:
             w = self.params[f"W{b}_{j}"]
             h, conv_cache = conv_forward_fast(h, w, self._zeros[w.shape[0]], conv_param)
             pool_cache = None
             if j == 1:
-                full_shape = h.shape
-                Hc, Wc = 2 * (h.shape[2] // 2), 2 * (h.shape[3] // 2)
-                if (Hc, Wc) != h.shape[2:]:
-                    h = np.ascontiguousarray(h[:, :, :Hc, :Wc])
-                h, pool_cache = max_pool_forward_fast(h, pool_param)
-                pool_cache = (pool_cache, full_shape)
+                h, pool_cache = max_pool_floor_forward(h)
             h, bn_cache = self._bn_act_forward(h, f"{b}_{j}", train)
             caches.append((conv_cache, pool_cache, bn_cache))
         feats, gmp_cache = global_max_pool_forward(h)
@@ -378,13 +417,7 @@ class ConvNet:
             if self.bn_scale:
                 grads[f"gamma{b}_{j}"] = dgamma.astype(self.dtype)
             if pool_cache is not None:
-                cache, full_shape = pool_cache
-                dpool = max_pool_backward_fast(dh, cache)
-                if dpool.shape != full_shape:
-                    dh = np.zeros(full_shape, dtype=self.dtype)
-                    dh[:, :, :dpool.shape[2], :dpool.shape[3]] = dpool
-                else:
-                    dh = dpool
+                dh = max_pool_floor_backward(dh, pool_cache)
             if (b, j) == self.conv_names[0] and self.whiten_kernel is not None:
                 # Nothing below the first trainable conv learns: skip its dx.
                 dw, _ = conv_backward_weights_fast(dh, conv_cache)
