@@ -105,7 +105,7 @@ def conv_backward_fast(dout, cache):
     """
     x, w, stride, pad = cache
     dout = _check_conv_dout(dout, cache)
-    dw, db = conv_backward_weights_fast(dout, cache)
+    dw, db = _weight_gradients(dout, cache)
     F, C, HH, WW = w.shape
     dx = np.empty(x.shape, dtype=x.dtype)
     if stride == 1 and pad <= HH - 1 and pad <= WW - 1 and F < C:
@@ -201,8 +201,12 @@ def conv_backward_weights_fast(dout, cache):
     ValueError
         If ``dout`` does not have the shape of the forward output.
     """
+    return _weight_gradients(_check_conv_dout(dout, cache), cache)
+
+
+def _weight_gradients(dout, cache):
+    """``(dw, db)`` from a ``dout`` already checked by :func:`_check_conv_dout`."""
     x, w, stride, pad = cache
-    dout = _check_conv_dout(dout, cache)
     dw, db = _conv.conv_backward_weights(x, dout, w.shape[2], w.shape[3], stride, pad)
     return dw.reshape(w.shape), db
 
