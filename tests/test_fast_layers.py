@@ -50,14 +50,14 @@ def assert_close_normwise(actual, expected, dtype, what):
 
 
 @st.composite
-def conv_problems(draw):
-    """A random valid convolution: shapes, stride, pad, dtype and a seed."""
+def conv_problems(draw, strides=st.integers(1, 3)):
+    """A random valid convolution: shapes, stride (drawn from ``strides``), pad, dtype and a seed."""
     N = draw(st.integers(1, 3))
     C = draw(st.integers(1, 4))
     F = draw(st.integers(1, 4))
     HH = draw(st.integers(1, 5))
     WW = draw(st.integers(1, 5))
-    stride = draw(st.integers(1, 3))
+    stride = draw(strides)
     pad = draw(st.integers(0, 3))
     H_out = draw(st.integers(1, 6))
     W_out = draw(st.integers(1, 6))
@@ -223,6 +223,9 @@ def test_conv_wide_pad_border_is_bias():
         ((2, 3, 12, 12), (10, 3, 7, 7), 1, 3),  # the 7x7 stem shape, smaller
         ((3, 6, 17, 17), (13, 6, 3, 3), 2, 1),  # stride 2, 13 filters (partial panels)
         ((9, 20, 8, 8), (3, 20, 1, 1), 1, 0),  # 1x1 filters; 9 images span two dw chunks
+        # as many filters as channels, K = 288 > KC and 440 padded-grid pixels > NC:
+        # implicit GEMM with several tap and pixel blocks, flipped-conv dx
+        ((2, 32, 20, 20), (32, 32, 3, 3), 1, 1),
     ],
 )
 def test_conv_larger_problems_match_naive(x_shape, w_shape, stride, pad, dtype):
@@ -232,6 +235,58 @@ def test_conv_larger_problems_match_naive(x_shape, w_shape, stride, pad, dtype):
     out_shape = layers.conv_forward_naive(x, w, b, conv_param)[0].shape
     dout = rng.standard_normal(out_shape).astype(dtype)
     check_conv(x, w, b, conv_param, dout, dtype)
+
+
+@settings(max_examples=40, deadline=None)
+@given(conv_problems(strides=st.just(1)), st.integers(1, 40))
+def test_conv_forward_implicit_gemm_equals_packed_columns(problem, channels):
+    """For stride 1 both forward strategies of the kernel give the same bits.
+
+    They sum the same products in the same order, so any difference is an
+    indexing bug: a wrong tap offset, a lost row tail or a bias not added.
+    Up to 40 channels of 3x3 and larger filters reach K > KC (several tap
+    blocks); the naive layer checks that the shared answer is right.
+    """
+    (N, _, H, W), (F, _, HH, WW), conv_param, dtype, seed = problem
+    rng, x, w, b = random_conv_arrays((N, channels, H, W), (F, channels, HH, WW), dtype, seed)
+    pad = conv_param["pad"]
+    out_shape = (N, F, H + 2 * pad - HH + 1, W + 2 * pad - WW + 1)
+    outs = {}
+    for implicit in (False, True):
+        outs[implicit] = np.full(out_shape, np.nan, dtype=dtype)  # every element must be written
+        conv_kernels.conv_forward(x, w, b, outs[implicit], 1, pad, pad, implicit=implicit)
+    np.testing.assert_array_equal(outs[True], outs[False])
+    assert_close_normwise(outs[True], layers.conv_forward_naive(x, w, b, conv_param)[0], dtype, "out")
+
+
+@settings(max_examples=40, deadline=None)
+@given(conv_problems(strides=st.just(1)), st.integers(1, 40), st.integers(1, 20))
+def test_conv_weight_gradient_implicit_gemm_matches_packed_and_naive(problem, channels, images):
+    """Both stride-1 strategies of the dw kernel agree with the naive layer.
+
+    Up to 20 images span several fixed chunks; up to 40 channels reach
+    several MR-tap panels with a partial last one.
+    """
+    (_, _, H, W), (F, _, HH, WW), conv_param, dtype, seed = problem
+    rng, x, w, b = random_conv_arrays((images, channels, H, W), (F, channels, HH, WW), dtype, seed)
+    out, cache = layers.conv_forward_naive(x, w, b, conv_param)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    _, dw_naive, db_naive = layers.conv_backward_naive(dout, cache)
+    for implicit in (False, True):
+        dw, db = conv_kernels.conv_backward_weights(x, dout, HH, WW, 1, conv_param["pad"],
+                                                    implicit=implicit)
+        assert_close_normwise(dw.reshape(w.shape), dw_naive, dtype, f"dw (implicit={implicit})")
+        assert_close_normwise(db, db_naive, dtype, f"db (implicit={implicit})")
+
+
+def test_implicit_gemm_needs_stride_one():
+    x = np.zeros((1, 2, 7, 7))
+    w = np.zeros((3, 2, 3, 3))
+    out = np.empty((1, 3, 3, 3))
+    with pytest.raises(ValueError, match="implicit GEMM needs stride 1, got stride 2"):
+        conv_kernels.conv_forward(x, w, np.zeros(3), out, 2, 0, 0, implicit=True)
+    with pytest.raises(ValueError, match="implicit GEMM needs stride 1, got stride 2"):
+        conv_kernels.conv_backward_weights(x, np.zeros((1, 3, 3, 3)), 3, 3, 2, 0, implicit=True)
 
 
 # --------------------------------------------------------------------------
@@ -307,13 +362,18 @@ def test_max_pool_overlapping_windows_accumulate():
     {"pool_height": 2, "pool_width": 2, "stride": 2},  # the 2x2 fast path
     {"pool_height": 2, "pool_width": 3, "stride": 1},  # the general path
 ])
-def test_max_pool_nan_matches_naive(pool_param):
-    """NaNs win their windows, the first NaN taking the gradient, in both code paths."""
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_nan_matches_naive(pool_param, dtype):
+    """NaNs win their windows, the first NaN taking the gradient, in both code paths.
+
+    Rows of 20 columns give the 2x2 kernel 10 windows per row: full vectors
+    (8 floats or 4 doubles) and a scalar tail.
+    """
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((2, 2, 6, 8))
+    x = rng.standard_normal((2, 2, 6, 20)).astype(dtype)
     x[rng.random(x.shape) < 0.15] = np.nan
     out_shape = layers.max_pool_forward_naive(x, pool_param)[0].shape
-    dout = rng.standard_normal(out_shape)
+    dout = rng.standard_normal(out_shape).astype(dtype)
     out_naive, cache_naive = layers.max_pool_forward_naive(x, pool_param)
     out_fast, cache_fast = max_pool_forward_fast(x, pool_param)
     np.testing.assert_array_equal(out_fast, out_naive)  # NaNs compare equal here
@@ -365,7 +425,10 @@ def test_kernels_do_not_depend_on_thread_count(dtype):
                                                 HH, WW, stride, pad, num_threads=threads)
         dx_conv = np.empty_like(x)
         conv_kernels.conv_backward_input_col2im(y, w, dx_conv, stride, pad, num_threads=threads)
-        results[threads] = (cols, dx, out, argmax, dpool, y, dw, db, dx_conv)
+        y_implicit = np.empty((3, 5, 11, 9), dtype=dtype)  # stride 1, pad 1: the implicit GEMM
+        conv_kernels.conv_forward(x, w, w[:, 0, 0, 0].copy(), y_implicit, 1, 1, 1,
+                                  num_threads=threads, implicit=True)
+        results[threads] = (cols, dx, out, argmax, dpool, y, dw, db, dx_conv, y_implicit)
     for a, b in zip(results[1], results[2]):
         np.testing.assert_array_equal(a, b)
 
