@@ -448,7 +448,7 @@ cdef void _pack_cols(const real *xpad, real *Bp, Py_ssize_t nr, Py_ssize_t Hp, P
 
 
 cdef void _conv_image(const real *x, const real *Ap, const real *bias, real *out,
-                      real *xpad, real *Bp, real *Cbuf,
+                      real *xpad, real *Bp, real *Cbuf, const Py_ssize_t *off,
                       Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t F,
                       Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t stride,
                       Py_ssize_t pad_h, Py_ssize_t pad_w) noexcept nogil:
@@ -456,65 +456,34 @@ cdef void _conv_image(const real *x, const real *Ap, const real *bias, real *out
 
     ``Ap`` holds ``Wm`` packed as ``ceil(F / MR)`` panels of shape ``(K, MR)``;
     ``xpad``, ``Bp`` and ``Cbuf`` are this thread's work buffers.
+
+    With ``off == NULL`` the B operand is packed: for each block of pixels
+    and taps, :func:`_pack_cols` writes the block of ``cols`` into ``Bp``.
+
+    With tap offsets ``off`` (stride 1 only) it is an *implicit* GEMM and
+    nothing is packed.  The im2col entry of output pixel ``(ho, wo)`` at tap
+    ``k = (c, i, j)`` is ``xpad[c, ho + i, wo + j]``, which in the flat padded
+    image is ``xpad_flat[off[k] + ho * Wp + wo]`` with
+    ``off[k] = (c * Hp + i) * Wp + j``.  If the outputs are computed on a grid
+    as wide as the padded image, ``q = ho * Wp + wo`` with ``0 <= wo < Wp``,
+    then the B row of tap ``k`` for pixels ``q0 .. q0 + NR - 1`` is the
+    contiguous slice ``xpad_flat[off[k] + q0:][:NR]``, which the micro-kernel
+    reads in place.  The price is ``Wp - W_out`` wasted columns per output row
+    (they wrap into the next row and are not copied out); ``xpad`` ends with
+    a zeroed tail so that the last tile stays inside the buffer.  Each valid
+    output sums the same products in the same order either way, so the two
+    forms agree bit for bit.
     """
     cdef Py_ssize_t nr = _nr(xpad), nc = _nc(xpad)
     cdef Py_ssize_t Hp = H + 2 * pad_h, Wp = W + 2 * pad_w
     cdef Py_ssize_t H_out = (Hp - HH) // stride + 1, W_out = (Wp - WW) // stride + 1
     cdef Py_ssize_t P = H_out * W_out, K = C * HH * WW
     cdef Py_ssize_t Fp = _round_up(F, MR)
+    # the output grid: H_out rows of `ld` pixels (as wide as the padded image
+    # for the implicit GEMM), Q pixels in all
+    cdef Py_ssize_t ld = Wp if off != NULL else W_out
+    cdef Py_ssize_t Q = H_out * ld
     # taps in blocks of at most KC, all of (nearly) equal size: no short last block
-    cdef Py_ssize_t nkb = (K + KC - 1) // KC
-    cdef Py_ssize_t kc = (K + nkb - 1) // nkb
-    cdef Py_ssize_t p0, nb, npanels, k0, kb, jp, ip, f, q, p0_blk, k0_blk
-    cdef real bf
-    _pad_image(x, xpad, C, H, W, pad_h, pad_w)
-    for p0_blk in range((P + nc - 1) // nc):
-        p0 = p0_blk * nc
-        nb = P - p0
-        if nb > nc:
-            nb = nc
-        npanels = (nb + nr - 1) // nr
-        for k0_blk in range(nkb):
-            k0 = k0_blk * kc
-            kb = K - k0
-            if kb > kc:
-                kb = kc
-            _pack_cols(xpad, Bp, nr, Hp, Wp, HH, WW, stride, W_out, k0, kb, p0, nb)
-            for jp in range(npanels):
-                for ip in range(Fp // MR):
-                    _gemm_tile(kb, Ap + (ip * K + k0) * MR, Bp + jp * kb * nr,
-                               Cbuf + ip * MR * nc + jp * nr, nc, k0 > 0)
-        for f in range(F):
-            bf = bias[f] if bias != NULL else 0
-            for q in range(nb):
-                out[f * P + p0 + q] = Cbuf[f * nc + q] + bf
-
-
-cdef void _conv_image_implicit(const real *x, const real *Ap, const real *bias, real *out,
-                               real *xpad, real *Cbuf, const Py_ssize_t *off,
-                               Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t F,
-                               Py_ssize_t HH, Py_ssize_t WW,
-                               Py_ssize_t pad_h, Py_ssize_t pad_w) noexcept nogil:
-    """Convolve one image with stride 1 as an *implicit* GEMM: no column panels.
-
-    With stride 1, the im2col entry of output pixel ``(ho, wo)`` at tap
-    ``k = (c, i, j)`` is ``xpad[c, ho + i, wo + j]``, which in the flat padded
-    image is ``xpad_flat[off[k] + ho * Wp + wo]`` with
-    ``off[k] = (c * Hp + i) * Wp + j``.  If the outputs are computed on a grid
-    as wide as the padded image, ``q = ho * Wp + wo`` with ``0 <= wo < Wp``,
-    then the B row of tap ``k`` for pixels ``q0 .. q0 + NR - 1`` is the
-    contiguous slice ``xpad_flat[off[k] + q0:][:NR]``: the micro-kernel reads
-    it in place and nothing is packed.  The price is ``Wp - W_out`` wasted
-    columns per output row (they wrap into the next row and are not copied
-    out); ``xpad`` ends with a zeroed tail so that the last tile stays inside
-    the buffer.  Each valid output sums the same products in the same order as
-    :func:`_conv_image`, so the two agree bit for bit.
-    """
-    cdef Py_ssize_t nr = _nr(xpad), nc = _nc(xpad)
-    cdef Py_ssize_t Hp = H + 2 * pad_h, Wp = W + 2 * pad_w
-    cdef Py_ssize_t H_out = Hp - HH + 1, W_out = Wp - WW + 1
-    cdef Py_ssize_t P = H_out * W_out, Q = H_out * Wp, K = C * HH * WW
-    cdef Py_ssize_t Fp = _round_up(F, MR)
     cdef Py_ssize_t nkb = (K + KC - 1) // KC
     cdef Py_ssize_t kc = (K + nkb - 1) // nkb
     cdef Py_ssize_t q0, nb, npanels, k0, kb, jp, ip, f, q, qend, ho, wo, q0_blk, k0_blk
@@ -533,18 +502,24 @@ cdef void _conv_image_implicit(const real *x, const real *Ap, const real *bias, 
             kb = K - k0
             if kb > kc:
                 kb = kc
+            if off == NULL:
+                _pack_cols(xpad, Bp, nr, Hp, Wp, HH, WW, stride, W_out, k0, kb, q0, nb)
             for jp in range(npanels):
                 for ip in range(Fp // MR):
-                    _gemm_tile_rows(kb, Ap + (ip * K + k0) * MR, xpad + q0 + jp * nr, off + k0,
-                                    Cbuf + ip * MR * nc + jp * nr, nc, k0 > 0)
-        # copy the valid part of each output row in this block (plus bias)
+                    if off == NULL:
+                        _gemm_tile(kb, Ap + (ip * K + k0) * MR, Bp + jp * kb * nr,
+                                   Cbuf + ip * MR * nc + jp * nr, nc, k0 > 0)
+                    else:
+                        _gemm_tile_rows(kb, Ap + (ip * K + k0) * MR, xpad + q0 + jp * nr, off + k0,
+                                        Cbuf + ip * MR * nc + jp * nr, nc, k0 > 0)
+        # copy the valid part of each grid row in this block (plus bias)
         for f in range(F):
             bf = bias[f] if bias != NULL else 0
             q = q0
             while q < q0 + nb:
-                ho = q // Wp
-                wo = q % Wp
-                qend = ho * Wp + W_out  # end of this row's valid pixels
+                ho = q // ld
+                wo = q % ld
+                qend = ho * ld + W_out  # end of this row's valid pixels
                 if qend > q0 + nb:
                     qend = q0 + nb
                 if wo < W_out:
@@ -552,7 +527,7 @@ cdef void _conv_image_implicit(const real *x, const real *Ap, const real *bias, 
                     dst = out + f * P + ho * W_out + wo
                     for wo in range(qend - q):
                         dst[wo] = src[wo] + bf
-                q = (ho + 1) * Wp
+                q = (ho + 1) * ld
 
 
 def implicit_gemm_pays(Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t stride,
@@ -604,7 +579,7 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
         (``OMP_NUM_THREADS`` or the number of cores), fewer for small problems.
     implicit : bool or None, optional
         Convolve as an implicit GEMM (stride 1 only, see
-        :func:`_conv_image_implicit`) or with packed column panels; None
+        :func:`_conv_image`) or with packed column panels; None
         (default) picks by :func:`implicit_gemm_pays`.  Both give the same bits.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
@@ -645,12 +620,9 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
         else:
             memset(xpad, 0, xpad_size * sizeof(real))
             for n in prange(N, schedule="dynamic"):
-                if use_implicit:
-                    _conv_image_implicit(&x[n, 0, 0, 0], &Ap[0], bias, &out[n, 0, 0, 0], xpad,
-                                         Cbuf, &off[0], C, H, W, F, HH, WW, pad_h, pad_w)
-                else:
-                    _conv_image(&x[n, 0, 0, 0], &Ap[0], bias, &out[n, 0, 0, 0], xpad, Bp, Cbuf,
-                                C, H, W, F, HH, WW, stride, pad_h, pad_w)
+                _conv_image(&x[n, 0, 0, 0], &Ap[0], bias, &out[n, 0, 0, 0], xpad, Bp, Cbuf,
+                            &off[0] if use_implicit else NULL,
+                            C, H, W, F, HH, WW, stride, pad_h, pad_w)
         free(xpad)
         free(Bp)
         free(Cbuf)
