@@ -128,80 +128,6 @@ cdef extern from *:
         }
     #endif
 
-    /* The backward row: dout d[0:n] and positions a[0:n] -> input-gradient
-     * rows r0, r1 (2n values each; an odd last column is cleared by the
-     * caller).  Each window writes its four values: d where the position
-     * matches, 0 elsewhere (masking with AND keeps a NaN gradient intact). */
-    #ifdef CONVLAB_POOL_AVX2
-    static inline void convlab_unpool2x2_8_s(const float *d, const unsigned char *a, float *r0, float *r1)
-    {
-        __m256 dv = _mm256_loadu_ps(d);
-        __m256i k = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)a));
-        __m256 tl = _mm256_and_ps(dv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(k, _mm256_set1_epi32(0))));
-        __m256 tr = _mm256_and_ps(dv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(k, _mm256_set1_epi32(1))));
-        __m256 bl = _mm256_and_ps(dv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(k, _mm256_set1_epi32(2))));
-        __m256 br = _mm256_and_ps(dv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(k, _mm256_set1_epi32(3))));
-        /* interleave: lo = windows 0 1 | 4 5, hi = windows 2 3 | 6 7 */
-        __m256 lo = _mm256_unpacklo_ps(tl, tr), hi = _mm256_unpackhi_ps(tl, tr);
-        _mm256_storeu_ps(r0, _mm256_permute2f128_ps(lo, hi, 0x20));
-        _mm256_storeu_ps(r0 + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
-        lo = _mm256_unpacklo_ps(bl, br); hi = _mm256_unpackhi_ps(bl, br);
-        _mm256_storeu_ps(r1, _mm256_permute2f128_ps(lo, hi, 0x20));
-        _mm256_storeu_ps(r1 + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
-    }
-
-    static inline void convlab_unpool2x2_4_d(const double *d, const unsigned char *a, double *r0, double *r1)
-    {
-        int packed;
-        memcpy(&packed, a, 4);
-        __m256d dv = _mm256_loadu_pd(d);
-        __m256i k = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(packed));
-        __m256d tl = _mm256_and_pd(dv, _mm256_castsi256_pd(_mm256_cmpeq_epi64(k, _mm256_set1_epi64x(0))));
-        __m256d tr = _mm256_and_pd(dv, _mm256_castsi256_pd(_mm256_cmpeq_epi64(k, _mm256_set1_epi64x(1))));
-        __m256d bl = _mm256_and_pd(dv, _mm256_castsi256_pd(_mm256_cmpeq_epi64(k, _mm256_set1_epi64x(2))));
-        __m256d br = _mm256_and_pd(dv, _mm256_castsi256_pd(_mm256_cmpeq_epi64(k, _mm256_set1_epi64x(3))));
-        /* interleave: lo = windows 0 | 2, hi = windows 1 | 3 */
-        __m256d lo = _mm256_unpacklo_pd(tl, tr), hi = _mm256_unpackhi_pd(tl, tr);
-        _mm256_storeu_pd(r0, _mm256_permute2f128_pd(lo, hi, 0x20));
-        _mm256_storeu_pd(r0 + 4, _mm256_permute2f128_pd(lo, hi, 0x31));
-        lo = _mm256_unpacklo_pd(bl, br); hi = _mm256_unpackhi_pd(bl, br);
-        _mm256_storeu_pd(r1, _mm256_permute2f128_pd(lo, hi, 0x20));
-        _mm256_storeu_pd(r1 + 4, _mm256_permute2f128_pd(lo, hi, 0x31));
-    }
-
-    #define CONVLAB_UNPOOL_ROW(T, G, STEP) \
-        ptrdiff_t w = 0, m; \
-        for (; w + G <= n; w += G) \
-            STEP(d + w, a + w, r0 + 2 * w, r1 + 2 * w); \
-        m = n - w; \
-        if (m > 0) { \
-            T td[G] = {0}, t0[2 * G], t1[2 * G]; unsigned char ta[G] = {0}; \
-            memcpy(td, d + w, m * sizeof(T)); \
-            memcpy(ta, a + w, m); \
-            STEP(td, ta, t0, t1); \
-            memcpy(r0 + 2 * w, t0, 2 * m * sizeof(T)); \
-            memcpy(r1 + 2 * w, t1, 2 * m * sizeof(T)); \
-        }
-    #else
-    #define CONVLAB_UNPOOL_ROW(T, G, STEP) \
-        for (ptrdiff_t w = 0; w < n; ++w) { \
-            r0[2 * w] = a[w] == 0 ? d[w] : 0; r0[2 * w + 1] = a[w] == 1 ? d[w] : 0; \
-            r1[2 * w] = a[w] == 2 ? d[w] : 0; r1[2 * w + 1] = a[w] == 3 ? d[w] : 0; \
-        }
-    #endif
-
-    static void convlab_unpool2x2_row_s(const float *d, const unsigned char *a, float *r0,
-                                        float *r1, ptrdiff_t n)
-    {
-        CONVLAB_UNPOOL_ROW(float, 8, convlab_unpool2x2_8_s)
-    }
-
-    static void convlab_unpool2x2_row_d(const double *d, const unsigned char *a, double *r0,
-                                        double *r1, ptrdiff_t n)
-    {
-        CONVLAB_UNPOOL_ROW(double, 4, convlab_unpool2x2_4_d)
-    }
-
     static void convlab_pool2x2_row_s(const float *r0, const float *r1, float *o,
                                       unsigned char *a, ptrdiff_t n)
     {
@@ -218,10 +144,6 @@ cdef extern from *:
                                Py_ssize_t n) noexcept nogil
     void convlab_pool2x2_row_d(const double *r0, const double *r1, double *o, unsigned char *a,
                                Py_ssize_t n) noexcept nogil
-    void convlab_unpool2x2_row_s(const float *d, const unsigned char *a, float *r0, float *r1,
-                                 Py_ssize_t n) noexcept nogil
-    void convlab_unpool2x2_row_d(const double *d, const unsigned char *a, double *r0, double *r1,
-                                 Py_ssize_t n) noexcept nogil
 
 
 # A thread is woken only for at least this many input elements (~1-2 ms of work).
@@ -375,6 +297,7 @@ def max_pool_backward_2x2(const real[:, :, :, ::1] dout, const unsigned char[:, 
     cdef Py_ssize_t H_out = dout.shape[2], W_out = dout.shape[3]
     cdef Py_ssize_t nc, n, c, ho, wo
     cdef real *r0
+    cdef unsigned char k
     _check_2x2_shapes(dx.shape, dout.shape, argmax.shape, "dx")
     num_threads = pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
     with nogil:
@@ -383,13 +306,10 @@ def max_pool_backward_2x2(const real[:, :, :, ::1] dout, const unsigned char[:, 
             c = nc % C
             for ho in range(H_out):
                 r0 = &dx[n, c, 2 * ho, 0]
-                if real is float:
-                    convlab_unpool2x2_row_s(&dout[n, c, ho, 0], &argmax[n, c, ho, 0], r0, r0 + W, W_out)
-                else:
-                    convlab_unpool2x2_row_d(&dout[n, c, ho, 0], &argmax[n, c, ho, 0], r0, r0 + W, W_out)
-                if W > 2 * W_out:  # the odd last column was in no window
-                    r0[W - 1] = 0
-                    r0[2 * W - 1] = 0
+                memset(r0, 0, 2 * W * sizeof(real))
+                for wo in range(W_out):
+                    k = argmax[n, c, ho, wo]
+                    r0[(k >> 1) * W + 2 * wo + (k & 1)] = dout[n, c, ho, wo]
             if H > 2 * H_out:  # the odd last row was in no window
                 memset(&dx[n, c, 2 * H_out, 0], 0, W * sizeof(real))
 
