@@ -128,7 +128,7 @@ def _flipped_dx_pays(dout, w, pad):
     (20-30 % faster on 64 channels at 7x7 and 3x3); never with more filters
     than channels (3 to 32 channels at 7x7: 1.7-3x slower).
     """
-    N, F, H_out, W_out = dout.shape
+    F, H_out, W_out = dout.shape[1:]
     C, HH, WW = w.shape[1], w.shape[2], w.shape[3]
     if F != C:
         return F < C

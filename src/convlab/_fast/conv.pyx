@@ -549,6 +549,28 @@ def implicit_gemm_pays(Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t st
     return stride == 1 and C * Hp * Wp * itemsize <= 256 * 1024
 
 
+def _choose_implicit(implicit, name, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                     Py_ssize_t stride, Py_ssize_t itemsize):
+    """Resolve a kernel's ``implicit`` argument: None picks by :func:`implicit_gemm_pays`."""
+    if implicit is None:
+        return implicit_gemm_pays(C, Hp, Wp, stride, itemsize)
+    if implicit and stride != 1:
+        raise ValueError(f"{name}: the implicit GEMM needs stride 1, got stride {stride}")
+    return bool(implicit)
+
+
+def _tap_offsets(Py_ssize_t K, Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t Hp, Py_ssize_t Wp,
+                 Py_ssize_t count):
+    """Offsets ``off[k] = (c * Hp + i) * Wp + j`` of taps ``k = (c, i, j)`` in a flat padded image.
+
+    ``count >= K`` entries; those past ``K`` repeat the last tap (padding
+    for whole micro-kernel panels, whose results are dropped).
+    """
+    taps = np.minimum(np.arange(count), K - 1)
+    return np.ascontiguousarray(((taps // (HH * WW)) * Hp + (taps // WW) % HH) * Wp + taps % WW,
+                                dtype=np.intp)
+
+
 def _pack_filters(const real[:, ::1] wm):
     """Pack a (M, K) matrix into ceil(M / MR) panels of shape (K, MR), zero-padded."""
     cdef Py_ssize_t M = wm.shape[0], K = wm.shape[1], m, k
@@ -586,24 +608,18 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
     cdef Py_ssize_t F = w.shape[0], HH = w.shape[2], WW = w.shape[3]
     cdef Py_ssize_t K = C * HH * WW, Hp = H + 2 * pad_h, Wp = W + 2 * pad_w
     cdef Py_ssize_t nr = _nr(&out[0, 0, 0, 0]), nc = _nc(&out[0, 0, 0, 0])
-    cdef Py_ssize_t P = out.shape[2] * out.shape[3], n, k
+    cdef Py_ssize_t P = out.shape[2] * out.shape[3], n
     if N == 0 or F == 0 or P == 0:
         return
     if K == 0:  # no input channels: the output is the bias
         np.asarray(out)[...] = np.asarray(b)[:, None, None] if b.shape[0] > 0 else 0
         return
-    if implicit is None:
-        implicit = implicit_gemm_pays(C, Hp, Wp, stride, sizeof(real))
-    elif implicit and stride != 1:
-        raise ValueError(f"conv_forward: the implicit GEMM needs stride 1, got stride {stride}")
-    cdef bint use_implicit = implicit
+    cdef bint use_implicit = _choose_implicit(implicit, "conv_forward", C, Hp, Wp, stride,
+                                              sizeof(real))
     Ap_arr = _pack_filters(np.asarray(w).reshape(F, K))
     cdef const real[::1] Ap = Ap_arr
     cdef const real *bias = &b[0] if b.shape[0] > 0 else NULL
-    # tap offsets in the flat padded image, for the implicit GEMM
-    taps = np.arange(K)
-    cdef Py_ssize_t[::1] off = np.ascontiguousarray(
-        ((taps // (HH * WW)) * Hp + (taps // WW) % HH) * Wp + taps % WW, dtype=np.intp)
+    cdef Py_ssize_t[::1] off = _tap_offsets(K, HH, WW, Hp, Wp, K)  # for the implicit GEMM
     # the implicit GEMM's last tile reads up to WW + NR values past the image
     cdef Py_ssize_t xpad_size = C * Hp * Wp + (WW + nr if use_implicit else 0)
     cdef real *xpad
@@ -824,19 +840,13 @@ def conv_backward_weights(const real[:, :, :, ::1] x, const real[:, :, :, ::1] d
     dtype = np.float32 if real is float else np.float64
     if nchunks == 0 or F == 0 or K == 0:
         return np.zeros((F, K), dtype=dtype), np.asarray(dout).sum(axis=(0, 2, 3))
-    if implicit is None:
-        implicit = implicit_gemm_pays(C, Hp, Wp, stride, sizeof(real))
-    elif implicit and stride != 1:
-        raise ValueError(f"conv_backward_weights: the implicit GEMM needs stride 1, got stride {stride}")
-    cdef bint use_implicit = implicit
+    cdef bint use_implicit = _choose_implicit(implicit, "conv_backward_weights", C, Hp, Wp, stride,
+                                              sizeof(real))
     if use_implicit:  # dw.T: taps x filters
         rows, cols = _round_up(K, MR), _round_up(F, nr)
     else:  # dw: filters x taps
         rows, cols = _round_up(F, MR), _round_up(K, nr)
-    # tap offsets in the padded image, padded to whole MR panels by repeating the last tap
-    taps = np.minimum(np.arange(_round_up(K, MR)), K - 1)
-    cdef Py_ssize_t[::1] off = np.ascontiguousarray(
-        ((taps // (HH * WW)) * Hp + (taps // WW) % HH) * Wp + taps % WW, dtype=np.intp)
+    cdef Py_ssize_t[::1] off = _tap_offsets(K, HH, WW, Hp, Wp, _round_up(K, MR))  # whole MR panels
     partial_arr = np.zeros((nchunks, rows, cols), dtype=dtype)
     partial_db_arr = np.zeros((nchunks, F), dtype=dtype)
     cdef real[:, :, ::1] partial = partial_arr
