@@ -316,7 +316,13 @@ cdef extern from *:
 # Blocking parameters (elements): KC taps per block keeps a B panel (KC x NR)
 # in L1; NC pixels per block keeps a packed B block (KC x NC) in L2.
 # DW_CHUNK: images per deterministic partial sum of dw.
-# CONV_FLOP_PER_THREAD: a thread is woken only for this much work (~2 ms).
+# CONV_FLOP_PER_THREAD: a second thread is woken only for this much work each
+# (about 0.5 ms on one core).  Measured with the course's stride-2 layer
+# (100 images, 35 MFLOP per pass in float64): two threads made each pass
+# 1.8-2.6x faster on an idle machine; with the other core busy, they made it
+# about 15 % slower, and on 10-25 images (3-9 MFLOP) the mean time grew 3-10x
+# from waiting for the descheduled thread.  Set OMP_NUM_THREADS=1 on a
+# machine whose cores are taken.
 cdef enum:
     MR = 6
     KC = 256
@@ -325,7 +331,7 @@ cdef enum:
     S_NC = 384
     D_NC = 192
     DW_CHUNK = 8
-cdef double CONV_FLOP_PER_THREAD = 8e7
+cdef double CONV_FLOP_PER_THREAD = 1e7
 
 
 cdef inline Py_ssize_t _round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
