@@ -357,6 +357,60 @@ def test_evaluation_and_best_params_use_the_ema_weights():
         np.testing.assert_array_equal(solver.model.params[name], initial[name])
 
 
+def test_ema_averages_the_model_state_and_evaluates_with_it():
+    data = blobs()
+    reference = make_solver(CenteredSoftmax(5, 3), data, num_epochs=2)
+    means = [reference.model.running_mean.copy()]
+    original_step = reference._step
+
+    def recording_step(batch):
+        original_step(batch)
+        means.append(reference.model.running_mean.copy())
+
+    reference._step = recording_step
+    reference.train()
+
+    solver = make_solver(CenteredSoftmax(5, 3), data, num_epochs=2, ema_decay=0.8)
+    evaluated = []
+    original_evaluate = solver._evaluate
+
+    def recording_evaluate():
+        with solver._evaluation_params():
+            evaluated.append(solver.model.running_mean.copy())
+        original_evaluate()
+
+    solver._evaluate = recording_evaluate
+    solver.train()
+    ema = means[0].copy()
+    for mean in means[1:]:
+        ema = 0.8 * ema + 0.2 * mean
+    np.testing.assert_allclose(solver.ema_state["running_mean"], ema, rtol=1e-12, atol=1e-15)
+    # evaluation sees the averaged running mean, training the raw one
+    np.testing.assert_array_equal(evaluated[-1], solver.ema_state["running_mean"])
+    assert not np.allclose(means[-1], ema)
+    # train() ends with the best (averaged) parameters and their averaged state
+    np.testing.assert_array_equal(solver.model.running_mean,
+                                  solver.best_model_state["running_mean"])
+
+
+def test_ema_leaves_constant_state_exactly_unchanged():
+    class FrozenState(SoftmaxRegression):
+        def __init__(self):
+            super().__init__(5, 3)
+            self.frozen = np.array([0.1, 1 / 3, np.pi], dtype=np.float32)
+
+        def state_dict(self):
+            return {"frozen": self.frozen.copy()}
+
+        def load_state_dict(self, state):
+            self.frozen = np.array(state["frozen"], copy=True)
+
+    solver = make_solver(FrozenState(), ema_decay=0.7)
+    solver.train()
+    np.testing.assert_array_equal(solver.ema_state["frozen"], solver.model.frozen)
+    assert solver.ema_state["frozen"].dtype == np.float32
+
+
 def test_epoch_callbacks_and_stop_training():
     seen = []
 
@@ -483,6 +537,9 @@ def assert_same_run(a, b):
         np.testing.assert_array_equal(a.model.params[name], b.model.params[name])
         np.testing.assert_array_equal(a.best_params[name], b.best_params[name])
         np.testing.assert_array_equal(a.ema_params[name], b.ema_params[name])
+    assert (a.ema_state is None) == (b.ema_state is None)
+    for key in a.ema_state or {}:
+        np.testing.assert_array_equal(a.ema_state[key], b.ema_state[key])
         for key, value in a.optim_configs[name].items():
             np.testing.assert_array_equal(value, b.optim_configs[name][key])
     assert a.rng.bit_generator.state == b.rng.bit_generator.state
@@ -534,7 +591,7 @@ def test_resume_method_and_checkpoint_contents(tmp_path):
         meta = json.loads(str(archive["meta"]))
     assert {"meta", "params/W", "params/b", "best/W", "ema/W",
             "optim/W/m", "optim/W/v", "optim/b/m"} <= files
-    assert meta["format"] == "convlab-solver-checkpoint" and meta["version"] == 1
+    assert meta["format"] == "convlab-solver-checkpoint" and meta["version"] == 2
     assert meta["epoch"] == 1 and meta["iteration"] == 12
     assert meta["optim_scalars"]["W"]["t"] == 12
     assert meta["rng"] == solver.rng.bit_generator.state

@@ -28,6 +28,12 @@ def _have_data():
 needs_data = pytest.mark.skipif(not _have_data(), reason="CIFAR-10 not found under CONVLAB_DATA")
 
 
+@pytest.fixture(autouse=True)
+def _data_location(monkeypatch):
+    """In-process runs look for the data where the subprocess runs and the skip marks do."""
+    monkeypatch.setenv("CONVLAB_DATA", _env()["CONVLAB_DATA"])
+
+
 @needs_data
 def test_cli_trains_and_prints_the_accuracies_last(tmp_path):
     out = tmp_path / "run"
@@ -66,6 +72,24 @@ def test_resume_continues_exactly(tmp_path):
             assert np.array_equal(a[key], b[key]), key
     with pytest.raises(ValueError, match="no checkpoint"):
         train.run("tiny", epochs=1, out=str(tmp_path / "empty"), resume=True, progress=False, data=data)
+
+
+@needs_data
+def test_ema_run_saves_and_evaluates_the_averaged_model(tmp_path):
+    # ema_decay = 1: the average never leaves the initial weights and
+    # batch-norm statistics, so that is the model the run must end with.
+    data = train.load_data(256, 64, 64)
+    overrides = ["ema_decay=1.0"]
+    initial = train.build_model(train.resolve_recipe("tiny", overrides, 1), 6, data["X_train"])
+    history = train.run("tiny", epochs=1, seed=6, out=str(tmp_path), overrides=overrides,
+                        progress=False, data=data)
+    acc, _ = train.evaluate(initial, data["X_test"], data["y_test"], tta=history["recipe"]["tta"])
+    assert acc == history["final_test_acc"]
+    with np.load(tmp_path / "model.npz") as saved:
+        for name, value in initial.params.items():
+            np.testing.assert_array_equal(saved[f"params/{name}"], value)
+        for key, value in initial.state_dict().items():
+            np.testing.assert_array_equal(saved[f"state/{key}"], value)
 
 
 def test_recipes_and_overrides():

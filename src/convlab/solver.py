@@ -58,7 +58,9 @@ One uncompressed ``.npz`` file (read it with
 - ``best/<name>``: the best parameters so far;
 - ``best_state/<key>``: the model state (``state_dict``) that went with them,
   if the model has one;
-- ``ema/<name>``: the moving average of the parameters, when ``ema_decay`` is set.
+- ``ema/<name>``: the moving average of the parameters, when ``ema_decay`` is set;
+- ``ema_state/<key>``: the moving average of the model's floating-point state
+  (``state_dict``), when ``ema_decay`` is set and the model has state.
 
 The file is written to a temporary file in the same directory and moved into
 place with ``os.replace``, so a crash never leaves a half-written checkpoint
@@ -82,7 +84,7 @@ from convlab import optim
 __all__ = ["Solver", "find_latest_checkpoint"]
 
 CHECKPOINT_FORMAT = "convlab-solver-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 _UPDATE_RULES = {name: getattr(optim, name) for name in optim.__all__}
 
@@ -163,9 +165,14 @@ class Solver:
         minibatch (never to evaluation data); ``rng`` is ``solver.rng``.
     ema_decay : float in [0, 1], optional
         Keep an exponential moving average of the parameters,
-        ``ema <- ema_decay * ema + (1 - ema_decay) * params`` after every
+        ``ema <- ema + (1 - ema_decay) * (params - ema)`` after every
         update, starting from the initial parameters.  The end-of-epoch
         accuracies, and hence the best parameters, use the averaged weights.
+        A model with state (``state_dict``) has the floating-point entries of
+        its state averaged alike, and evaluated with the averaged weights:
+        batch-norm running statistics collected with the raw weights would
+        not match the averaged ones.  (Entries that do not change, such as
+        frozen filters, stay exactly as they are.)
     epoch_callbacks : sequence of callables, optional
         Each is called as ``callback(solver)`` after every epoch, after the
         accuracies are recorded and before the checkpoint is written.  A
@@ -196,6 +203,9 @@ class Solver:
         into ``model.params``.
     ema_params : dict of arrays or None
         The moving average of the parameters, with ``ema_decay``.
+    ema_state : dict of arrays or None
+        The moving average of the floating-point entries of
+        ``model.state_dict()``, with ``ema_decay`` and a model with state.
     optim_configs : dict of dicts
         The optimizer config (hyperparameters and state) of every parameter.
     epoch, iteration : int
@@ -296,6 +306,9 @@ class Solver:
         self.best_model_state = {}
         self.ema_params = (None if self.ema_decay is None else
                            {k: np.array(v, copy=True) for k, v in model.params.items()})
+        self.ema_state = (None if self.ema_decay is None or not hasattr(model, "state_dict") else
+                          {k: np.array(v, copy=True) for k, v in model.state_dict().items()
+                           if np.issubdtype(np.asarray(v).dtype, np.floating)})
         self.stop_training = False
 
         if opts["resume_from"] is not None:
@@ -387,11 +400,9 @@ class Solver:
             params[name], self.optim_configs[name] = self.update_rule(w, grads[name], config)
 
         if self.ema_params is not None:
-            decay = self.ema_decay
-            for name, w in params.items():
-                average = self.ema_params[name]
-                average *= decay
-                average += (1.0 - decay) * w
+            _update_average(self.ema_params, params, self.ema_decay)
+            if self.ema_state is not None:
+                _update_average(self.ema_state, self.model.state_dict(), self.ema_decay)
 
         self.loss_history.append(float(loss))
         self.lr_history.append(float("nan") if lr is None else lr)
@@ -418,16 +429,21 @@ class Solver:
 
     @contextlib.contextmanager
     def _evaluation_params(self):
-        """Within the block, ``model.params`` holds the EMA weights (if any)."""
+        """Within the block, the model holds the EMA weights and state (if any)."""
         if self.ema_params is None:
             yield
             return
         saved = dict(self.model.params)
         self.model.params.update(self.ema_params)
+        if self.ema_state is not None:
+            saved_state = self.model.state_dict()
+            self.model.load_state_dict({**saved_state, **self.ema_state})
         try:
             yield
         finally:
             self.model.params.update(saved)
+            if self.ema_state is not None:
+                self.model.load_state_dict(saved_state)
 
     def _evaluate(self):
         """Record train and validation accuracy; keep the best parameters."""
@@ -561,6 +577,9 @@ class Solver:
         if self.ema_params is not None:
             for name, value in self.ema_params.items():
                 arrays[f"ema/{name}"] = value
+        if self.ema_state is not None:
+            for key, value in self.ema_state.items():
+                arrays[f"ema_state/{key}"] = value
 
         meta = {
             "format": CHECKPOINT_FORMAT,
@@ -663,6 +682,8 @@ class Solver:
         self.best_params = section("best/")
         self.best_model_state = section("best_state/")
         self.ema_params = section("ema/") if self.ema_decay is not None else None
+        self.ema_state = (section("ema_state/") if self.ema_decay is not None
+                          and meta["has_model_state"] else None)
 
         self.epoch = meta["epoch"]
         self.iteration = meta["iteration"]
@@ -679,6 +700,17 @@ class Solver:
         bit_generator = getattr(np.random, state["bit_generator"])()
         bit_generator.state = state
         self.rng = np.random.Generator(bit_generator)
+
+
+def _update_average(average, current, decay):
+    """``average[k] += (1 - decay) * (current[k] - average[k])`` in place, for every key of ``average``.
+
+    Written as a step towards ``current`` (rather than ``decay * average +
+    (1 - decay) * current``) so that an entry that never changes stays
+    exactly what it is.
+    """
+    for key, value in average.items():
+        value += (1.0 - decay) * (current[key] - value)
 
 
 def find_latest_checkpoint(checkpoint_name):

@@ -310,17 +310,22 @@ def run(recipe_name, epochs=None, seed=0, out=None, resume=False, overrides=(),
     last_state = {}
 
     def keep_last(s):
+        # the weights (and state) the solver evaluates: the moving averages with ema_decay
         last.clear()
-        last.update({k: v.copy() for k, v in s.model.params.items()})
+        last.update({k: v.copy() for k, v in
+                     (s.model.params if s.ema_params is None else s.ema_params).items()})
         if hasattr(s.model, "state_dict"):
             last_state.clear()
             last_state.update({k: np.array(v, copy=True) for k, v in s.model.state_dict().items()})
+            if s.ema_state is not None:
+                last_state.update({k: v.copy() for k, v in s.ema_state.items()})
         _write_json(hist_path, history_dict(s, recipe, start))
 
     solver.epoch_callbacks.append(keep_last)
     solver.train()
     # The recipes train on a fixed schedule: evaluate the final weights (which
-    # match the final batch-norm statistics), not the best-on-validation ones.
+    # match the final batch-norm statistics), not the best-on-validation ones;
+    # with ema_decay, the final moving averages of both.
     model.params.update(last)
     if last_state:
         model.load_state_dict(last_state)
