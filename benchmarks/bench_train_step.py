@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_train_step.py                    # the quick recipe
     python benchmarks/bench_train_step.py --recipe best --steps 5
     python benchmarks/bench_train_step.py --batch-size 512  # another batch size
+    python benchmarks/bench_train_step.py --recipe best --set "widths=[64,256,256]"  # full width
 
 A *step* is what :class:`convlab.solver.Solver` does per minibatch: the
 augmentation (random flip and translation), the forward and backward pass
@@ -36,10 +37,10 @@ NUM_TRAIN = 49000
 BACKENDS = ("convlab", "torch", "torch-nhwc")
 
 
-def time_convlab(recipe_name, steps, warmup, batch_size=None):
+def time_convlab(recipe_name, steps, warmup, overrides=()):
     from convlab import train
 
-    recipe = train.resolve_recipe(recipe_name, [f"batch_size={batch_size}"] if batch_size else ())
+    recipe = train.resolve_recipe(recipe_name, overrides)
     B = int(recipe["batch_size"])
     rng = np.random.default_rng(0)
     data = {"X_train": rng.standard_normal((4 * B, 3, 32, 32)).astype(np.float32),
@@ -58,14 +59,14 @@ def time_convlab(recipe_name, steps, warmup, batch_size=None):
     return B, times
 
 
-def time_torch(recipe_name, steps, warmup, channels_last, batch_size=None):
+def time_torch(recipe_name, steps, warmup, channels_last, overrides=()):
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
 
     from convlab import train
 
-    recipe = train.resolve_recipe(recipe_name, [f"batch_size={batch_size}"] if batch_size else ())
+    recipe = train.resolve_recipe(recipe_name, overrides)
     B = int(recipe["batch_size"])
     widths = recipe["widths"]
     torch.manual_seed(0)
@@ -119,18 +120,21 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", default="quick", help="a ConvNet recipe of convlab.train (default quick)")
     parser.add_argument("--batch-size", type=int, default=None, help="override the recipe's batch size")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe setting, as in python -m convlab.train (repeatable)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per backend (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
     parser.add_argument("--backend", choices=BACKENDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    overrides = args.set + ([f"batch_size={args.batch_size}"] if args.batch_size else [])
 
     if args.backend:  # child process: time one backend, print JSON
         if args.backend == "convlab":
-            B, times = time_convlab(args.recipe, args.steps, args.warmup, args.batch_size)
+            B, times = time_convlab(args.recipe, args.steps, args.warmup, overrides)
         else:
             B, times = time_torch(args.recipe, args.steps, args.warmup, args.backend == "torch-nhwc",
-                                  args.batch_size)
+                                  overrides)
         json.dump({"batch_size": B, "times": times}, sys.stdout)
         return
 
@@ -145,14 +149,15 @@ def main():
     for backend in backends:
         cmd = [sys.executable, __file__, "--backend", backend, "--recipe", args.recipe,
                "--steps", str(args.steps), "--warmup", str(args.warmup)]
-        if args.batch_size:
-            cmd += ["--batch-size", str(args.batch_size)]
+        for item in overrides:
+            cmd += ["--set", item]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             sys.exit(f"the {backend} backend failed:\n{done.stderr}")
         results[backend] = json.loads(done.stdout)
 
-    print(f"training step of the {args.recipe!r} recipe: {os.cpu_count()} CPUs, "
+    settings = "".join(f" --set {item}" for item in overrides)
+    print(f"training step of the {args.recipe!r} recipe{settings}: {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}, median of {args.steps} steps")
     print(f"{'backend':11s} {'batch':>5s} {'ms/step':>9s} {'s/epoch':>8s} {'vs torch':>9s}")
     medians = {b: statistics.median(r["times"]) for b, r in results.items()}

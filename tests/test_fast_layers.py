@@ -455,7 +455,7 @@ def test_kernels_do_not_depend_on_thread_count(dtype):
 def test_layers_agree_on_one_and_two_threads(dtype):
     """The layers agree on 1 and 2 threads (OpenMP limited with threadpoolctl).
 
-    The problems are large enough (over 2 x 8e7 flop for the convolution,
+    The problems are large enough (over 2 x 1e7 flop for the convolution,
     2**21 elements for the pooling) that the kernels really use 2 threads
     when allowed to.
     """
