@@ -393,6 +393,16 @@ def test_ema_averages_the_model_state_and_evaluates_with_it():
                                   solver.best_model_state["running_mean"])
 
 
+def test_evaluation_and_best_state_use_the_averaged_state():
+    # ema_decay = 1: the averaged running mean never leaves its initial zeros,
+    # so every evaluation centres with zeros, and train() ends with them.
+    solver = make_solver(CenteredSoftmax(5, 3), ema_decay=1.0, num_epochs=3, num_train_samples=None)
+    solver.train()
+    assert len(set(solver.val_acc_history)) == 1
+    np.testing.assert_array_equal(solver.best_model_state["running_mean"], np.zeros(5))
+    np.testing.assert_array_equal(solver.model.running_mean, np.zeros(5))
+
+
 def test_ema_leaves_constant_state_exactly_unchanged():
     class FrozenState(SoftmaxRegression):
         def __init__(self):
