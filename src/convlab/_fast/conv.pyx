@@ -867,8 +867,8 @@ def conv_backward_weights(const real[:, :, :, ::1] x, const real[:, :, :, ::1] d
     with nogil, parallel(num_threads=num_threads):
         xpad = <real *>malloc(C * Hp * Wp * sizeof(real))
         Ap = <real *>malloc(ap_size * sizeof(real))
-        Bp = <real *>malloc(KC * nr * sizeof(real))
-        if xpad == NULL or Ap == NULL or Bp == NULL:
+        Bp = NULL if use_implicit else <real *>malloc(KC * nr * sizeof(real))
+        if xpad == NULL or Ap == NULL or (Bp == NULL and not use_implicit):
             failed[0] = 1
         else:
             for ch in prange(nchunks, schedule="dynamic"):
