@@ -314,14 +314,12 @@ def run(recipe_name, epochs=None, seed=0, out=None, resume=False, overrides=(),
 
     def keep_last(s):
         # the weights (and state) the solver evaluates: the moving averages with ema_decay
-        last.clear()
-        last.update({k: v.copy() for k, v in
-                     (s.model.params if s.ema_params is None else s.ema_params).items()})
-        if hasattr(s.model, "state_dict"):
-            last_state.clear()
-            last_state.update({k: np.array(v, copy=True) for k, v in s.model.state_dict().items()})
-            if s.ema_state is not None:
-                last_state.update({k: v.copy() for k, v in s.ema_state.items()})
+        with s._evaluation_params():
+            last.clear()
+            last.update({k: v.copy() for k, v in s.model.params.items()})
+            if hasattr(s.model, "state_dict"):
+                last_state.clear()
+                last_state.update({k: np.array(v, copy=True) for k, v in s.model.state_dict().items()})
         _write_json(hist_path, history_dict(s, recipe, start))
 
     solver.epoch_callbacks.append(keep_last)

@@ -635,9 +635,9 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
     num_threads = pick_threads(2.0 * N * F * K * P, CONV_FLOP_PER_THREAD, num_threads)
     with nogil, parallel(num_threads=num_threads):
         xpad = <real *>malloc(xpad_size * sizeof(real))
-        Bp = <real *>malloc(KC * nc * sizeof(real))
+        Bp = NULL if use_implicit else <real *>malloc(KC * nc * sizeof(real))  # packed columns
         Cbuf = <real *>malloc(_round_up(F, MR) * nc * sizeof(real))
-        if xpad == NULL or Bp == NULL or Cbuf == NULL:
+        if xpad == NULL or (Bp == NULL and not use_implicit) or Cbuf == NULL:
             failed[0] = 1
         else:
             memset(xpad, 0, xpad_size * sizeof(real))
