@@ -17,9 +17,10 @@ VPY="$VENV/bin/python"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 _convlab_fingerprint() {
-    # Everything that decides what `pip install` produces: metadata and kernel sources.
+    # Everything that decides what `pip install` produces: metadata and kernel sources
+    # (.pyx, .pxd, .pxi and the C headers they include).
     (cd "$ROOT" && find pyproject.toml setup.py src/convlab/_fast -maxdepth 1 -type f \
-        \( -name pyproject.toml -o -name setup.py -o -name '*.pyx' -o -name '*.pxd' \) \
+        \( -name pyproject.toml -o -name setup.py -o -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' \) \
         -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1
 }
 

@@ -22,3 +22,20 @@ def one_openmp_thread():
 
     with threadpool_limits(limits=1, user_api="openmp"):
         yield
+
+
+@pytest.fixture(scope="module", params=["avx2", "portable", "plain"])
+def simd_path(request):
+    """Run every test of a module once per SIMD path of the kernels (skipped where the CPU lacks it).
+
+    Module-scoped, so pytest runs the module's tests path by path and hypothesis
+    tests may use it. The path chosen at import is restored afterwards.
+    """
+    from convlab import fast_layers
+
+    if request.param not in fast_layers.simd_paths():
+        pytest.skip(f"this CPU cannot run the {request.param} kernels")
+    before = fast_layers.build_info()["simd_path"]
+    fast_layers.set_simd_path(request.param)
+    yield request.param
+    fast_layers.set_simd_path(before)

@@ -140,6 +140,7 @@ def _naive_bn_act_backward(dout, cache, act):
     return layers.spatial_batchnorm_backward(dout, bn_cache)
 
 
+@pytest.mark.usefixtures("simd_path")
 @pytest.mark.parametrize("act", [0, 1, 2, 3])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_fused_bn_act_matches_the_naive_layers(rng, act, dtype):
@@ -169,6 +170,7 @@ def test_fused_bn_act_matches_the_naive_layers(rng, act, dtype):
     assert np.allclose(mean, x.astype(np.float64).mean(axis=(0, 2, 3)))
 
 
+@pytest.mark.usefixtures("simd_path")
 @pytest.mark.parametrize("act", [1, 2, 3])
 def test_fused_test_mode_and_act_backward(rng, act):
     N, C, P = 3, 4, 7
@@ -197,6 +199,7 @@ def test_fused_test_mode_and_act_backward(rng, act):
     assert rel_error(dy, dx_num) < 1e-7
 
 
+@pytest.mark.usefixtures("simd_path")
 def test_fused_float32_gelu_is_accurate_over_a_wide_range():
     y = np.linspace(-12, 12, 4001).astype(np.float32).reshape(1, 1, -1)
     one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
@@ -210,6 +213,7 @@ def test_fused_float32_gelu_is_accurate_over_a_wide_range():
     assert np.max(np.abs(d - want_d)) < 1e-6
 
 
+@pytest.mark.usefixtures("simd_path")
 def test_fused_kernel_does_not_depend_on_the_thread_count(rng):
     from threadpoolctl import threadpool_limits
 

@@ -2,7 +2,7 @@
 
 Property tests draw random shapes, strides, pads, filter and window sizes and
 compare every output and gradient of :mod:`convlab.fast_layers` with the
-naive loops.  float64 must agree to a few ulps of the result's norm; float32
+naive loops, on each SIMD path of the kernels this CPU can run.  float64 must agree to a few ulps of the result's norm; float32
 is compared normwise (``||fast - naive|| / ||naive||``), because an
 elementwise relative error is meaningless for entries that are near zero.
 """
@@ -26,6 +26,9 @@ from convlab.fast_layers import (
     max_pool_backward_fast,
     max_pool_forward_fast,
 )
+
+# Every test runs once per SIMD path of the kernels (plain C, portable vectors, AVX2).
+pytestmark = pytest.mark.usefixtures("simd_path")
 
 # Normwise relative tolerance per dtype: float32 has eps ~ 6e-8, float64 ~ 1e-16.
 TOL = {np.float32: 1e-5, np.float64: 1e-12}

@@ -18,10 +18,17 @@ passes take ``(dout, cache)``.  The heavy lifting happens in
 
 float32 inputs give float32 outputs and float64 stays float64; inputs need
 not be contiguous.
+
+The kernels exist in a plain C, a portable vector and (x86-64) an AVX2
+version; the fastest one this CPU runs is chosen at import, and
+:func:`build_info` tells which, and how the kernels were compiled.
 """
+
+import platform
 
 import numpy as np
 
+from convlab._fast import bn_act as _bn_act
 from convlab._fast import conv as _conv
 from convlab._fast import im2col as _im2col
 from convlab._fast import pool as _pool
@@ -35,7 +42,69 @@ __all__ = [
     "max_pool_backward_fast",
     "conv_forward_im2col",
     "conv_backward_im2col",
+    "build_info",
+    "simd_paths",
+    "set_simd_path",
 ]
+
+# The kernel modules with SIMD paths; each keeps its own choice, set together here.
+_SIMD_MODULES = (_conv, _pool, _bn_act)
+
+
+def simd_paths():
+    """The SIMD paths the kernels can take on this CPU, fastest first.
+
+    Returns
+    -------
+    list of str
+        Some of ``"avx2"`` (AVX2 + FMA, x86-64 only), ``"portable"`` (the
+        vector code every CPU of the architecture runs: SSE2 on x86-64, NEON
+        on arm64) and ``"plain"`` (plain C loops, the readable reference).
+    """
+    return _conv.simd_paths()
+
+
+def set_simd_path(name):
+    """Make every kernel take the SIMD path ``name`` (one of :func:`simd_paths`).
+
+    The choice at import is the fastest path, or the one the environment
+    variable ``CONVLAB_SIMD`` names; this changes it for the rest of the
+    process (for tests and benchmarks; not while another thread runs a
+    kernel).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a SIMD path this CPU can run.
+    """
+    for module in _SIMD_MODULES:
+        module.set_simd_path(name)
+
+
+def build_info():
+    """How the fast kernels were built and how they run here.
+
+    Returns
+    -------
+    dict
+        ``machine`` (the CPU architecture), ``simd_path`` (the path the
+        kernels take now), ``simd_paths`` (all this CPU can run), ``openmp``
+        (whether the kernels were compiled with OpenMP), ``openmp_version``
+        (as ``yyyymm``, 0 without OpenMP), ``threads`` (how many a parallel
+        kernel may use: ``OMP_NUM_THREADS`` or the number of cores, 1 without
+        OpenMP) and ``compiler``.
+    """
+    paths = {module.simd_path() for module in _SIMD_MODULES}
+    compiled = _conv.compiled_with()
+    return {
+        "machine": platform.machine(),
+        "simd_path": paths.pop() if len(paths) == 1 else "mixed",
+        "simd_paths": simd_paths(),
+        "openmp": compiled["openmp"] > 0,
+        "openmp_version": compiled["openmp"],
+        "threads": compiled["max_threads"],
+        "compiler": compiled["compiler"],
+    }
 
 
 def conv_forward_fast(x, w, b, conv_param):

@@ -1,0 +1,51 @@
+"""Compiled kernels (Cython and C) behind :mod:`convlab.fast_layers`, and their SIMD path.
+
+Every kernel with SIMD has a plain C version, a portable vector version
+(SSE2 on x86-64, NEON on arm64) and, on x86-64, an AVX2 + FMA version; the
+fastest one the CPU can run is chosen at import.  The environment variable
+``CONVLAB_SIMD`` overrides the choice:
+
+=============  ==============================================================
+``auto``       the fastest path this CPU runs (the default, also when unset)
+``avx2``       AVX2 + FMA; an error on a CPU without them
+``portable``   the portable vector code (also ``0``): what any CPU of the
+               architecture runs
+``plain``      the plain C loops, the readable reference
+=============  ==============================================================
+"""
+
+import os
+
+SIMD_PATHS = ("avx2", "portable", "plain")
+_ALIASES = {"0": "portable", "": "auto"}
+
+
+def choose_simd_path(available):
+    """The SIMD path to use, by ``CONVLAB_SIMD`` and what this CPU can run.
+
+    Parameters
+    ----------
+    available : list of str
+        The paths this CPU can run, fastest first.
+
+    Returns
+    -------
+    str
+        One of ``available``.
+
+    Raises
+    ------
+    ValueError
+        If ``CONVLAB_SIMD`` names no path, or a path this CPU cannot run.
+    """
+    raw = os.environ.get("CONVLAB_SIMD", "auto")
+    wanted = _ALIASES.get(raw.strip().lower(), raw.strip().lower())
+    if wanted == "auto":
+        return available[0]
+    if wanted not in SIMD_PATHS:
+        raise ValueError(f"CONVLAB_SIMD={raw!r} is not a SIMD path; use auto, "
+                         f"{', '.join(SIMD_PATHS)} or 0 (= portable)")
+    if wanted not in available:
+        raise ValueError(f"CONVLAB_SIMD={raw!r}: this CPU cannot run the {wanted} kernels; "
+                         f"it can run {', '.join(available)}")
+    return wanted

@@ -1,7 +1,7 @@
 # cython: language_level=3
 """How many OpenMP threads a kernel should use: shared by conv, pool and im2col."""
 
-cdef extern from "omp.h":
+cdef extern from "omp_compat.h":  # omp.h, or a one-thread stand-in
     int omp_get_max_threads() noexcept nogil
 
 

@@ -1,5 +1,4 @@
 # cython: language_level=3
-# distutils: extra_compile_args = -O3 -fopenmp -fno-math-errno -ffinite-math-only -fno-trapping-math -fno-signed-zeros -fassociative-math -freciprocal-math
 """Fused spatial batch norm + activation, forward and backward.
 
 In a ConvNet every convolution is followed by batch norm and a nonlinearity.
@@ -35,8 +34,7 @@ rounding).
 from cython.parallel cimport prange
 from libc.math cimport erf, exp, sqrt
 
-cdef extern from "omp.h":
-    int omp_get_max_threads() noexcept nogil
+include "_runtime.pxi"
 
 ctypedef fused real:
     float
@@ -53,105 +51,10 @@ def num_threads():
 
 # ---------------------------------------------------------------- GELU pieces
 
-# The float32 GELU rows are written in C so that the compiler can vectorise
-# them: expf from libm is an opaque call, so we use our own exp (2^n times a
-# degree-6 polynomial for 2^f, relative error ~2e-7), and erf from the
-# Abramowitz & Stegun 7.1.26 formula (absolute error < 1.5e-7), whose factor
-# exp(-y^2/2) is also the normal density times sqrt(2 pi): one exp gives both
-# Phi(y) and phi(y). target_clones builds an AVX2/FMA and a baseline version
-# and picks one at load time.
-cdef extern from *:
-    """
-    #include <stdint.h>
-    #include <string.h>
-    #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-    #define CONVLAB_CLONES __attribute__((target_clones("avx2,fma", "default")))
-    #else
-    #define CONVLAB_CLONES
-    #endif
-
-    static inline float convlab_expf(float x) {
-        x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-        float t = x * 1.4426950408889634f;
-        int32_t i = (int32_t)t;
-        i -= (t < (float)i);              /* floor */
-        float f = t - (float)i;          /* in [0, 1) */
-        float p = 1.8775767e-3f;
-        p = p * f + 8.9893397e-3f;
-        p = p * f + 5.5826318e-2f;
-        p = p * f + 2.4015361e-1f;
-        p = p * f + 6.9315308e-1f;
-        p = p * f + 9.9999994e-1f;
-        int32_t bits = (i + 127) << 23;
-        float scale;
-        memcpy(&scale, &bits, 4);
-        return p * scale;
-    }
-
-    /* Phi(y) and phi(y) of the standard normal distribution. */
-    static inline float convlab_phi(float y, float *density) {
-        float z = (y < 0 ? -y : y) * 0.70710678118654752f;
-        float t = 1.0f / (1.0f + 0.3275911f * z);
-        float e = convlab_expf(-0.5f * y * y);
-        float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f
-                     + t * (-1.453152027f + t * 1.061405429f))));
-        float half_erfc = 0.5f * poly * e;
-        *density = 0.39894228040143268f * e;
-        return y >= 0 ? 1.0f - half_erfc : half_erfc;
-    }
-
-    /* out[p] = act(g * x[p] + b); act: 0 identity, 1 ReLU, 2 leaky, 3 GELU */
-    CONVLAB_CLONES
-    static void convlab_act_row(const float *x, float *out, Py_ssize_t n,
-                                float g, float b, int act, float alpha) {
-        Py_ssize_t p;
-        if (act == 1) {
-            for (p = 0; p < n; p++) { float y = g * x[p] + b; out[p] = y > 0 ? y : 0.0f; }
-        } else if (act == 2) {
-            for (p = 0; p < n; p++) { float y = g * x[p] + b; out[p] = y > 0 ? y : alpha * y; }
-        } else if (act == 3) {
-            for (p = 0; p < n; p++) {
-                float y = g * x[p] + b, d;
-                out[p] = y * convlab_phi(y, &d);
-            }
-        } else {
-            for (p = 0; p < n; p++) out[p] = g * x[p] + b;
-        }
-    }
-
-    /* dy[p] = dout[p] * act'(g * x[p] + b); dy may alias dout */
-    CONVLAB_CLONES
-    static void convlab_dact_row(const float *dout, const float *x, float *dy,
-                                 Py_ssize_t n, float g, float b, int act, float alpha) {
-        Py_ssize_t p;
-        if (act == 1) {
-            for (p = 0; p < n; p++) { float y = g * x[p] + b; dy[p] = y > 0 ? dout[p] : 0.0f; }
-        } else if (act == 2) {
-            for (p = 0; p < n; p++) {
-                float y = g * x[p] + b; dy[p] = dout[p] * (y > 0 ? 1.0f : alpha);
-            }
-        } else if (act == 3) {
-            for (p = 0; p < n; p++) {
-                float y = g * x[p] + b, d;
-                float cdf = convlab_phi(y, &d);
-                dy[p] = dout[p] * (cdf + y * d);
-            }
-        } else {
-            for (p = 0; p < n; p++) dy[p] = dout[p];
-        }
-    }
-
-    /* sums of dy and of dy * (x - m) over one row (float partial sums, reassociated
-       by the compiler into vector lanes; the caller accumulates rows in double) */
-    CONVLAB_CLONES
-    static void convlab_dot_row(const float *dy, const float *x, Py_ssize_t n,
-                                float m, double *sdy, double *sdyx) {
-        float a = 0.0f, c = 0.0f;
-        for (Py_ssize_t p = 0; p < n; p++) { a += dy[p]; c += dy[p] * (x[p] - m); }
-        *sdy += a;
-        *sdyx += c;
-    }
-    """
+# The float32 rows are C, written so that the compiler vectorises them (with
+# our own exp and erf: libm's are opaque calls), compiled for the baseline and
+# for AVX2 and chosen at run time: bn_act_kernels.h.
+cdef extern from "bn_act_kernels.h":
     void convlab_act_row(const float* x, float* out, Py_ssize_t n, float g, float b,
                          int act, float alpha) noexcept nogil
     void convlab_dact_row(const float* dout, const float* x, float* dy, Py_ssize_t n,

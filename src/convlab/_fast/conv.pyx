@@ -64,253 +64,31 @@ ctypedef fused real:
     double
 
 
-cdef extern from *:
-    """
-    /* ------------------------------------------------------------------
-     * Micro-kernels.  With AVX2 + FMA (compiled with -march=native on a
-     * machine that has them) they use 256-bit vectors; otherwise a plain C
-     * version computes the same sums in the same order per element.
-     * ------------------------------------------------------------------ */
-    #include <stddef.h>
-    #if defined(__AVX2__) && defined(__FMA__)
-    #include <immintrin.h>
-    #define CONVLAB_AVX2 1
-    #endif
-
-    /* Tile sizes of the NN micro-kernels: MR = 6 filters x NR pixels, with
-     * NR = 16 floats or 8 doubles (two 256-bit vectors).  12 accumulator
-     * vectors + 2 for B + 1 broadcast fit in the 16 AVX registers, so B is
-     * loaded once per step and reused by all six rows. */
-    #define CONVLAB_MR 6
-    #define CONVLAB_S_NR 16
-    #define CONVLAB_D_NR 8
-
-    /* The float32 micro-kernel: C[i*ldc + j] (+)= sum_k A[k*6 + i] * Brow(k)[j],
-     * i < 6, j < 16.  A is a packed panel of 6 rows; Brow(k) points at the 16
-     * values of tap k.  It is written once as a macro and instantiated twice:
-     * for a packed B panel (Brow(k) = B + 16 k) and for rows read in place
-     * from an image (Brow(k) = base + off[k], the "implicit GEMM" below). */
-    #ifdef CONVLAB_AVX2
-    #define CONVLAB_S_KERNEL(BROW) \
-        __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps(); \
-        __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(); \
-        __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps(); \
-        for (ptrdiff_t k = 0; k < kc; ++k) { \
-            const float *Bk = (BROW), *Ak = A + 6 * k; \
-            __m256 b0 = _mm256_loadu_ps(Bk), b1 = _mm256_loadu_ps(Bk + 8), a; \
-            CONVLAB_S_ROW(0) CONVLAB_S_ROW(1) CONVLAB_S_ROW(2) CONVLAB_S_ROW(3) CONVLAB_S_ROW(4) CONVLAB_S_ROW(5) \
-        } \
-        CONVLAB_S_STORE(0) CONVLAB_S_STORE(1) CONVLAB_S_STORE(2) CONVLAB_S_STORE(3) CONVLAB_S_STORE(4) CONVLAB_S_STORE(5)
-    #define CONVLAB_S_ROW(i) a = _mm256_broadcast_ss(Ak + i); \
-            c##i##0 = _mm256_fmadd_ps(a, b0, c##i##0); c##i##1 = _mm256_fmadd_ps(a, b1, c##i##1);
-    #define CONVLAB_S_STORE(i) \
-        if (accumulate) { c##i##0 = _mm256_add_ps(c##i##0, _mm256_loadu_ps(C + i * ldc)); \
-                          c##i##1 = _mm256_add_ps(c##i##1, _mm256_loadu_ps(C + i * ldc + 8)); } \
-        _mm256_storeu_ps(C + i * ldc, c##i##0); _mm256_storeu_ps(C + i * ldc + 8, c##i##1);
-    #else
-    #define CONVLAB_S_KERNEL(BROW) CONVLAB_PLAIN_KERNEL(float, 16, BROW)
-    #endif
-
-    /* The plain C version: the same sums, in the same order per element. */
-    #define CONVLAB_PLAIN_KERNEL(T, NR, BROW) \
-        T acc[6][NR] = {{0}}; \
-        for (ptrdiff_t k = 0; k < kc; ++k) { \
-            const T *Bk = (BROW); \
-            for (int i = 0; i < 6; ++i) \
-                for (int j = 0; j < NR; ++j) \
-                    acc[i][j] += A[k * 6 + i] * Bk[j]; \
-        } \
-        for (int i = 0; i < 6; ++i) \
-            for (int j = 0; j < NR; ++j) \
-                C[i * ldc + j] = accumulate ? C[i * ldc + j] + acc[i][j] : acc[i][j];
-
-    static inline void convlab_sgemm_6x16(ptrdiff_t kc, const float *A, const float *B,
-                                          float *C, ptrdiff_t ldc, int accumulate)
-    {
-        CONVLAB_S_KERNEL(B + 16 * k)
-    }
-
-    static inline void convlab_sgemm_6x16_rows(ptrdiff_t kc, const float *A, const float *base,
-                                               const ptrdiff_t *off, float *C, ptrdiff_t ldc,
-                                               int accumulate)
-    {
-        CONVLAB_S_KERNEL(base + off[k])
-    }
-
-    /* The float64 micro-kernel, 6 x 8 (two vectors of 4 doubles), in the same two forms. */
-    #ifdef CONVLAB_AVX2
-    #define CONVLAB_D_KERNEL(BROW) \
-        __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd(), c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd(); \
-        __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd(), c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd(); \
-        __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd(), c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd(); \
-        for (ptrdiff_t k = 0; k < kc; ++k) { \
-            const double *Bk = (BROW), *Ak = A + 6 * k; \
-            __m256d b0 = _mm256_loadu_pd(Bk), b1 = _mm256_loadu_pd(Bk + 4), a; \
-            CONVLAB_D_ROW(0) CONVLAB_D_ROW(1) CONVLAB_D_ROW(2) CONVLAB_D_ROW(3) CONVLAB_D_ROW(4) CONVLAB_D_ROW(5) \
-        } \
-        CONVLAB_D_STORE(0) CONVLAB_D_STORE(1) CONVLAB_D_STORE(2) CONVLAB_D_STORE(3) CONVLAB_D_STORE(4) CONVLAB_D_STORE(5)
-    #define CONVLAB_D_ROW(i) a = _mm256_broadcast_sd(Ak + i); \
-            c##i##0 = _mm256_fmadd_pd(a, b0, c##i##0); c##i##1 = _mm256_fmadd_pd(a, b1, c##i##1);
-    #define CONVLAB_D_STORE(i) \
-        if (accumulate) { c##i##0 = _mm256_add_pd(c##i##0, _mm256_loadu_pd(C + i * ldc)); \
-                          c##i##1 = _mm256_add_pd(c##i##1, _mm256_loadu_pd(C + i * ldc + 4)); } \
-        _mm256_storeu_pd(C + i * ldc, c##i##0); _mm256_storeu_pd(C + i * ldc + 4, c##i##1);
-    #else
-    #define CONVLAB_D_KERNEL(BROW) CONVLAB_PLAIN_KERNEL(double, 8, BROW)
-    #endif
-
-    static inline void convlab_dgemm_6x8(ptrdiff_t kc, const double *A, const double *B,
-                                         double *C, ptrdiff_t ldc, int accumulate)
-    {
-        CONVLAB_D_KERNEL(B + 8 * k)
-    }
-
-    static inline void convlab_dgemm_6x8_rows(ptrdiff_t kc, const double *A, const double *base,
-                                              const ptrdiff_t *off, double *C, ptrdiff_t ldc,
-                                              int accumulate)
-    {
-        CONVLAB_D_KERNEL(base + off[k])
-    }
-
-
-    /* Micro-kernels of the implicit weight gradient (stride 1):
-     * C[i*ldc + j] (+)= sum over rows r < nrows, pixels q < ncols of
-     *     base[off[i] + r * ld + q] * B[(r * ncols + q) * NR + j],
-     * i < 6 taps, j < NR filters.  Tap i's pixels are read in place from the
-     * padded image (row r of the output block starts ld values after row
-     * r - 1); B holds dout transposed, NR filters per pixel. */
-    #ifdef CONVLAB_AVX2
-    #define CONVLAB_DW_KERNEL(T, VEC, LOAD, BCAST, FMA, ADD, STORE, ZERO, W) \
-        VEC c00 = ZERO(), c01 = ZERO(), c10 = ZERO(), c11 = ZERO(), c20 = ZERO(), c21 = ZERO(); \
-        VEC c30 = ZERO(), c31 = ZERO(), c40 = ZERO(), c41 = ZERO(), c50 = ZERO(), c51 = ZERO(); \
-        for (ptrdiff_t r = 0; r < nrows; ++r) { \
-            const T *a0 = base + off[0] + r * ld, *a1 = base + off[1] + r * ld; \
-            const T *a2 = base + off[2] + r * ld, *a3 = base + off[3] + r * ld; \
-            const T *a4 = base + off[4] + r * ld, *a5 = base + off[5] + r * ld; \
-            for (ptrdiff_t q = 0; q < ncols; ++q) { \
-                VEC b0 = LOAD(B), b1 = LOAD(B + W), a; \
-                a = BCAST(a0 + q); c00 = FMA(a, b0, c00); c01 = FMA(a, b1, c01); \
-                a = BCAST(a1 + q); c10 = FMA(a, b0, c10); c11 = FMA(a, b1, c11); \
-                a = BCAST(a2 + q); c20 = FMA(a, b0, c20); c21 = FMA(a, b1, c21); \
-                a = BCAST(a3 + q); c30 = FMA(a, b0, c30); c31 = FMA(a, b1, c31); \
-                a = BCAST(a4 + q); c40 = FMA(a, b0, c40); c41 = FMA(a, b1, c41); \
-                a = BCAST(a5 + q); c50 = FMA(a, b0, c50); c51 = FMA(a, b1, c51); \
-                B += 2 * W; \
-            } \
-        } \
-        CONVLAB_DW_STORE(0, LOAD, ADD, STORE, W) CONVLAB_DW_STORE(1, LOAD, ADD, STORE, W) \
-        CONVLAB_DW_STORE(2, LOAD, ADD, STORE, W) CONVLAB_DW_STORE(3, LOAD, ADD, STORE, W) \
-        CONVLAB_DW_STORE(4, LOAD, ADD, STORE, W) CONVLAB_DW_STORE(5, LOAD, ADD, STORE, W)
-    #define CONVLAB_DW_STORE(i, LOAD, ADD, STORE, W) \
-        if (accumulate) { c##i##0 = ADD(c##i##0, LOAD(C + i * ldc)); c##i##1 = ADD(c##i##1, LOAD(C + i * ldc + W)); } \
-        STORE(C + i * ldc, c##i##0); STORE(C + i * ldc + W, c##i##1);
-    #define CONVLAB_DW_S CONVLAB_DW_KERNEL(float, __m256, _mm256_loadu_ps, _mm256_broadcast_ss, \
-        _mm256_fmadd_ps, _mm256_add_ps, _mm256_storeu_ps, _mm256_setzero_ps, 8)
-    #define CONVLAB_DW_D CONVLAB_DW_KERNEL(double, __m256d, _mm256_loadu_pd, _mm256_broadcast_sd, \
-        _mm256_fmadd_pd, _mm256_add_pd, _mm256_storeu_pd, _mm256_setzero_pd, 4)
-    #else
-    #define CONVLAB_DW_PLAIN(T, NR) \
-        T acc[6][NR] = {{0}}; \
-        for (ptrdiff_t r = 0; r < nrows; ++r) \
-            for (ptrdiff_t q = 0; q < ncols; ++q, B += NR) \
-                for (int i = 0; i < 6; ++i) \
-                    for (int j = 0; j < NR; ++j) \
-                        acc[i][j] += base[off[i] + r * ld + q] * B[j]; \
-        for (int i = 0; i < 6; ++i) \
-            for (int j = 0; j < NR; ++j) \
-                C[i * ldc + j] = accumulate ? C[i * ldc + j] + acc[i][j] : acc[i][j];
-    #define CONVLAB_DW_S CONVLAB_DW_PLAIN(float, 16)
-    #define CONVLAB_DW_D CONVLAB_DW_PLAIN(double, 8)
-    #endif
-
-    static inline void convlab_sgemm_dw_6x16(ptrdiff_t nrows, ptrdiff_t ncols, const float *base,
-                                             const ptrdiff_t *off, ptrdiff_t ld, const float *B,
-                                             float *C, ptrdiff_t ldc, int accumulate)
-    {
-        CONVLAB_DW_S
-    }
-
-    static inline void convlab_dgemm_dw_6x8(ptrdiff_t nrows, ptrdiff_t ncols, const double *base,
-                                            const ptrdiff_t *off, ptrdiff_t ld, const double *B,
-                                            double *C, ptrdiff_t ldc, int accumulate)
-    {
-        CONVLAB_DW_D
-    }
-
-
-    /* Transposing copies for packing cols.T: read G taps x G pixels (each tap's
-     * pixels contiguous, at base + off[l]) and write G pixels x G taps, pixel r
-     * at dst + r * ldd.  G = 8 floats or 4 doubles: one vector per row. */
-    static inline void convlab_transpose_8x8_ps(const float *base, const ptrdiff_t *off,
-                                                float *dst, ptrdiff_t ldd)
-    {
-    #ifdef CONVLAB_AVX2
-        __m256 r0 = _mm256_loadu_ps(base + off[0]), r1 = _mm256_loadu_ps(base + off[1]);
-        __m256 r2 = _mm256_loadu_ps(base + off[2]), r3 = _mm256_loadu_ps(base + off[3]);
-        __m256 r4 = _mm256_loadu_ps(base + off[4]), r5 = _mm256_loadu_ps(base + off[5]);
-        __m256 r6 = _mm256_loadu_ps(base + off[6]), r7 = _mm256_loadu_ps(base + off[7]);
-        __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-        __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-        __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-        __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-        __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-        __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-        __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-        __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-        _mm256_storeu_ps(dst + 0 * ldd, _mm256_permute2f128_ps(s0, s4, 0x20));
-        _mm256_storeu_ps(dst + 1 * ldd, _mm256_permute2f128_ps(s1, s5, 0x20));
-        _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(s2, s6, 0x20));
-        _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(s3, s7, 0x20));
-        _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(s0, s4, 0x31));
-        _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(s1, s5, 0x31));
-        _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
-        _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
-    #else
-        for (int r = 0; r < 8; ++r)
-            for (int l = 0; l < 8; ++l)
-                dst[r * ldd + l] = base[off[l] + r];
-    #endif
-    }
-
-    static inline void convlab_transpose_4x4_pd(const double *base, const ptrdiff_t *off,
-                                                double *dst, ptrdiff_t ldd)
-    {
-    #ifdef CONVLAB_AVX2
-        __m256d r0 = _mm256_loadu_pd(base + off[0]), r1 = _mm256_loadu_pd(base + off[1]);
-        __m256d r2 = _mm256_loadu_pd(base + off[2]), r3 = _mm256_loadu_pd(base + off[3]);
-        __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
-        __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
-        _mm256_storeu_pd(dst + 0 * ldd, _mm256_permute2f128_pd(t0, t2, 0x20));
-        _mm256_storeu_pd(dst + 1 * ldd, _mm256_permute2f128_pd(t1, t3, 0x20));
-        _mm256_storeu_pd(dst + 2 * ldd, _mm256_permute2f128_pd(t0, t2, 0x31));
-        _mm256_storeu_pd(dst + 3 * ldd, _mm256_permute2f128_pd(t1, t3, 0x31));
-    #else
-        for (int r = 0; r < 4; ++r)
-            for (int l = 0; l < 4; ++l)
-                dst[r * ldd + l] = base[off[l] + r];
-    #endif
-    }
-    """
+# The micro-kernels, in plain C, portable vector and AVX2 versions, and the
+# functions that dispatch between them: conv_kernels.h.
+cdef extern from "conv_kernels.h":
     void convlab_sgemm_6x16(Py_ssize_t kc, const float *A, const float *B, float *C,
                             Py_ssize_t ldc, int accumulate) noexcept nogil
-    void convlab_transpose_8x8_ps(const float *base, const Py_ssize_t *off, float *dst,
-                                  Py_ssize_t ldd) noexcept nogil
-    void convlab_transpose_4x4_pd(const double *base, const Py_ssize_t *off, double *dst,
-                                  Py_ssize_t ldd) noexcept nogil
     void convlab_dgemm_6x8(Py_ssize_t kc, const double *A, const double *B, double *C,
                            Py_ssize_t ldc, int accumulate) noexcept nogil
-    void convlab_sgemm_dw_6x16(Py_ssize_t nrows, Py_ssize_t ncols, const float *base,
-                               const Py_ssize_t *off, Py_ssize_t ld, const float *B, float *C,
-                               Py_ssize_t ldc, int accumulate) noexcept nogil
-    void convlab_dgemm_dw_6x8(Py_ssize_t nrows, Py_ssize_t ncols, const double *base,
-                              const Py_ssize_t *off, Py_ssize_t ld, const double *B, double *C,
-                              Py_ssize_t ldc, int accumulate) noexcept nogil
     void convlab_sgemm_6x16_rows(Py_ssize_t kc, const float *A, const float *base,
                                  const Py_ssize_t *off, float *C, Py_ssize_t ldc,
                                  int accumulate) noexcept nogil
     void convlab_dgemm_6x8_rows(Py_ssize_t kc, const double *A, const double *base,
                                 const Py_ssize_t *off, double *C, Py_ssize_t ldc,
                                 int accumulate) noexcept nogil
+    void convlab_sgemm_dw_6x16(Py_ssize_t nrows, Py_ssize_t ncols, const float *base,
+                               const Py_ssize_t *off, Py_ssize_t ld, const float *B, float *C,
+                               Py_ssize_t ldc, int accumulate) noexcept nogil
+    void convlab_dgemm_dw_6x8(Py_ssize_t nrows, Py_ssize_t ncols, const double *base,
+                              const Py_ssize_t *off, Py_ssize_t ld, const double *B, double *C,
+                              Py_ssize_t ldc, int accumulate) noexcept nogil
+    void convlab_transpose_8x8_ps(const float *base, const Py_ssize_t *off, float *dst,
+                                  Py_ssize_t ldd) noexcept nogil
+    void convlab_transpose_4x4_pd(const double *base, const Py_ssize_t *off, double *dst,
+                                  Py_ssize_t ldd) noexcept nogil
+
+include "_runtime.pxi"
 
 
 # Blocking parameters (elements): KC taps per block keeps a B panel (KC x NR)

@@ -38,114 +38,14 @@ ctypedef fused real:
     float
     double
 
-cdef extern from *:
-    """
-    /* One output row of 2x2 stride-2 max pooling: rows r0 and r1 of the input
-     * give o[w] = the maximum of r0[2w], r0[2w+1], r1[2w], r1[2w+1] and a[w]
-     * its position 0..3, for w < n.  A later element wins only if it is
-     * strictly larger, or if it is NaN and the best so far is not (first
-     * maximum / first NaN, as numpy.argmax).  With AVX2, 8 floats or 4
-     * doubles at a time: the even and odd columns are separated with
-     * shuffles, the three comparisons are vector compares and blends, and
-     * the window order is restored by one permutation at the end. */
-    #include <stddef.h>
-    #include <string.h>
-    #if defined(__AVX2__)
-    #include <immintrin.h>
-    #define CONVLAB_POOL_AVX2 1
-    #endif
-
-    #define CONVLAB_WINS(v, best) (((v) > (best)) | (((v) != (v)) & ((best) == (best))))
-    #ifdef CONVLAB_POOL_AVX2
-    #define CONVLAB_STEP_S(v, kval) { \
-            __m256 win = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ), \
-                _mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), _mm256_cmp_ps(best, best, _CMP_ORD_Q))); \
-            best = _mm256_blendv_ps(best, v, win); k = _mm256_blendv_ps(k, _mm256_set1_ps(kval), win); }
-    /* 8 windows: r0[0:16] and r1[0:16] -> o[0:8], a[0:8] */
-    static inline void convlab_pool2x2_8_s(const float *r0, const float *r1, float *o, unsigned char *a)
-    {
-        __m256 a0 = _mm256_loadu_ps(r0), a1 = _mm256_loadu_ps(r0 + 8);
-        __m256 b0 = _mm256_loadu_ps(r1), b1 = _mm256_loadu_ps(r1 + 8);
-        /* lanes hold windows 0 1 4 5 2 3 6 7 */
-        __m256 best = _mm256_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
-        __m256 tr = _mm256_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1));
-        __m256 bl = _mm256_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0));
-        __m256 br = _mm256_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1));
-        __m256 k = _mm256_setzero_ps();
-        CONVLAB_STEP_S(tr, 1.0f) CONVLAB_STEP_S(bl, 2.0f) CONVLAB_STEP_S(br, 3.0f)
-        best = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(best), _MM_SHUFFLE(3, 1, 2, 0)));
-        k = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(k), _MM_SHUFFLE(3, 1, 2, 0)));
-        _mm256_storeu_ps(o, best);
-        __m256i ki = _mm256_cvtps_epi32(k);
-        __m128i k16 = _mm_packs_epi32(_mm256_castsi256_si128(ki), _mm256_extracti128_si256(ki, 1));
-        _mm_storel_epi64((__m128i *)a, _mm_packus_epi16(k16, k16));
-    }
-
-    #define CONVLAB_STEP_D(v, kval) { \
-            __m256d win = _mm256_or_pd(_mm256_cmp_pd(v, best, _CMP_GT_OQ), \
-                _mm256_and_pd(_mm256_cmp_pd(v, v, _CMP_UNORD_Q), _mm256_cmp_pd(best, best, _CMP_ORD_Q))); \
-            best = _mm256_blendv_pd(best, v, win); k = _mm256_blendv_pd(k, _mm256_set1_pd(kval), win); }
-    /* 4 windows: r0[0:8] and r1[0:8] -> o[0:4], a[0:4] */
-    static inline void convlab_pool2x2_4_d(const double *r0, const double *r1, double *o, unsigned char *a)
-    {
-        __m256d a0 = _mm256_loadu_pd(r0), a1 = _mm256_loadu_pd(r0 + 4);
-        __m256d b0 = _mm256_loadu_pd(r1), b1 = _mm256_loadu_pd(r1 + 4);
-        /* lanes hold windows 0 2 1 3 */
-        __m256d best = _mm256_unpacklo_pd(a0, a1), tr = _mm256_unpackhi_pd(a0, a1);
-        __m256d bl = _mm256_unpacklo_pd(b0, b1), br = _mm256_unpackhi_pd(b0, b1);
-        __m256d k = _mm256_setzero_pd();
-        CONVLAB_STEP_D(tr, 1.0) CONVLAB_STEP_D(bl, 2.0) CONVLAB_STEP_D(br, 3.0)
-        best = _mm256_permute4x64_pd(best, _MM_SHUFFLE(3, 1, 2, 0));
-        k = _mm256_permute4x64_pd(k, _MM_SHUFFLE(3, 1, 2, 0));
-        _mm256_storeu_pd(o, best);
-        __m128i ki = _mm256_cvtpd_epi32(k);
-        __m128i k8 = _mm_packus_epi16(_mm_packs_epi32(ki, ki), _mm_setzero_si128());
-        int packed = _mm_cvtsi128_si32(k8);
-        memcpy(a, &packed, 4);
-    }
-
-    /* A row: whole vectors in place, then the last m < G windows through
-     * zero-padded copies, so that they follow exactly the same code. */
-    #define CONVLAB_POOL_ROW(T, G, STEP) \
-        ptrdiff_t w = 0, m; \
-        for (; w + G <= n; w += G) \
-            STEP(r0 + 2 * w, r1 + 2 * w, o + w, a + w); \
-        m = n - w; \
-        if (m > 0) { \
-            T t0[2 * G] = {0}, t1[2 * G] = {0}, to[G]; unsigned char ta[G]; \
-            memcpy(t0, r0 + 2 * w, 2 * m * sizeof(T)); \
-            memcpy(t1, r1 + 2 * w, 2 * m * sizeof(T)); \
-            STEP(t0, t1, to, ta); \
-            memcpy(o + w, to, m * sizeof(T)); \
-            memcpy(a + w, ta, m); \
-        }
-    #else
-    #define CONVLAB_POOL_ROW(T, G, STEP) \
-        for (ptrdiff_t w = 0; w < n; ++w) { \
-            T best = r0[2 * w], v; unsigned char k = 0; \
-            v = r0[2 * w + 1]; if (CONVLAB_WINS(v, best)) { best = v; k = 1; } \
-            v = r1[2 * w];     if (CONVLAB_WINS(v, best)) { best = v; k = 2; } \
-            v = r1[2 * w + 1]; if (CONVLAB_WINS(v, best)) { best = v; k = 3; } \
-            o[w] = best; a[w] = k; \
-        }
-    #endif
-
-    static void convlab_pool2x2_row_s(const float *r0, const float *r1, float *o,
-                                      unsigned char *a, ptrdiff_t n)
-    {
-        CONVLAB_POOL_ROW(float, 8, convlab_pool2x2_8_s)
-    }
-
-    static void convlab_pool2x2_row_d(const double *r0, const double *r1, double *o,
-                                      unsigned char *a, ptrdiff_t n)
-    {
-        CONVLAB_POOL_ROW(double, 4, convlab_pool2x2_4_d)
-    }
-    """
+# The row kernel, in plain C, portable vector and AVX2 versions: pool_kernels.h.
+cdef extern from "pool_kernels.h":
     void convlab_pool2x2_row_s(const float *r0, const float *r1, float *o, unsigned char *a,
                                Py_ssize_t n) noexcept nogil
     void convlab_pool2x2_row_d(const double *r0, const double *r1, double *o, unsigned char *a,
                                Py_ssize_t n) noexcept nogil
+
+include "_runtime.pxi"
 
 
 # A thread is woken only for at least this many input elements (~1-2 ms of work).

@@ -1,0 +1,76 @@
+# Included by every kernel module with SIMD (conv, pool, bn_act): which SIMD
+# path its kernels take, how it was compiled, and the choice at import.
+#
+# Each module keeps its own copy of the chosen path (a C global of simd.h);
+# convlab._fast.choose_simd_path applies the same rule (CONVLAB_SIMD, else
+# the fastest path the CPU runs) to all of them.
+
+cdef extern from "simd.h":
+    int CONVLAB_PATH_PLAIN
+    int CONVLAB_PATH_PORTABLE
+    int CONVLAB_PATH_AVX2
+    int convlab_simd_path
+    int convlab_simd_path_available(int path) noexcept nogil
+    const char *convlab_compiler
+
+cdef extern from "omp_compat.h":
+    int CONVLAB_OPENMP
+    int omp_get_max_threads() noexcept nogil
+
+from convlab._fast import SIMD_PATHS, choose_simd_path
+
+_PATH_CODES = {"avx2": CONVLAB_PATH_AVX2, "portable": CONVLAB_PATH_PORTABLE,
+               "plain": CONVLAB_PATH_PLAIN}
+
+
+def simd_paths():
+    """The SIMD paths this module's kernels can take on this CPU, fastest first.
+
+    Returns
+    -------
+    list of str
+        A subset of ``("avx2", "portable", "plain")``; "portable" and
+        "plain" are always there.
+    """
+    return [name for name in SIMD_PATHS if convlab_simd_path_available(_PATH_CODES[name])]
+
+
+def simd_path():
+    """The SIMD path this module's kernels take now ("avx2", "portable" or "plain")."""
+    for name, code in _PATH_CODES.items():
+        if code == convlab_simd_path:
+            return name
+
+
+def set_simd_path(name):
+    """Make this module's kernels take the SIMD path ``name`` from now on.
+
+    For tests and benchmarks: not while another thread runs a kernel.
+    Raises ValueError if ``name`` is not a path or this CPU cannot run it.
+    """
+    global convlab_simd_path
+    if name not in _PATH_CODES:
+        raise ValueError(f"set_simd_path: unknown SIMD path {name!r}; "
+                         f"choose one of {', '.join(SIMD_PATHS)}")
+    if not convlab_simd_path_available(_PATH_CODES[name]):
+        raise ValueError(f"set_simd_path: this CPU cannot run the {name!r} kernels; "
+                         f"it can run {', '.join(simd_paths())}")
+    convlab_simd_path = _PATH_CODES[name]
+
+
+def compiled_with():
+    """How this module was compiled.
+
+    Returns
+    -------
+    dict
+        ``compiler`` (name and version), ``openmp`` (the OpenMP version as
+        ``yyyymm``, or 0 for a build without OpenMP) and ``max_threads``
+        (the threads a parallel kernel may use: ``OMP_NUM_THREADS`` or the
+        number of cores; 1 without OpenMP).
+    """
+    return {"compiler": convlab_compiler.decode(), "openmp": CONVLAB_OPENMP,
+            "max_threads": omp_get_max_threads()}
+
+
+set_simd_path(choose_simd_path(simd_paths()))
