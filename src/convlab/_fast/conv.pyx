@@ -17,10 +17,11 @@ follow the classic blocked layout of fast matrix products:
 2. **Micro-kernel.**  An ``MR x NR`` tile of the output is accumulated in
    CPU registers over the ``KC`` taps of a block: per tap, ``NR`` pixels are
    loaded as vectors, each of the ``MR`` weights is broadcast, and ``MR * NR``
-   fused multiply-adds are issued.  This is where the time goes: on its own,
-   with data in L1, the float32 kernel runs at about 88 GFLOP/s on one core
-   of the AMD EPYC used to write this (close to its peak of two 8-wide FMAs
-   per cycle).
+   fused multiply-adds are issued.  This is where the time goes: with data
+   in L1, it runs close to the CPU's peak of vector multiply-adds.  It is
+   written in C (``conv_kernels.h``) in three versions, all with the same
+   tile: plain loops, portable vectors (SSE2 on x86-64, NEON on arm64) and
+   AVX2 + FMA; the fastest one this CPU runs is chosen at import.
 
 3. **Implicit GEMM (stride 1).**  With stride 1, the 16 (or 8) consecutive
    pixels of a B panel row are consecutive in the padded image too, if the

@@ -21,12 +21,13 @@ The common 2x2 window with stride 2 has its own pair of kernels
 stored as a one-byte position inside its window (0 to 3, row-major), and
 since windows do not overlap the backward pass writes every input gradient
 exactly once, zeros included, with no separate clearing pass.  The forward
-row loop is written with AVX2 intrinsics (8 floats or 4 doubles per step,
-the same tie and NaN rules): as a plain loop the compiler could not
-vectorise its strided reads, and it ran 5-7x slower.  The backward pass
-stays a plain loop (clear two rows, store each winner): an AVX2 version was
-no faster on 32-wide maps and twice as slow on the 15- and 7-wide maps of
-the airbench-style nets.
+row loop (``pool_kernels.h``) has a plain C version and vector versions
+that take several windows per step with the same tie and NaN rules: as a
+plain loop the compiler cannot vectorise its strided reads.  The fastest
+version this CPU runs is chosen at import (see ``simd.h``).  The backward
+pass stays a plain loop (clear two rows, store each winner): an AVX2
+version was no faster on wide maps and slower on the narrow maps of the
+airbench-style nets.
 """
 
 from cython.parallel cimport prange
