@@ -410,8 +410,11 @@ def profile_step(recipe_name, overrides=(), batch_size=None, repeats=3, seed=0):
         "conv_forward_fast": ("conv forward (incl. whitening)", conv_fwd_flops),
         "conv_backward_fast": ("conv backward dx+dw", conv_bwd_flops),
         "conv_backward_weights_fast": ("conv backward dw only (first conv)", conv_dw_flops),
-        "max_pool_floor_forward": ("max pool forward", None),
-        "max_pool_floor_backward": ("max pool backward", None),
+        "max_pool_floor_forward_fast": ("max pool forward", None),
+        "max_pool_floor_backward_fast": ("max pool backward", None),
+        "spatial_batchnorm_act_forward_fast": ("batch norm + activation forward", None),
+        "spatial_batchnorm_act_backward_fast": ("batch norm + activation backward", None),
+        "activation_forward_fast": ("activation after whitening", None),
         "global_max_pool_forward": ("global max pool + affine + loss", None),
         "global_max_pool_backward": ("global max pool + affine + loss", None),
         "affine_forward": ("global max pool + affine + loss", None),
@@ -419,22 +422,10 @@ def profile_step(recipe_name, overrides=(), batch_size=None, repeats=3, seed=0):
         "softmax_loss": ("global max pool + affine + loss", None),
     }
     originals = {name: getattr(cn, name) for name in patched}
-    kernel = cn._bn_act
-    kernel_originals = {name: getattr(kernel, name) for name in
-                        ("bn_act_forward_train", "bn_act_backward", "scale_shift_act")}
     totals, parts = [], []
     try:
         for name, (part, count) in patched.items():
             setattr(cn, name, timed(part, originals[name], count))
-
-        class _Kernels:
-            bn_act_forward_train = staticmethod(timed("batch norm + activation forward",
-                                                      kernel_originals["bn_act_forward_train"]))
-            bn_act_backward = staticmethod(timed("batch norm + activation backward",
-                                                 kernel_originals["bn_act_backward"]))
-            scale_shift_act = staticmethod(timed("activation after whitening",
-                                                 kernel_originals["scale_shift_act"]))
-        cn._bn_act = _Kernels
         configs = {name: {"learning_rate": 0.1, "momentum": 0.85, "weight_decay": 1e-3}
                    for name in model.params}
         for r in range(repeats + 1):
@@ -459,7 +450,6 @@ def profile_step(recipe_name, overrides=(), batch_size=None, repeats=3, seed=0):
     finally:
         for name, fn in originals.items():
             setattr(cn, name, fn)
-        cn._bn_act = kernel
     names = list(parts[0])
     rows = [(name, float(np.median([p.get(name, 0.0) for p in parts])),
              flops[name] / 1e9 if name in flops else None) for name in names]

@@ -24,7 +24,7 @@ that it fits a CPU budget. Every piece is a layer of the book:
   their last row and column before pooling (floor pooling);
 * batch norm by default has a **frozen scale of 1** (only the shift
   ``beta`` is learned) and is fused with the activation in one Cython kernel
-  (:mod:`convlab._fast.bn_act`);
+  (:func:`convlab.fast_layers.spatial_batchnorm_act_forward_fast`);
 * the head is a **global max pool** and a linear layer whose scores are
   multiplied by a constant ``logit_scale`` (1/9 in airbench), which keeps
   the initial softmax soft;
@@ -40,63 +40,19 @@ checkpoints call these).
 
 import numpy as np
 
-from convlab._fast import bn_act as _bn_act
-from convlab._fast import pool as _pool
-from convlab.fast_layers import conv_backward_fast, conv_backward_weights_fast, conv_forward_fast
-from convlab.layers import (affine_backward, affine_forward, global_max_pool_backward,
+from convlab.fast_layers import (activation_forward_fast, conv_backward_fast,
+                                 conv_backward_weights_fast, conv_forward_fast,
+                                 max_pool_floor_backward_fast, max_pool_floor_forward_fast,
+                                 spatial_batchnorm_act_backward_fast,
+                                 spatial_batchnorm_act_forward_fast)
+from convlab.layers import (ACTIVATIONS, affine_backward, affine_forward, global_max_pool_backward,
                             global_max_pool_forward, softmax_loss)
 
 __all__ = ["ConvNet", "ACTIVATIONS", "whitening_filters"]
 
-
-def max_pool_floor_forward(x):
-    """2x2 max pooling with stride 2 that ignores an odd last row or column.
-
-    The same as cropping ``x`` to even height and width and calling
-    :func:`convlab.fast_layers.max_pool_forward_fast`, without the copy: the
-    kernel simply never reads the last row (column) of an odd map.
-
-    Parameters
-    ----------
-    x : ndarray of shape (N, C, H, W), C-contiguous, float32 or float64
-
-    Returns
-    -------
-    out : ndarray of shape (N, C, H // 2, W // 2)
-    cache : tuple
-        ``(x.shape, argmax)`` for :func:`max_pool_floor_backward`.
-    """
-    N, C, H, W = x.shape
-    out = np.empty((N, C, H // 2, W // 2), dtype=x.dtype)
-    argmax = np.empty(out.shape, dtype=np.uint8)
-    _pool.max_pool_forward_2x2(x, out, argmax)
-    return out, (x.shape, argmax)
-
-
-def max_pool_floor_backward(dout, cache):
-    """Backward pass of :func:`max_pool_floor_forward`.
-
-    Parameters
-    ----------
-    dout : ndarray of shape (N, C, H // 2, W // 2)
-    cache : tuple
-        From :func:`max_pool_floor_forward`.
-
-    Returns
-    -------
-    dx : ndarray of shape (N, C, H, W)
-        ``dout`` routed to each window's maximum; zero elsewhere, including
-        an odd last row or column.
-    """
-    x_shape, argmax = cache
-    dout = np.ascontiguousarray(dout)
-    dx = np.empty(x_shape, dtype=dout.dtype)
-    _pool.max_pool_backward_2x2(dout, argmax, dx)
-    return dx
-
-
-#: Activation names and their codes in :mod:`convlab._fast.bn_act`.
-ACTIVATIONS = {"identity": 0, "relu": 1, "leaky_relu": 2, "gelu": 3}
+# The floor pooling's former names here (it is a layer of convlab.fast_layers now).
+max_pool_floor_forward = max_pool_floor_forward_fast
+max_pool_floor_backward = max_pool_floor_backward_fast
 
 
 def whitening_filters(X, kernel_size=2, eps=5e-4, max_patches=200_000, seed=0):
@@ -212,7 +168,6 @@ class ConvNet:
         self.num_classes = int(num_classes)
         self.convs_per_block = int(convs_per_block)
         self.activation = activation
-        self.act_code = ACTIVATIONS[activation]
         self.leaky_alpha = float(leaky_alpha)
         self.bn_scale = bool(bn_scale)
         self.bn_momentum = float(bn_momentum)
@@ -262,8 +217,11 @@ class ConvNet:
         self.params["W_out"] = rng.uniform(-bound, bound, size=(C, self.num_classes)).astype(self.dtype)
         self._zeros = {w: np.zeros(w, dtype=self.dtype) for w in set(widths)}
 
+        # One bn_param per batch norm (see convlab.layers.batchnorm_forward);
+        # loss() sets its 'mode'.
         self.bn_params = {
-            f"{b}_{j}": {"running_mean": np.zeros(self.params[f"beta{b}_{j}"].shape, np.float64),
+            f"{b}_{j}": {"eps": self.bn_eps, "momentum": self.bn_momentum,
+                         "running_mean": np.zeros(self.params[f"beta{b}_{j}"].shape, np.float64),
                          "running_var": np.ones(self.params[f"beta{b}_{j}"].shape, np.float64)}
             for b, j in self.conv_names}
 
@@ -322,51 +280,13 @@ class ConvNet:
         """The frozen first layer: whitening conv followed by the activation."""
         w = self.whiten_w
         z, _ = conv_forward_fast(X, w, np.zeros(w.shape[0], self.dtype), {"stride": 1, "pad": 0})
-        N, F = z.shape[:2]
-        z3 = z.reshape(N, F, -1)
-        out = np.empty_like(z3)
-        _bn_act.scale_shift_act(z3, np.ones(F, self.dtype), np.zeros(F, self.dtype),
-                                self.act_code, self.leaky_alpha, out)
-        return out.reshape(z.shape)
+        out, _ = activation_forward_fast(z, self.activation, self.leaky_alpha)
+        return out
 
     def _gamma(self, key):
         if self.bn_scale:
             return self.params[f"gamma{key}"]
         return np.ones_like(self.params[f"beta{key}"])
-
-    def _bn_act_forward(self, h, key, train):
-        """Fused batch norm + activation on h (N, C, H, W); returns (out, cache)."""
-        N, C = h.shape[:2]
-        h3 = np.ascontiguousarray(h, dtype=self.dtype).reshape(N, C, -1)
-        out = np.empty_like(h3)
-        gamma, beta = self._gamma(key), self.params[f"beta{key}"]
-        bn = self.bn_params[key]
-        if train:
-            mean, invstd = np.empty(C), np.empty(C)
-            _bn_act.bn_act_forward_train(h3, gamma, beta, self.bn_eps, self.act_code,
-                                         self.leaky_alpha, out, mean, invstd)
-            var = 1.0 / invstd**2 - self.bn_eps
-            m = self.bn_momentum
-            bn["running_mean"] = m * bn["running_mean"] + (1 - m) * mean
-            bn["running_var"] = m * bn["running_var"] + (1 - m) * var
-            cache = (h3, mean, invstd, gamma, beta, h.shape)
-        else:
-            scale = gamma / np.sqrt(bn["running_var"] + self.bn_eps)
-            shift = beta - bn["running_mean"] * scale
-            _bn_act.scale_shift_act(h3, scale.astype(self.dtype), shift.astype(self.dtype),
-                                    self.act_code, self.leaky_alpha, out)
-            cache = None
-        return out.reshape(h.shape), cache
-
-    def _bn_act_backward(self, dout, cache):
-        h3, mean, invstd, gamma, beta, shape = cache
-        N, C = shape[:2]
-        d3 = np.ascontiguousarray(dout, dtype=self.dtype).reshape(N, C, -1)
-        dx = np.empty_like(d3)
-        dgamma, dbeta = np.empty(C), np.empty(C)
-        _bn_act.bn_act_backward(d3, h3, mean, invstd, gamma, beta, self.act_code,
-                                self.leaky_alpha, dx, dgamma, dbeta)
-        return dx.reshape(shape), dgamma, dbeta
 
     def loss(self, X, y=None):
         """Class scores (``y`` None, test mode) or ``(loss, grads)`` (training).
@@ -388,6 +308,8 @@ class ConvNet:
                              f"got shape {X.shape}")
         X = np.ascontiguousarray(X, dtype=self.dtype)
         train = y is not None
+        for bn_param in self.bn_params.values():
+            bn_param["mode"] = "train" if train else "test"
         h = self._whiten(X) if self.whiten_kernel is not None else X
         caches = []
         conv_param = {"stride": 1, "pad": 1}
@@ -396,8 +318,11 @@ class ConvNet:
             h, conv_cache = conv_forward_fast(h, w, self._zeros[w.shape[0]], conv_param)
             pool_cache = None
             if j == 1:
-                h, pool_cache = max_pool_floor_forward(h)
-            h, bn_cache = self._bn_act_forward(h, f"{b}_{j}", train)
+                h, pool_cache = max_pool_floor_forward_fast(h)
+            key = f"{b}_{j}"
+            h, bn_cache = spatial_batchnorm_act_forward_fast(
+                h, self._gamma(key), self.params[f"beta{key}"], self.bn_params[key],
+                self.activation, self.leaky_alpha)
             caches.append((conv_cache, pool_cache, bn_cache))
         feats, gmp_cache = global_max_pool_forward(h)
         raw, aff_cache = affine_forward(feats, self.params["W_out"],
@@ -412,12 +337,12 @@ class ConvNet:
         dh = global_max_pool_backward(dfeats, gmp_cache).astype(self.dtype, copy=False)
         for (b, j), (conv_cache, pool_cache, bn_cache) in zip(reversed(self.conv_names),
                                                               reversed(caches)):
-            dh, dgamma, dbeta = self._bn_act_backward(dh, bn_cache)
-            grads[f"beta{b}_{j}"] = dbeta.astype(self.dtype)
+            dh, dgamma, dbeta = spatial_batchnorm_act_backward_fast(dh, bn_cache)
+            grads[f"beta{b}_{j}"] = dbeta
             if self.bn_scale:
-                grads[f"gamma{b}_{j}"] = dgamma.astype(self.dtype)
+                grads[f"gamma{b}_{j}"] = dgamma
             if pool_cache is not None:
-                dh = max_pool_floor_backward(dh, pool_cache)
+                dh = max_pool_floor_backward_fast(dh, pool_cache)
             if (b, j) == self.conv_names[0] and self.whiten_kernel is not None:
                 # Nothing below the first trainable conv learns: skip its dx.
                 dw, _ = conv_backward_weights_fast(dh, conv_cache)
