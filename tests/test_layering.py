@@ -7,7 +7,8 @@ functions), so nothing is imported to check it:
 * :mod:`convlab.fast_layers` is the only door to the Cython kernels in
   :mod:`convlab._fast`;
 * the Solver, its update rules and schedules, and the data loading know no
-  model class.
+  model class;
+* the command lines build their models from :mod:`convlab.recipes`.
 """
 
 import ast
@@ -74,3 +75,10 @@ def test_the_naive_layers_import_nothing_of_convlab():
 def test_training_and_data_know_no_model(name):
     models = {i for i in _imports(name, MODULES[name]) if i.startswith("convlab.classifiers")}
     assert not models, f"{name} imports {sorted(models)}"
+
+
+@pytest.mark.parametrize("name", ["convlab.train", "convlab.ensemble"])
+def test_the_command_lines_build_their_models_through_the_recipes(name):
+    imports = _imports(name, MODULES[name])
+    assert "convlab.recipes" in imports
+    assert not {i for i in imports if i.startswith("convlab.classifiers")}
