@@ -21,6 +21,7 @@ import sys
 import numpy as np
 
 from convlab.augment import predict_tta
+from convlab.checkpoint import atomic_write_text
 from convlab.recipes import build_model, load_data
 
 __all__ = ["load_trained_model", "ensemble_probabilities", "main"]
@@ -111,10 +112,10 @@ def main(argv=None):
         print(f"{run}: test accuracy {a:.4f}")
     print(f"ensemble of {len(members)}: test accuracy {acc:.4f}")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"runs": args.runs, "member_test_acc": member_acc, "ensemble_test_acc": acc,
-                       "num_test": args.num_test, "tta": tta,
-                       "command": "python -m convlab.ensemble " + " ".join(sys.argv[1:])}, f, indent=1)
+        atomic_write_text(args.out, json.dumps({
+            "runs": args.runs, "member_test_acc": member_acc, "ensemble_test_acc": acc,
+            "num_test": args.num_test, "tta": tta,
+            "command": "python -m convlab.ensemble " + " ".join(sys.argv[1:])}, indent=1))
     return 0
 
 

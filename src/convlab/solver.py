@@ -41,50 +41,31 @@ whatever the ``augment`` hook draws) comes from one ``numpy.random.Generator``,
 ``solver.rng``, seeded with ``seed``.  Its state is part of every checkpoint,
 so a resumed run draws exactly the numbers the uninterrupted run would have.
 
-Checkpoint format
------------------
-One uncompressed ``.npz`` file (read it with
-``np.load(path, allow_pickle=False)``; nothing is pickled):
-
-- ``meta``: a 0-d string array holding JSON: format name and version, epoch,
-  iteration, batch size, number of training examples, update-rule name, the
-  base learning rate, the scalar entries of every parameter's optimizer config,
-  all histories, ``best_val_acc``, the EMA decay, and the generator state
-  ``rng.bit_generator.state``;
-- ``params/<name>``: the model parameters;
-- ``model_state/<key>``: ``model.state_dict()``, if the model has one;
-- ``optim/<name>/<key>``: the array entries (velocities, moments, caches) of
-  the optimizer config of parameter ``<name>``;
-- ``best/<name>``: the best parameters so far;
-- ``best_state/<key>``: the model state (``state_dict``) that went with them,
-  if the model has one;
-- ``ema/<name>``: the moving average of the parameters, when ``ema_decay`` is set;
-- ``ema_state/<key>``: the moving average of the model's floating-point state
-  (``state_dict``), when ``ema_decay`` is set and the model has state.
-
-The file is written to a temporary file in the same directory and moved into
-place with ``os.replace``, so a crash never leaves a half-written checkpoint
-under the final name.
+Checkpoints
+-----------
+:meth:`Solver.save_checkpoint` writes everything needed to continue a run
+exactly -- parameters, model state, optimizer state, histories, the random
+generator -- and :meth:`Solver.resume` restores it; the file format, its
+atomic writing and checked reading are in :mod:`convlab.checkpoint`.
 """
 
 import contextlib
-import json
 import numbers
 import os
 import sys
-import tempfile
 import time
-import zipfile
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from convlab import optim
+from convlab import checkpoint, optim
+from convlab.checkpoint import find_latest_checkpoint  # importable from here as before
 
 __all__ = ["Solver", "find_latest_checkpoint"]
 
-CHECKPOINT_FORMAT = "convlab-solver-checkpoint"
-CHECKPOINT_VERSION = 2
+# The checkpoint format's name and version, also under their former names here.
+CHECKPOINT_FORMAT = checkpoint.FORMAT
+CHECKPOINT_VERSION = checkpoint.VERSION
 
 _UPDATE_RULES = {name: getattr(optim, name) for name in optim.__all__}
 
@@ -545,7 +526,7 @@ class Solver:
     def save_checkpoint(self, path):
         """Write everything needed to continue this run exactly to ``path``.
 
-        The format is described in the module docstring.  Writing is atomic.
+        The format is described in :mod:`convlab.checkpoint`.  Writing is atomic.
 
         Parameters
         ----------
@@ -582,8 +563,6 @@ class Solver:
                 arrays[f"ema_state/{key}"] = value
 
         meta = {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
             "epoch": self.epoch,
             "iteration": self.iteration,
             "num_epochs": self.num_epochs,
@@ -603,8 +582,7 @@ class Solver:
             "epoch_time_history": self.epoch_time_history,
             "rng": self.rng.bit_generator.state,
         }
-        arrays["meta"] = np.array(json.dumps(meta))
-        _atomic_savez(os.fspath(path), arrays)
+        checkpoint.save(path, arrays, meta)
 
     def resume(self, path):
         """Restore a checkpoint written by :meth:`save_checkpoint`.
@@ -632,17 +610,9 @@ class Solver:
         """
         path = os.fspath(path)
         try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {key: archive[key] for key in archive.files}
-            meta = json.loads(str(arrays.pop("meta")))
-        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
-            # missing, truncated, not a zip file, or no JSON 'meta' entry
-            raise ValueError(f"Solver.resume: cannot read checkpoint {path} "
-                             f"({type(error).__name__}: {error}); it is missing, damaged "
-                             "or not written by Solver.save_checkpoint") from error
-        if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"Solver.resume: {path} is not a version-{CHECKPOINT_VERSION} "
-                             f"convlab checkpoint")
+            arrays, meta = checkpoint.load(path)
+        except ValueError as error:
+            raise ValueError(f"Solver.resume: {error}") from error
 
         for key, mine in (("batch_size", self.batch_size), ("num_train", self.num_train),
                           ("update_rule", self.update_rule_name),
@@ -713,61 +683,9 @@ def _update_average(average, current, decay):
         value += (1.0 - decay) * (current[key] - value)
 
 
-def find_latest_checkpoint(checkpoint_name):
-    """The checkpoint with the highest epoch written under the prefix ``checkpoint_name``.
-
-    Parameters
-    ----------
-    checkpoint_name : str or path
-        The prefix given to :class:`Solver`.
-
-    Returns
-    -------
-    path : str or None
-        ``f"{checkpoint_name}_epoch_{e}.npz"`` for the largest ``e`` found, or
-        None if there is none.
-    """
-    prefix = os.fspath(checkpoint_name)
-    directory = os.path.dirname(prefix) or "."
-    stem = os.path.basename(prefix) + "_epoch_"
-    best = None
-    if not os.path.isdir(directory):
-        return None
-    for entry in os.listdir(directory):
-        if entry.startswith(stem) and entry.endswith(".npz"):
-            number = entry[len(stem):-len(".npz")]
-            if number.isdigit() and (best is None or int(number) > best):
-                best = int(number)
-    return None if best is None else f"{prefix}_epoch_{best}.npz"
-
-
 # ----------------------------------------------------------------------
 # Helpers
 # ----------------------------------------------------------------------
-
-def _atomic_savez(path, arrays):
-    """``np.savez(path, **arrays)`` through a temporary file and ``os.replace``.
-
-    Parameters
-    ----------
-    path : str
-    arrays : dict of str -> ndarray
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
 
 def _json_scalar(what, value):
     """Convert a config entry to a JSON-compatible scalar, or raise ValueError."""

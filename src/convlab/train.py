@@ -38,10 +38,10 @@ import time
 import numpy as np
 
 from convlab.augment import predict_tta
+from convlab.checkpoint import atomic_savez, atomic_write_text, find_latest_checkpoint
 from convlab.optim import nesterov_sgd
 from convlab.profiling import profile_step
 from convlab.recipes import RECIPES, build_model, build_solver, load_data, resolve_recipe
-from convlab.solver import find_latest_checkpoint
 
 # The recipes and their builders live in convlab.recipes, the update rule in
 # convlab.optim; they are importable from here as before.
@@ -89,10 +89,8 @@ def history_dict(solver, recipe, start_time, extra=None):
 
 
 def _write_json(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=lambda o: list(o) if isinstance(o, tuple) else str(o))
-    os.replace(tmp, path)
+    text = json.dumps(obj, indent=1, default=lambda o: list(o) if isinstance(o, tuple) else str(o))
+    atomic_write_text(path, text)
 
 
 def evaluate(model, X, y, tta=0, batch_size=500):
@@ -145,7 +143,7 @@ def run(recipe_name, epochs=None, seed=0, out=None, resume=False, overrides=(),
     if hasattr(model, "state_dict"):
         arrays.update({f"state/{k}": v for k, v in model.state_dict().items()})
     arrays["recipe"] = np.array(json.dumps(recipe, default=list))
-    np.savez(os.path.join(out, "model.npz"), **arrays)
+    atomic_savez(os.path.join(out, "model.npz"), arrays)
     total = time.perf_counter() - start
     history = history_dict(solver, recipe, start, extra={
         "final_val_acc": val_acc, "final_test_acc": test_acc, "tta": recipe["tta"],
