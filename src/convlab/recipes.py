@@ -115,7 +115,7 @@ def resolve_recipe(name, overrides=(), epochs=None):
 
 
 def load_data(num_train=49000, num_val=1000, num_test=10000):
-    """CIFAR-10 as float32, centred on the training mean and scaled to unit variance.
+    """The data every recipe trains on: CIFAR-10 in float32, centred, with unit variance.
 
     Parameters
     ----------
@@ -127,14 +127,11 @@ def load_data(num_train=49000, num_val=1000, num_test=10000):
     -------
     data : dict
         ``X_train`` (num_train, 3, 32, 32), ``y_train`` (num_train,), and
-        likewise ``X_val``, ``y_val``, ``X_test``, ``y_test``.
+        likewise ``X_val``, ``y_val``, ``X_test``, ``y_test``; see
+        :func:`convlab.data_utils.get_CIFAR10_data`.
     """
-    data = get_CIFAR10_data(num_training=num_train, num_validation=num_val,
-                            num_test=num_test, dtype=np.float32)
-    scale = np.float32(1.0 / data["X_train"].std())
-    for key in ("X_train", "X_val", "X_test"):
-        data[key] *= scale
-    return data
+    return get_CIFAR10_data(num_training=num_train, num_validation=num_val,
+                            num_test=num_test, dtype=np.float32, unit_variance=True)
 
 
 def build_model(recipe, seed, X_train=None):
