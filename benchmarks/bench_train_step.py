@@ -53,7 +53,7 @@ def time_convlab(recipe_name, steps, warmup, overrides=()):
     for i in range(warmup + steps):
         batch = solver.rng.choice(data["X_train"].shape[0], B, replace=False)
         t = time.perf_counter()
-        solver._step(batch)
+        solver.step(batch)
         if i >= warmup:
             times.append(time.perf_counter() - t)
     return B, times

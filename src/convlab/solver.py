@@ -327,7 +327,7 @@ class Solver:
                 start = time.perf_counter()
                 order = self.rng.permutation(self.num_train)
                 for i in range(self.iterations_per_epoch):
-                    self._step(order[i * self.batch_size:(i + 1) * self.batch_size])
+                    self.step(order[i * self.batch_size:(i + 1) * self.batch_size])
                     bar.set_postfix(loss=f"{self.loss_history[-1]:.4f}", refresh=False)
                     bar.update(1)
                     if self.verbose and (self.iteration - 1) % self.print_every == 0:
@@ -350,12 +350,18 @@ class Solver:
         if self.best_model_state:
             self.model.load_state_dict({k: v.copy() for k, v in self.best_model_state.items()})
 
-    def _step(self, batch):
+    def step(self, batch):
         """One update on the training examples with indices ``batch``.
+
+        What :meth:`train` does per minibatch: augment, forward and backward
+        pass, the scheduled learning rate, the update rule on every
+        parameter, the moving averages; the loss and learning rate are
+        appended to the histories. (Benchmarks time it.)
 
         Parameters
         ----------
         batch : ndarray of int, shape (B,)
+            Indices into ``X_train``.
         """
         X_batch = self.X_train[batch]
         y_batch = self.y_train[batch]
@@ -409,8 +415,18 @@ class Solver:
         return None
 
     @contextlib.contextmanager
-    def _evaluation_params(self):
-        """Within the block, the model holds the EMA weights and state (if any)."""
+    def evaluation_params(self):
+        """Context manager: within the block, the model holds the weights it is evaluated with.
+
+        With ``ema_decay`` set, those are the moving averages of the
+        parameters and of the model's state; otherwise the current ones. On
+        leaving the block the model gets its training weights back.
+
+        Example
+        -------
+        >>> with solver.evaluation_params():                    # doctest: +SKIP
+        ...     scores = solver.model.loss(X_test)
+        """
         if self.ema_params is None:
             yield
             return
@@ -428,7 +444,7 @@ class Solver:
 
     def _evaluate(self):
         """Record train and validation accuracy; keep the best parameters."""
-        with self._evaluation_params():
+        with self.evaluation_params():
             train_acc = self.check_accuracy(self.X_train, self.y_train,
                                             num_samples=self.num_train_samples)
             val_acc = self.check_accuracy(self.X_val, self.y_val,

@@ -121,7 +121,7 @@ def run(recipe_name, epochs=None, seed=0, out=None, resume=False, overrides=(),
 
     def keep_last(s):
         # the weights (and state) the solver evaluates: the moving averages with ema_decay
-        with s._evaluation_params():
+        with s.evaluation_params():
             last.clear()
             last.update({k: v.copy() for k, v in s.model.params.items()})
             if hasattr(s.model, "state_dict"):
