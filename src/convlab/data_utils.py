@@ -59,6 +59,8 @@ from pathlib import Path
 
 import numpy as np
 
+from convlab.validation import check_int
+
 __all__ = [
     "CIFAR10_URL",
     "CIFAR10_MD5",
@@ -506,12 +508,6 @@ def _extract(archive: Path, dest: Path) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _check_count(name: str, value, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000,
                      subtract_mean=True, dtype=np.float32, root=None, unit_variance=False):
     """CIFAR-10 split into train, validation and test sets, ready for a ConvNet.
@@ -572,9 +568,9 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000,
         If the data cannot be found, downloaded or read (see
         :func:`find_CIFAR10` and :func:`load_CIFAR_batch`).
     """
-    num_training = _check_count("num_training", num_training, minimum=1)
-    num_validation = _check_count("num_validation", num_validation)
-    num_test = _check_count("num_test", num_test)
+    num_training = check_int("num_training", num_training)
+    num_validation = check_int("num_validation", num_validation, minimum=0)
+    num_test = check_int("num_test", num_test, minimum=0)
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise ValueError(f"dtype must be a floating-point type, got {dtype}")

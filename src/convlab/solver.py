@@ -60,6 +60,7 @@ from tqdm.auto import tqdm
 
 from convlab import checkpoint, optim
 from convlab.checkpoint import find_latest_checkpoint  # importable from here as before
+from convlab.validation import check_int
 
 __all__ = ["Solver", "find_latest_checkpoint"]
 
@@ -212,13 +213,13 @@ class Solver:
         self.X_train, self.y_train, self.X_val, self.y_val = _check_data(data)
         self.num_train = self.X_train.shape[0]
 
-        self.batch_size = _positive_int("batch_size", opts["batch_size"])
-        self.num_epochs = _nonnegative_int("num_epochs", opts["num_epochs"])
-        self.print_every = _positive_int("print_every", opts["print_every"])
-        self.num_train_samples = _optional_positive_int(
-            "num_train_samples", opts["num_train_samples"])
-        self.num_val_samples = _optional_positive_int(
-            "num_val_samples", opts["num_val_samples"])
+        self.batch_size = check_int("Solver: batch_size", opts["batch_size"])
+        self.num_epochs = check_int("Solver: num_epochs", opts["num_epochs"], minimum=0)
+        self.print_every = check_int("Solver: print_every", opts["print_every"])
+        self.num_train_samples = check_int("Solver: num_train_samples", opts["num_train_samples"],
+                                           allow_none=True)
+        self.num_val_samples = check_int("Solver: num_val_samples", opts["num_val_samples"],
+                                         allow_none=True)
         self.verbose = bool(opts["verbose"])
         self.progress = bool(opts["progress"])
         self.checkpoint_name = (None if opts["checkpoint_name"] is None
@@ -489,7 +490,7 @@ class Solver:
         -------
         y_pred : ndarray of int, shape (N,)
         """
-        batch_size = _positive_int("batch_size", batch_size)
+        batch_size = check_int("Solver: batch_size", batch_size)
         N = len(X)
         predictions = [np.argmax(self.model.loss(X[start:start + batch_size]), axis=1)
                        for start in range(0, N, batch_size)]
@@ -520,7 +521,7 @@ class Solver:
         if y.ndim != 1 or len(X) != y.shape[0]:
             raise ValueError(f"check_accuracy: X has shape {np.shape(X)} but y has shape "
                              f"{y.shape}; expected y of shape ({len(X)},)")
-        num_samples = _optional_positive_int("num_samples", num_samples)
+        num_samples = check_int("Solver: num_samples", num_samples, allow_none=True)
         N = y.shape[0]
         if N == 0:
             raise ValueError("check_accuracy: X and y are empty")
@@ -741,19 +742,3 @@ def _check_data(data):
             raise ValueError(f"Solver: y_{split} must hold integer labels, got dtype {y.dtype}")
         out += [X, y]
     return tuple(out)
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"Solver: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _nonnegative_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"Solver: {name} must be a non-negative integer, got {value!r}")
-    return int(value)
-
-
-def _optional_positive_int(name, value):
-    return None if value is None else _positive_int(name, value)

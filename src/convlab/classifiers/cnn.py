@@ -19,13 +19,7 @@ from convlab.layer_utils import (
     conv_relu_pool_forward,
 )
 from convlab.layers import affine_backward, affine_forward, conv_output_size, pool_output_size, softmax_loss
-
-
-def _positive_int(value, name):
-    """``value`` as an int, or a ValueError naming ``name``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
+from convlab.validation import check_int
 
 
 class ThreeLayerConvNet:
@@ -81,11 +75,11 @@ class ThreeLayerConvNet:
                  num_classes=10, weight_scale=1e-3, reg=0.0, dtype=np.float32, seed=None):
         if len(tuple(input_dim)) != 3:
             raise ValueError(f"input_dim must be (C, H, W); got {input_dim!r}")
-        C, H, W = (_positive_int(d, "input_dim entries") for d in input_dim)
-        F = _positive_int(num_filters, "num_filters")
-        K = _positive_int(filter_size, "filter_size")
-        hidden_dim = _positive_int(hidden_dim, "hidden_dim")
-        num_classes = _positive_int(num_classes, "num_classes")
+        C, H, W = (check_int("input_dim entries", d) for d in input_dim)
+        F = check_int("num_filters", num_filters)
+        K = check_int("filter_size", filter_size)
+        hidden_dim = check_int("hidden_dim", hidden_dim)
+        num_classes = check_int("num_classes", num_classes)
         if not weight_scale >= 0:
             raise ValueError(f"weight_scale must be non-negative; got {weight_scale!r}")
         if not reg >= 0:
