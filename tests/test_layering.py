@@ -58,7 +58,7 @@ def _importers_of(prefix):
 
 def test_the_modules_are_found():
     assert {"convlab.layers", "convlab.fast_layers", "convlab.solver",
-            "convlab.classifiers.convnet"} <= set(MODULES)
+            "convlab.classifiers.airbench_convnet"} <= set(MODULES)
 
 
 def test_only_fast_layers_imports_the_kernels():
@@ -82,3 +82,13 @@ def test_the_command_lines_build_their_models_through_the_recipes(name):
     imports = _imports(name, MODULES[name])
     assert "convlab.recipes" in imports
     assert not {i for i in imports if i.startswith("convlab.classifiers")}
+
+
+def test_the_former_module_names_still_import():
+    from convlab import fast_layers
+    from convlab.classifiers import airbench_convnet, cnn, convnet, three_layer_convnet
+
+    assert cnn.ThreeLayerConvNet is three_layer_convnet.ThreeLayerConvNet
+    assert convnet.ConvNet is airbench_convnet.ConvNet
+    assert convnet.whitening_filters is airbench_convnet.whitening_filters
+    assert convnet.max_pool_floor_forward is fast_layers.max_pool_floor_forward_fast

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from convlab import recipes
-from convlab.classifiers.cnn import ThreeLayerConvNet
-from convlab.classifiers.convnet import ConvNet
+from convlab.classifiers.three_layer_convnet import ThreeLayerConvNet
+from convlab.classifiers.airbench_convnet import ConvNet
 
 
 def test_recipes_and_overrides():

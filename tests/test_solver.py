@@ -677,7 +677,7 @@ def small_cifar():
 
 def test_overfits_100_cifar10_images(small_cifar):
     # imported here so that the rest of this file needs no compiled kernels
-    from convlab.classifiers.cnn import ThreeLayerConvNet
+    from convlab.classifiers.three_layer_convnet import ThreeLayerConvNet
 
     model = ThreeLayerConvNet(weight_scale=1e-2, seed=0)
     solver = Solver(model, small_cifar, num_epochs=10, batch_size=50, update_rule="adam",

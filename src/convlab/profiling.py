@@ -1,7 +1,7 @@
 """Where the time of one training step goes: the layers of a recipe's ConvNet, timed one by one.
 
 :func:`profile_step` runs a few training steps of a recipe's model on random
-data with every layer function that :mod:`convlab.classifiers.convnet` calls
+data with every layer function that :mod:`convlab.classifiers.airbench_convnet` calls
 wrapped in a timer, and counts the multiply-adds of the convolutions.
 ``python -m convlab.train --recipe quick --profile`` prints the table.
 """
@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from convlab.augment import make_augment
-from convlab.classifiers import convnet as cn
+from convlab.classifiers import airbench_convnet as cn
 from convlab.optim import nesterov_sgd
 from convlab.recipes import build_model, resolve_recipe
 

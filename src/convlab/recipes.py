@@ -16,8 +16,8 @@ import numpy as np
 
 from convlab import schedules
 from convlab.augment import make_augment
-from convlab.classifiers.cnn import ThreeLayerConvNet
-from convlab.classifiers.convnet import ConvNet
+from convlab.classifiers.three_layer_convnet import ThreeLayerConvNet
+from convlab.classifiers.airbench_convnet import ConvNet
 from convlab.data_utils import get_CIFAR10_data
 from convlab.optim import nesterov_sgd
 from convlab.solver import Solver
