@@ -1,4 +1,4 @@
-"""Fast convolution and max-pooling layers backed by Cython kernels.
+"""Fast layers backed by Cython kernels: convolution, max pooling, batch norm + activation.
 
 Same API as the naive layers in :mod:`convlab.layers` (which are the oracle
 these are tested against): forward passes return ``(out, cache)``, backward
