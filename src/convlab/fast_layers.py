@@ -528,8 +528,9 @@ def spatial_batchnorm_act_forward_fast(x, gamma, beta, bn_param, activation="rel
     else:
         # Test mode: a fixed affine map per channel, then the activation.
         mean = np.asarray(bn_param["running_mean"], dtype=np.float64)
-        invstd = 1.0 / np.sqrt(bn_param["running_var"] + eps)
-        scale = gamma / np.sqrt(bn_param["running_var"] + eps)
+        std = np.sqrt(bn_param["running_var"] + eps)
+        invstd = 1.0 / std
+        scale = gamma / std
         shift = beta - bn_param["running_mean"] * scale
         scale, shift = scale.astype(dtype), shift.astype(dtype)
         _bn_act.scale_shift_act(x3, scale, shift, code, alpha, out)
