@@ -38,22 +38,22 @@ BACKENDS = ("convlab", "torch", "torch-nhwc")
 
 
 def time_convlab(recipe_name, steps, warmup, overrides=()):
-    from convlab import train
+    from convlab import recipes
 
-    recipe = train.resolve_recipe(recipe_name, overrides)
+    recipe = recipes.resolve_recipe(recipe_name, overrides)
     B = int(recipe["batch_size"])
     rng = np.random.default_rng(0)
     data = {"X_train": rng.standard_normal((4 * B, 3, 32, 32)).astype(np.float32),
             "y_train": rng.integers(0, 10, 4 * B),
             "X_val": rng.standard_normal((10, 3, 32, 32)).astype(np.float32),
             "y_val": rng.integers(0, 10, 10)}
-    model = train.build_model(recipe, 0, data["X_train"])
-    solver = train.build_solver(model, data, recipe, 0, out_dir=os.devnull, progress=False)
+    model = recipes.build_model(recipe, 0, data["X_train"])
+    solver = recipes.build_solver(model, data, recipe, 0, out_dir=os.devnull, progress=False)
     times = []
     for i in range(warmup + steps):
         batch = solver.rng.choice(data["X_train"].shape[0], B, replace=False)
         t = time.perf_counter()
-        solver._step(batch)
+        solver.step(batch)
         if i >= warmup:
             times.append(time.perf_counter() - t)
     return B, times
@@ -64,9 +64,9 @@ def time_torch(recipe_name, steps, warmup, channels_last, overrides=()):
     import torch.nn as nn
     import torch.nn.functional as F
 
-    from convlab import train
+    from convlab import recipes
 
-    recipe = train.resolve_recipe(recipe_name, overrides)
+    recipe = recipes.resolve_recipe(recipe_name, overrides)
     B = int(recipe["batch_size"])
     widths = recipe["widths"]
     torch.manual_seed(0)
@@ -118,7 +118,7 @@ def time_torch(recipe_name, steps, warmup, channels_last, overrides=()):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipe", default="quick", help="a ConvNet recipe of convlab.train (default quick)")
+    parser.add_argument("--recipe", default="quick", help="a ConvNet recipe of convlab.recipes (default quick)")
     parser.add_argument("--batch-size", type=int, default=None, help="override the recipe's batch size")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe setting, as in python -m convlab.train (repeatable)")

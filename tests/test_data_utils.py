@@ -136,6 +136,20 @@ def test_get_CIFAR10_data_splits_and_mean(synth, dtype):
     assert np.abs(data["X_train"].astype(np.float64).mean(axis=0)).max() < tol
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_get_CIFAR10_data_with_unit_variance(synth, dtype):
+    centred = get_CIFAR10_data(num_training=70, num_validation=20, num_test=15,
+                               dtype=dtype, root=synth["dir"])
+    data = get_CIFAR10_data(num_training=70, num_validation=20, num_test=15,
+                            dtype=dtype, root=synth["dir"], unit_variance=True)
+    std = centred["X_train"].astype(np.float64).std()
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert data["X_train"].astype(np.float64).std() == pytest.approx(1.0, rel=tol)
+    for key in ("X_train", "X_val", "X_test"):
+        assert data[key].dtype == dtype
+        np.testing.assert_allclose(data[key], centred[key] / std, rtol=tol, atol=tol, err_msg=key)
+
+
 def test_get_CIFAR10_data_without_mean_subtraction(synth):
     data = get_CIFAR10_data(num_training=10, num_validation=5, num_test=3,
                             subtract_mean=False, root=synth["dir"])

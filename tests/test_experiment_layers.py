@@ -1,8 +1,9 @@
 """The layers added for the experiments chapter, and the fused Cython kernel.
 
-GELU, global max pooling, batch norm with a frozen scale and label smoothing
-are checked against numeric gradients; the fused batch-norm + activation
-kernel (:mod:`convlab._fast.bn_act`) is checked against the naive layers.
+GELU, global max pooling, batch norm with a frozen scale, batch norm followed
+by a named activation, floor pooling and label smoothing are checked against
+numeric gradients; the fused batch-norm + activation kernel
+(:mod:`convlab._fast.bn_act`) is checked against the naive layers.
 """
 
 import math
@@ -110,34 +111,54 @@ def test_label_smoothing_rejects_bad_values(rng):
         layers.softmax_loss(np.zeros((2, 3)), np.array([0, 1]), label_smoothing=1.0)
 
 
+@pytest.mark.parametrize("activation", layers.ACTIVATIONS)
+def test_spatial_batchnorm_act_gradient_check(rng, activation):
+    x = rng.standard_normal((3, 2, 3, 4)) * 2 + 1
+    gamma, beta = rng.uniform(0.5, 1.5, 2), rng.standard_normal(2)
+    dout = rng.standard_normal(x.shape)
+
+    def forward(x_, gamma_, beta_):
+        return layers.spatial_batchnorm_act_forward(x_, gamma_, beta_, {"mode": "train"},
+                                                    activation, 0.1)[0]
+
+    _, cache = layers.spatial_batchnorm_act_forward(x, gamma, beta, {"mode": "train"}, activation, 0.1)
+    dx, dgamma, dbeta = layers.spatial_batchnorm_act_backward(dout, cache)
+    assert rel_error(dx, eval_numerical_gradient_array(lambda v: forward(v, gamma, beta), x, dout)) < 1e-6
+    assert rel_error(dgamma, eval_numerical_gradient_array(lambda v: forward(x, v, beta), gamma, dout)) < 1e-7
+    assert rel_error(dbeta, eval_numerical_gradient_array(lambda v: forward(x, gamma, v), beta, dout)) < 1e-7
+
+
+def test_activation_by_name_is_the_named_layer(rng):
+    x = rng.standard_normal((2, 3, 4, 5))
+    assert np.array_equal(layers.activation_forward(x, "relu")[0], layers.relu_forward(x)[0])
+    assert np.array_equal(layers.activation_forward(x, "leaky_relu", 0.2)[0],
+                          layers.leaky_relu_forward(x, 0.2)[0])
+    assert np.array_equal(layers.activation_forward(x, "gelu")[0], layers.gelu_forward(x)[0])
+    out, cache = layers.activation_forward(x, "identity")
+    assert np.array_equal(out, x)
+    assert np.array_equal(layers.activation_backward(x, cache), x)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        layers.activation_forward(x, "tanh")
+
+
+@pytest.mark.parametrize("H, W", [(4, 6), (5, 7), (2, 3)])
+def test_max_pool_floor_naive_drops_the_odd_row_and_column(rng, H, W):
+    x = rng.standard_normal((2, 3, H, W))
+    out, cache = layers.max_pool_floor_forward_naive(x)
+    pool = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    cropped = x[:, :, :2 * (H // 2), :2 * (W // 2)]
+    assert np.array_equal(out, layers.max_pool_forward_naive(cropped, pool)[0])
+    dout = rng.standard_normal(out.shape)
+    dx = layers.max_pool_floor_backward_naive(dout, cache)
+    dx_num = eval_numerical_gradient_array(lambda v: layers.max_pool_floor_forward_naive(v)[0], x, dout)
+    assert rel_error(dx, dx_num) < 1e-8
+    assert not dx[:, :, 2 * (H // 2):, :].any() and not dx[:, :, :, 2 * (W // 2):].any()
+
+
 # ----------------------------------------------------------------- fused kernel
 
-ACTS = {0: None, 1: "relu", 2: "leaky", 3: "gelu"}
-
-
-def _naive_bn_act(x, gamma, beta, act, alpha):
-    """Spatial batch norm (train mode) then activation, from the naive layers."""
-    out, bn_cache = layers.spatial_batchnorm_forward(x, gamma, beta, {"mode": "train", "eps": 1e-5})
-    if act == 1:
-        y, act_cache = layers.relu_forward(out)
-    elif act == 2:
-        y, act_cache = layers.leaky_relu_forward(out, alpha)
-    elif act == 3:
-        y, act_cache = layers.gelu_forward(out)
-    else:
-        y, act_cache = out, None
-    return y, (bn_cache, act_cache)
-
-
-def _naive_bn_act_backward(dout, cache, act):
-    bn_cache, act_cache = cache
-    if act == 1:
-        dout = layers.relu_backward(dout, act_cache)
-    elif act == 2:
-        dout = layers.leaky_relu_backward(dout, act_cache)
-    elif act == 3:
-        dout = layers.gelu_backward(dout, act_cache)
-    return layers.spatial_batchnorm_backward(dout, bn_cache)
+#: The kernel's activation codes, by the names of the naive layers.
+ACTS = {0: "identity", 1: "relu", 2: "leaky_relu", 3: "gelu"}
 
 
 @pytest.mark.usefixtures("simd_path")
@@ -150,9 +171,10 @@ def test_fused_bn_act_matches_the_naive_layers(rng, act, dtype):
     beta = rng.standard_normal(C).astype(dtype)
     dout = rng.standard_normal((N, C, H, W)).astype(dtype)
     alpha = 0.1
-    ref, cache = _naive_bn_act(x.astype(np.float64), gamma.astype(np.float64),
-                               beta.astype(np.float64), act, alpha)
-    dx_ref, dgamma_ref, dbeta_ref = _naive_bn_act_backward(dout.astype(np.float64), cache, act)
+    ref, cache = layers.spatial_batchnorm_act_forward(
+        x.astype(np.float64), gamma.astype(np.float64), beta.astype(np.float64),
+        {"mode": "train", "eps": 1e-5}, ACTS[act], alpha)
+    dx_ref, dgamma_ref, dbeta_ref = layers.spatial_batchnorm_act_backward(dout.astype(np.float64), cache)
 
     x3 = x.reshape(N, C, H * W)
     out = np.empty_like(x3)

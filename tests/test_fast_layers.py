@@ -18,13 +18,19 @@ from convlab._fast import conv as conv_kernels
 from convlab._fast import im2col as im2col_kernels
 from convlab._fast import pool as pool_kernels
 from convlab.fast_layers import (
+    activation_backward_fast,
+    activation_forward_fast,
     conv_backward_fast,
     conv_backward_im2col,
     conv_backward_weights_fast,
     conv_forward_fast,
     conv_forward_im2col,
     max_pool_backward_fast,
+    max_pool_floor_backward_fast,
+    max_pool_floor_forward_fast,
     max_pool_forward_fast,
+    spatial_batchnorm_act_backward_fast,
+    spatial_batchnorm_act_forward_fast,
 )
 
 # Every test runs once per SIMD path of the kernels (plain C, portable vectors, AVX2).
@@ -631,3 +637,172 @@ def test_max_pool_2x2_kernel_rejects_mismatched_buffers():
     with pytest.raises(ValueError, match="needs pooled arrays"):
         pool_kernels.max_pool_backward_2x2(np.zeros((2, 3, 3, 4)), np.zeros((2, 3, 3, 4), np.uint8),
                                            np.empty((2, 3, 8, 8)))
+
+
+# --------------------------------------------------------------------------
+# The network's special layers: floor pooling, activations, batch norm +
+# activation
+# --------------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 3), C=st.integers(1, 3), H=st.integers(2, 13), W=st.integers(2, 13),
+       dtype=st.sampled_from([np.float32, np.float64]), ties=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_max_pool_floor_matches_naive(N, C, H, W, dtype, ties, seed):
+    """Maps of any size, odd ones included: the same maxima and the same routed gradient."""
+    rng, x = random_pool_input((N, C, H, W), dtype, ties, seed)
+    out_naive, cache_naive = layers.max_pool_floor_forward_naive(x)
+    out, cache = max_pool_floor_forward_fast(x)
+    assert out.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(out, out_naive)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = max_pool_floor_backward_fast(dout, cache)
+    assert dx.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(dx, layers.max_pool_floor_backward_naive(dout, cache_naive))
+
+
+def test_max_pool_floor_rejects_bad_input():
+    with pytest.raises(ValueError, match="x must have shape"):
+        max_pool_floor_forward_fast(np.zeros((2, 3, 1, 4)))
+    with pytest.raises(ValueError, match="x must have shape"):
+        max_pool_floor_forward_fast(np.zeros((3, 5, 5)))
+    _, cache = max_pool_floor_forward_fast(np.zeros((2, 3, 5, 5)))
+    with pytest.raises(ValueError, match="dout must have the shape"):
+        max_pool_floor_backward_fast(np.zeros((2, 3, 3, 3)), cache)
+
+
+@st.composite
+def bn_act_problems(draw):
+    """Images of a well-spread scale and offset, the layer's parameters and a seed."""
+    N = draw(st.integers(1, 4))
+    C = draw(st.integers(1, 4))
+    H = draw(st.integers(1, 5))
+    W = draw(st.integers(1, 5))
+    assume(N * H * W >= 2)
+    activation = draw(st.sampled_from(layers.ACTIVATIONS))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return (N, C, H, W), activation, dtype, seed
+
+
+def bn_act_arrays(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    C = shape[1]
+    x = (rng.standard_normal(shape) * rng.uniform(0.5, 3, (1, C, 1, 1))
+         + rng.uniform(-2, 2, (1, C, 1, 1))).astype(dtype)
+    gamma = rng.uniform(0.5, 1.5, C).astype(dtype)
+    beta = rng.standard_normal(C).astype(dtype)
+    dout = rng.standard_normal(shape).astype(dtype)
+    return rng, x, gamma, beta, dout
+
+
+def bn_act_magnitudes(dout, xhat, gamma, inv_std):
+    """Scales for ``dx, dgamma, dbeta`` of batch norm in train mode: its sums with absolute values.
+
+    ``dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat))`` and the
+    parameter gradients are sums over ``(N, H, W)``; ``|dy| <= 1.2 |dout|``
+    for every activation here (GELU's slope peaks at about 1.13).
+    """
+    ady, axhat = 1.2 * np.abs(dout.astype(np.float64)), np.abs(xhat)
+    k = (np.abs(gamma) * inv_std)[None, :, None, None]
+    dx = k * (ady + ady.mean(axis=(0, 2, 3), keepdims=True)
+              + axhat * (ady * axhat).mean(axis=(0, 2, 3), keepdims=True))
+    return dx, (ady * axhat).sum(axis=(0, 2, 3)), ady.sum(axis=(0, 2, 3))
+
+
+@SETTINGS
+@given(bn_act_problems())
+def test_spatial_batchnorm_act_train_mode_matches_naive(problem):
+    shape, activation, dtype, seed = problem
+    rng, x, gamma, beta, dout = bn_act_arrays(shape, dtype, seed)
+    C = shape[1]
+    alpha = 0.1
+    start = {"running_mean": rng.standard_normal(C), "running_var": rng.uniform(0.5, 2, C)}
+    bn_naive = {"mode": "train", "momentum": 0.6, **{k: v.copy() for k, v in start.items()}}
+    bn_fast = {"mode": "train", "momentum": 0.6, **{k: v.copy() for k, v in start.items()}}
+    f64 = [a.astype(np.float64) for a in (x, gamma, beta, dout)]
+    out_naive, cache_naive = layers.spatial_batchnorm_act_forward(*f64[:3], bn_naive, activation, alpha)
+    dx_naive, dgamma_naive, dbeta_naive = layers.spatial_batchnorm_act_backward(f64[3], cache_naive)
+
+    out, cache = spatial_batchnorm_act_forward_fast(x, gamma, beta, bn_fast, activation, alpha)
+    dx, dgamma, dbeta = spatial_batchnorm_act_backward_fast(dout, cache)
+
+    inv_std = 1.0 / np.sqrt(f64[0].var(axis=(0, 2, 3)) + 1e-5)
+    xhat = (f64[0] - f64[0].mean(axis=(0, 2, 3), keepdims=True)) * inv_std[None, :, None, None]
+    magnitudes = bn_act_magnitudes(dout, xhat, f64[1], inv_std)
+    # out = act(gamma * xhat + beta): |act(y)| <= 1.2 |y| bounds its rounding.
+    out_scale = 1.2 * (np.abs(f64[1])[None, :, None, None] * np.abs(xhat)
+                       + np.abs(f64[2])[None, :, None, None])
+    assert_close_normwise(out, out_naive, dtype, "out", out_scale)
+    assert_close_normwise(dx, dx_naive, dtype, "dx", magnitudes[0])
+    assert_close_normwise(dgamma, dgamma_naive, dtype, "dgamma", magnitudes[1])
+    assert_close_normwise(dbeta, dbeta_naive, dtype, "dbeta", magnitudes[2])
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    for key in ("running_mean", "running_var"):
+        np.testing.assert_allclose(bn_fast[key], bn_naive[key], rtol=rtol, atol=rtol, err_msg=key)
+
+
+@SETTINGS
+@given(bn_act_problems())
+def test_spatial_batchnorm_act_test_mode_matches_naive(problem):
+    shape, activation, dtype, seed = problem
+    rng, x, gamma, beta, dout = bn_act_arrays(shape, dtype, seed)
+    C = shape[1]
+    alpha = 0.1
+    bn_param = {"mode": "test", "running_mean": rng.standard_normal(C),
+                "running_var": rng.uniform(0.5, 2, C)}
+    f64 = [a.astype(np.float64) for a in (x, gamma, beta, dout)]
+    out_naive, cache_naive = layers.spatial_batchnorm_act_forward(*f64[:3], dict(bn_param),
+                                                                  activation, alpha)
+    dx_naive, dgamma_naive, dbeta_naive = layers.spatial_batchnorm_act_backward(f64[3], cache_naive)
+
+    out, cache = spatial_batchnorm_act_forward_fast(x, gamma, beta, dict(bn_param), activation, alpha)
+    dx, dgamma, dbeta = spatial_batchnorm_act_backward_fast(dout, cache)
+
+    inv_std = 1.0 / np.sqrt(bn_param["running_var"] + 1e-5)
+    xhat = (f64[0] - bn_param["running_mean"][None, :, None, None]) * inv_std[None, :, None, None]
+    adout = 1.2 * np.abs(f64[3])
+    # Test mode is act(scale * x + shift) per channel: its terms bound the rounding.
+    scale = f64[1] / np.sqrt(bn_param["running_var"] + 1e-5)
+    shift = f64[2] - bn_param["running_mean"] * scale
+    scale, shift = scale[None, :, None, None], shift[None, :, None, None]
+    assert_close_normwise(out, out_naive, dtype, "out", 1.2 * (np.abs(scale * f64[0]) + np.abs(shift)))
+    assert_close_normwise(dx, dx_naive, dtype, "dx", adout * np.abs(scale))
+    assert_close_normwise(dgamma, dgamma_naive, dtype, "dgamma", (adout * np.abs(xhat)).sum(axis=(0, 2, 3)))
+    assert_close_normwise(dbeta, dbeta_naive, dtype, "dbeta", adout.sum(axis=(0, 2, 3)))
+
+
+@SETTINGS
+@given(bn_act_problems())
+def test_activation_matches_naive(problem):
+    shape, activation, dtype, seed = problem
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    dout = rng.standard_normal(shape).astype(dtype)
+    out_naive, cache_naive = layers.activation_forward(x.astype(np.float64), activation, 0.1)
+    dx_naive = layers.activation_backward(dout.astype(np.float64), cache_naive)
+    out, cache = activation_forward_fast(x, activation, 0.1)
+    dx = activation_backward_fast(dout, cache)
+    assert_close_normwise(out, out_naive, dtype, "out", 1.2 * np.abs(x))
+    assert_close_normwise(dx, dx_naive, dtype, "dx", 1.2 * np.abs(dout))
+
+
+def test_special_layers_reject_bad_input():
+    x, p = np.zeros((2, 3, 4, 4)), np.zeros(3)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        activation_forward_fast(x, "tanh")
+    with pytest.raises(ValueError, match="activation must be one of"):
+        spatial_batchnorm_act_forward_fast(x, p, p, {"mode": "train"}, "swish")
+    with pytest.raises(ValueError, match="x must have shape"):
+        activation_forward_fast(np.zeros((2, 3)), "relu")
+    with pytest.raises(ValueError, match=r"gamma must have shape \(3,\)"):
+        spatial_batchnorm_act_forward_fast(x, np.zeros(2), p, {"mode": "train"})
+    with pytest.raises(ValueError, match="mode"):
+        spatial_batchnorm_act_forward_fast(x, p, p, {})
+    _, cache = spatial_batchnorm_act_forward_fast(x, p, p, {"mode": "train"})
+    with pytest.raises(ValueError, match="dout must have the shape"):
+        spatial_batchnorm_act_backward_fast(np.zeros((2, 3, 4, 5)), cache)
+    _, cache = activation_forward_fast(x, "gelu")
+    with pytest.raises(ValueError, match="dout must have the shape"):
+        activation_backward_fast(np.zeros((2, 3, 4, 5)), cache)

@@ -7,7 +7,7 @@ import pytest
 
 from convlab import optim
 
-RULES = ["sgd", "sgd_momentum", "rmsprop", "adam", "adagrad", "adadelta"]
+RULES = ["sgd", "sgd_momentum", "nesterov_sgd", "rmsprop", "adam", "adagrad", "adadelta"]
 
 
 # --------------------------------------------------------------------------
@@ -48,6 +48,18 @@ def test_nesterov_one_step_from_given_velocity():
     # same new velocity [0.13, -0.1]; w + 0.9 * v - 0.1 * dw
     np.testing.assert_allclose(config["velocity"], [0.13, -0.1], rtol=1e-12)
     np.testing.assert_allclose(next_w, [1.0 + 0.117 - 0.05, -2.0 - 0.09 - 0.1], rtol=1e-12)
+
+
+def test_nesterov_sgd_scales_the_learning_rate_but_not_the_decay():
+    w = np.ones(3)
+    dw = np.full(3, 0.5)
+    base = {"learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.01}
+    w1, c1 = optim.nesterov_sgd(w, dw, dict(base))
+    w64, c64 = optim.nesterov_sgd(w, dw, dict(base, lr_scale=64.0))
+    # Nesterov from rest: step = -(1 + mu) * lr * dw, plus decay -lr * wd * w.
+    assert np.allclose(w1, 1 - 1.9 * 0.1 * 0.5 - 0.1 * 0.01)
+    assert np.allclose(w64, 1 - 1.9 * 6.4 * 0.5 - 0.1 * 0.01)
+    assert c64["lr_scale"] == 64.0 and c64["learning_rate"] == 0.1 and c64["weight_decay"] == 0.01
 
 
 def test_momentum_and_nesterov_two_steps_on_constant_gradient():

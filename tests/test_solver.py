@@ -324,13 +324,13 @@ def test_ema_follows_its_recurrence():
     data = blobs()
     reference = make_solver(data=data, num_epochs=2)
     steps = [{k: v.copy() for k, v in reference.model.params.items()}]
-    original_step = reference._step
+    original_step = reference.step
 
     def recording_step(batch):
         original_step(batch)
         steps.append({k: v.copy() for k, v in reference.model.params.items()})
 
-    reference._step = recording_step
+    reference.step = recording_step
     reference.train()
 
     solver = make_solver(data=data, num_epochs=2, ema_decay=0.8)
@@ -361,13 +361,13 @@ def test_ema_averages_the_model_state_and_evaluates_with_it():
     data = blobs()
     reference = make_solver(CenteredSoftmax(5, 3), data, num_epochs=2)
     means = [reference.model.running_mean.copy()]
-    original_step = reference._step
+    original_step = reference.step
 
     def recording_step(batch):
         original_step(batch)
         means.append(reference.model.running_mean.copy())
 
-    reference._step = recording_step
+    reference.step = recording_step
     reference.train()
 
     solver = make_solver(CenteredSoftmax(5, 3), data, num_epochs=2, ema_decay=0.8)
@@ -375,7 +375,7 @@ def test_ema_averages_the_model_state_and_evaluates_with_it():
     original_evaluate = solver._evaluate
 
     def recording_evaluate():
-        with solver._evaluation_params():
+        with solver.evaluation_params():
             evaluated.append(solver.model.running_mean.copy())
         original_evaluate()
 
@@ -677,7 +677,7 @@ def small_cifar():
 
 def test_overfits_100_cifar10_images(small_cifar):
     # imported here so that the rest of this file needs no compiled kernels
-    from convlab.classifiers.cnn import ThreeLayerConvNet
+    from convlab.classifiers.three_layer_convnet import ThreeLayerConvNet
 
     model = ThreeLayerConvNet(weight_scale=1e-2, seed=0)
     solver = Solver(model, small_cifar, num_epochs=10, batch_size=50, update_rule="adam",

@@ -92,26 +92,13 @@ def test_ema_run_saves_and_evaluates_the_averaged_model(tmp_path):
             np.testing.assert_array_equal(saved[f"state/{key}"], value)
 
 
-def test_recipes_and_overrides():
-    assert {"quick", "best", "three_layer"} <= set(train.RECIPES)
-    r = train.resolve_recipe("quick", ["activation=relu", "widths=[8,16,16]"], epochs=3)
-    assert r["activation"] == "relu" and r["widths"] == [8, 16, 16] and r["epochs"] == 3
-    with pytest.raises(ValueError, match="unknown recipe"):
-        train.resolve_recipe("nope")
-    with pytest.raises(ValueError, match="key=value"):
-        train.resolve_recipe("quick", ["nonsense=1"])
+def test_the_recipes_and_the_update_rule_are_importable_from_here_as_before():
+    from convlab import optim, recipes
 
-
-def test_nesterov_sgd_scales_the_learning_rate_but_not_the_decay():
-    w = np.ones(3)
-    dw = np.full(3, 0.5)
-    base = {"learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.01}
-    w1, c1 = train.nesterov_sgd(w, dw, dict(base))
-    w64, c64 = train.nesterov_sgd(w, dw, dict(base, lr_scale=64.0))
-    # Nesterov from rest: step = -(1 + mu) * lr * dw, plus decay -lr * wd * w.
-    assert np.allclose(w1, 1 - 1.9 * 0.1 * 0.5 - 0.1 * 0.01)
-    assert np.allclose(w64, 1 - 1.9 * 6.4 * 0.5 - 0.1 * 0.01)
-    assert c64["lr_scale"] == 64.0 and c64["learning_rate"] == 0.1 and c64["weight_decay"] == 0.01
+    assert train.RECIPES is recipes.RECIPES
+    for name in ("resolve_recipe", "load_data", "build_model", "build_solver"):
+        assert getattr(train, name) is getattr(recipes, name)
+    assert train.nesterov_sgd is optim.nesterov_sgd
 
 
 @needs_data

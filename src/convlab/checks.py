@@ -19,6 +19,9 @@ Lines look like::
     initial loss: 2.3026 +/- 0.05 ok
 
 ``~1e-08`` names the decade of the error: ``1e-08 <= error < 1e-07``.
+
+This module only judges and prints; the errors it judges are usually
+computed by :mod:`convlab.gradient_check` (numeric gradients, ``rel_error``).
 """
 
 import math

@@ -59,6 +59,8 @@ from pathlib import Path
 
 import numpy as np
 
+from convlab.validation import check_int
+
 __all__ = [
     "CIFAR10_URL",
     "CIFAR10_MD5",
@@ -506,14 +508,8 @@ def _extract(archive: Path, dest: Path) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _check_count(name: str, value, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000,
-                     subtract_mean=True, dtype=np.float32, root=None):
+                     subtract_mean=True, dtype=np.float32, root=None, unit_variance=False):
     """CIFAR-10 split into train, validation and test sets, ready for a ConvNet.
 
     The splits are:
@@ -526,7 +522,9 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000,
 
     With ``subtract_mean``, the per-pixel mean of the training split (an array
     of shape (3, 32, 32)) is subtracted from all three splits, so the training
-    images have mean zero at every pixel.
+    images have mean zero at every pixel. With ``unit_variance`` as well, all
+    three splits are then divided by the standard deviation of the training
+    split's values (one number), so those have variance one.
 
     Parameters
     ----------
@@ -544,6 +542,9 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000,
     root : str or os.PathLike, optional
         Where the data is, as for :func:`find_CIFAR10` (by default
         ``CONVLAB_DATA`` or the download cache, downloading if needed).
+    unit_variance : bool, default False
+        Scale the data to unit variance over the training split (after the
+        mean is subtracted, if it is).
 
     Returns
     -------
@@ -567,9 +568,9 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000,
         If the data cannot be found, downloaded or read (see
         :func:`find_CIFAR10` and :func:`load_CIFAR_batch`).
     """
-    num_training = _check_count("num_training", num_training, minimum=1)
-    num_validation = _check_count("num_validation", num_validation)
-    num_test = _check_count("num_test", num_test)
+    num_training = check_int("num_training", num_training)
+    num_validation = check_int("num_validation", num_validation, minimum=0)
+    num_test = check_int("num_test", num_test, minimum=0)
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise ValueError(f"dtype must be a floating-point type, got {dtype}")
@@ -599,4 +600,8 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000,
         mean_image = mean_image.astype(dtype)
         for key in ("X_train", "X_val", "X_test"):
             data[key] -= mean_image
+    if unit_variance:
+        scale = dtype.type(1.0 / data["X_train"].std())
+        for key in ("X_train", "X_val", "X_test"):
+            data[key] *= scale
     return data

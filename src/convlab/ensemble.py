@@ -21,6 +21,8 @@ import sys
 import numpy as np
 
 from convlab.augment import predict_tta
+from convlab.checkpoint import atomic_write_text
+from convlab.recipes import build_model, load_data
 
 __all__ = ["load_trained_model", "ensemble_probabilities", "main"]
 
@@ -38,8 +40,6 @@ def load_trained_model(path):
     model : object with ``loss(X)``
     recipe : dict
     """
-    from convlab.train import build_model
-
     if os.path.isdir(path):
         path = os.path.join(path, "model.npz")
     with np.load(path, allow_pickle=False) as archive:
@@ -49,8 +49,7 @@ def load_trained_model(path):
         recipe["widths"] = tuple(recipe["widths"])
     params = {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
     state = {k[len("state/"):]: v for k, v in arrays.items() if k.startswith("state/")}
-    model = build_model(recipe, 0, np.zeros((1, 3, 32, 32), np.float32)) \
-        if recipe["model"] != "convnet" else _bare_convnet(recipe)
+    model = build_model(recipe, 0)
     if set(params) != set(model.params):
         raise ValueError(f"{path}: parameters {sorted(params)} do not fit the recipe's model "
                          f"{sorted(model.params)}")
@@ -58,16 +57,6 @@ def load_trained_model(path):
     if state:
         model.load_state_dict(state)
     return model, recipe
-
-
-def _bare_convnet(recipe):
-    from convlab.classifiers.convnet import ConvNet
-
-    return ConvNet(widths=recipe["widths"], convs_per_block=recipe["convs_per_block"],
-                   whiten_kernel=recipe["whiten_kernel"], activation=recipe["activation"],
-                   bn_scale=recipe["bn_scale"], bn_momentum=recipe["bn_momentum"],
-                   label_smoothing=recipe["label_smoothing"], logit_scale=recipe["logit_scale"],
-                   dtype=np.float32)
 
 
 def _softmax(scores):
@@ -106,8 +95,6 @@ def main(argv=None):
                         help="test-time augmentation level (default: the first recipe's)")
     parser.add_argument("--out", default=None, help="write the accuracies to this JSON file")
     args = parser.parse_args(argv)
-    from convlab.train import load_data
-
     # Preprocess exactly as the runs did: the mean and scale come from their training split.
     num_train = 49000
     history = os.path.join(args.runs[0], "history.json")
@@ -125,10 +112,10 @@ def main(argv=None):
         print(f"{run}: test accuracy {a:.4f}")
     print(f"ensemble of {len(members)}: test accuracy {acc:.4f}")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"runs": args.runs, "member_test_acc": member_acc, "ensemble_test_acc": acc,
-                       "num_test": args.num_test, "tta": tta,
-                       "command": "python -m convlab.ensemble " + " ".join(sys.argv[1:])}, f, indent=1)
+        atomic_write_text(args.out, json.dumps({
+            "runs": args.runs, "member_test_acc": member_acc, "ensemble_test_acc": acc,
+            "num_test": args.num_test, "tta": tta,
+            "command": "python -m convlab.ensemble " + " ".join(sys.argv[1:])}, indent=1))
     return 0
 
 

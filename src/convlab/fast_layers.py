@@ -1,4 +1,4 @@
-"""Fast convolution and max-pooling layers backed by Cython kernels.
+"""Fast layers backed by Cython kernels: convolution, max pooling, batch norm + activation.
 
 Same API as the naive layers in :mod:`convlab.layers` (which are the oracle
 these are tested against): forward passes return ``(out, cache)``, backward
@@ -14,7 +14,15 @@ passes take ``(dout, cache)``.  The heavy lifting happens in
   :func:`conv_forward_im2col` / :func:`conv_backward_im2col` for comparison;
 * max pooling is a direct loop in :mod:`convlab._fast.pool` that remembers
   each window's winner for the backward pass, with a special case for the
-  common 2x2 window with stride 2.
+  common 2x2 window with stride 2 (which also pools odd-sized maps by
+  dropping their last row or column: :func:`max_pool_floor_forward_fast`);
+* batch norm and the activation after it are one fused pass over each
+  channel in :mod:`convlab._fast.bn_act`
+  (:func:`spatial_batchnorm_act_forward_fast`, and
+  :func:`activation_forward_fast` for an activation alone).
+
+This module is the only one that imports :mod:`convlab._fast`; every layer
+here has a naive twin in :mod:`convlab.layers` with the same arguments.
 
 float32 inputs give float32 outputs and float64 stays float64; inputs need
 not be contiguous.
@@ -32,7 +40,7 @@ from convlab._fast import bn_act as _bn_act
 from convlab._fast import conv as _conv
 from convlab._fast import im2col as _im2col
 from convlab._fast import pool as _pool
-from convlab.layers import conv_output_size, pool_output_size
+from convlab.layers import ACTIVATIONS, batchnorm_settings, conv_output_size, pool_output_size
 
 __all__ = [
     "conv_forward_fast",
@@ -42,6 +50,12 @@ __all__ = [
     "max_pool_backward_fast",
     "conv_forward_im2col",
     "conv_backward_im2col",
+    "max_pool_floor_forward_fast",
+    "max_pool_floor_backward_fast",
+    "activation_forward_fast",
+    "activation_backward_fast",
+    "spatial_batchnorm_act_forward_fast",
+    "spatial_batchnorm_act_backward_fast",
     "build_info",
     "simd_paths",
     "set_simd_path",
@@ -402,3 +416,230 @@ def _real_dtype(*arrays):
             raise ValueError(f"expected real-valued arrays; got dtype {a.dtype} for an array of shape {a.shape}")
     dtype = np.result_type(*arrays, np.float32)
     return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
+
+
+def max_pool_floor_forward_fast(x):
+    """2x2 max pooling with stride 2 that drops an odd last row or column.
+
+    The same as :func:`convlab.layers.max_pool_floor_forward_naive`, without
+    the crop: the 2x2 kernel simply never reads the last row (column) of an
+    odd map.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W), with H, W >= 2
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, H // 2, W // 2)
+        Same dtype as ``x`` (float32 or float64).
+    cache : tuple
+        What :func:`max_pool_floor_backward_fast` needs.
+    """
+    x = np.asarray(x)
+    if x.ndim != 4 or x.shape[2] < 2 or x.shape[3] < 2:
+        raise ValueError(f"x must have shape (N, C, H, W) with H, W >= 2; got shape {x.shape}")
+    dtype = _real_dtype(x)
+    x = np.ascontiguousarray(x, dtype=dtype)
+    N, C, H, W = x.shape
+    out = np.empty((N, C, H // 2, W // 2), dtype=dtype)
+    argmax = np.empty(out.shape, dtype=np.uint8)
+    _pool.max_pool_forward_2x2(x, out, argmax)
+    return out, (x.shape, argmax, dtype)
+
+
+def max_pool_floor_backward_fast(dout, cache):
+    """Backward pass of :func:`max_pool_floor_forward_fast`.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, C, H // 2, W // 2)
+    cache : tuple
+        From :func:`max_pool_floor_forward_fast`.
+
+    Returns
+    -------
+    dx : ndarray of shape (N, C, H, W)
+        ``dout`` routed to each window's maximum; zero elsewhere, including
+        on a dropped last row or column.
+    """
+    x_shape, argmax, dtype = cache
+    return max_pool_backward_fast(dout, (x_shape, argmax, dtype))
+
+
+#: The codes of the activations of :data:`convlab.layers.ACTIVATIONS` in :mod:`convlab._fast.bn_act`.
+_ACTIVATION_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "gelu": 3}
+
+
+def _activation_code(activation):
+    if activation not in _ACTIVATION_CODES:
+        raise ValueError(f"activation must be one of {list(ACTIVATIONS)}; got {activation!r}")
+    return _ACTIVATION_CODES[activation]
+
+
+def _channel_rows(x):
+    """``x`` of shape (N, C, H, W) as a C-contiguous (N, C, H * W) array of a kernel dtype."""
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"x must have shape (N, C, H, W); got shape {x.shape}")
+    dtype = _real_dtype(x)
+    return np.ascontiguousarray(x, dtype=dtype).reshape(x.shape[0], x.shape[1], -1)
+
+
+def activation_forward_fast(x, activation="relu", alpha=0.01):
+    """Forward pass of the activation named ``activation`` on images.
+
+    Same as :func:`convlab.layers.activation_forward` for 4-D input; GELU in
+    float32 uses the kernel's rational approximation of ``erf`` (accurate to
+    float32 rounding).
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    activation : {'identity', 'relu', 'leaky_relu', 'gelu'}
+    alpha : float
+        Slope of the leaky ReLU for negative inputs.
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, H, W), float32 or float64
+    cache : tuple
+        What :func:`activation_backward_fast` needs.
+    """
+    code = _activation_code(activation)
+    x3 = _channel_rows(x)
+    C = x3.shape[1]
+    ones, zeros = np.ones(C, x3.dtype), np.zeros(C, x3.dtype)
+    out = np.empty_like(x3)
+    _bn_act.scale_shift_act(x3, ones, zeros, code, alpha, out)
+    return out.reshape(np.shape(x)), (x3, code, alpha, np.shape(x))
+
+
+def activation_backward_fast(dout, cache):
+    """Backward pass of :func:`activation_forward_fast`.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, C, H, W)
+    cache : tuple
+        From :func:`activation_forward_fast`.
+
+    Returns
+    -------
+    dx : ndarray of shape (N, C, H, W)
+    """
+    x3, code, alpha, shape = cache
+    d3 = _check_rows_dout(dout, x3, shape)
+    C = x3.shape[1]
+    dx = np.empty_like(x3)
+    _bn_act.act_backward(d3, x3, np.ones(C, x3.dtype), np.zeros(C, x3.dtype), code, alpha, dx)
+    return dx.reshape(shape)
+
+
+def _check_rows_dout(dout, x3, shape):
+    """``dout`` of the forward output's ``shape``, as rows like ``x3``."""
+    dout = np.asarray(dout)
+    if dout.shape != tuple(shape):
+        raise ValueError(f"dout must have the shape of the forward output {tuple(shape)}; "
+                         f"got shape {dout.shape}")
+    return np.ascontiguousarray(dout, dtype=x3.dtype).reshape(x3.shape)
+
+
+def spatial_batchnorm_act_forward_fast(x, gamma, beta, bn_param, activation="relu", alpha=0.01):
+    """Spatial batch normalization followed by an activation, fused in one kernel.
+
+    Same arguments and results as
+    :func:`convlab.layers.spatial_batchnorm_act_forward`. In ``'train'``
+    mode the kernel returns each channel's batch mean and ``1 / sqrt(var +
+    eps)`` in float64; the running statistics are updated from them (and
+    created in float64 on first use).
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    gamma, beta : ndarray of shape (C,)
+    bn_param : dict
+        ``'mode'`` (``'train'`` or ``'test'``), ``'eps'``, ``'momentum'``,
+        ``'running_mean'``, ``'running_var'``, as for
+        :func:`convlab.layers.batchnorm_forward`.
+    activation : {'identity', 'relu', 'leaky_relu', 'gelu'}
+    alpha : float
+        Slope of the leaky ReLU for negative inputs.
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, H, W), float32 or float64
+    cache : tuple
+        What :func:`spatial_batchnorm_act_backward_fast` needs.
+    """
+    code = _activation_code(activation)
+    x3 = _channel_rows(x)
+    N, C = x3.shape[:2]
+    dtype = x3.dtype
+    gamma = np.asarray(gamma)
+    beta = np.asarray(beta)
+    for name, value in (("gamma", gamma), ("beta", beta)):
+        if value.shape != (C,):
+            raise ValueError(f"{name} must have shape ({C},) to match the channels of x of "
+                             f"shape {np.shape(x)}; got shape {value.shape}")
+    gamma = np.ascontiguousarray(gamma, dtype=dtype)
+    beta = np.ascontiguousarray(beta, dtype=dtype)
+    mode, eps, momentum = batchnorm_settings(bn_param, C, np.float64)
+    out = np.empty_like(x3)
+    if mode == "train":
+        mean, invstd = np.empty(C), np.empty(C)
+        _bn_act.bn_act_forward_train(x3, gamma, beta, eps, code, alpha, out, mean, invstd)
+        var = 1.0 / invstd**2 - eps
+        bn_param["running_mean"] = momentum * bn_param["running_mean"] + (1 - momentum) * mean
+        bn_param["running_var"] = momentum * bn_param["running_var"] + (1 - momentum) * var
+        cache = (mode, x3, mean, invstd, gamma, beta, code, alpha, np.shape(x))
+    else:
+        # Test mode: a fixed affine map per channel, then the activation.
+        mean = np.asarray(bn_param["running_mean"], dtype=np.float64)
+        std = np.sqrt(bn_param["running_var"] + eps)
+        invstd = 1.0 / std
+        scale = gamma / std
+        shift = beta - bn_param["running_mean"] * scale
+        scale, shift = scale.astype(dtype), shift.astype(dtype)
+        _bn_act.scale_shift_act(x3, scale, shift, code, alpha, out)
+        cache = (mode, x3, mean, invstd, scale, shift, code, alpha, np.shape(x))
+    return out.reshape(np.shape(x)), cache
+
+
+def spatial_batchnorm_act_backward_fast(dout, cache):
+    """Backward pass of :func:`spatial_batchnorm_act_forward_fast`.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, C, H, W)
+    cache : tuple
+        From :func:`spatial_batchnorm_act_forward_fast`.
+
+    Returns
+    -------
+    dx : ndarray of shape (N, C, H, W)
+    dgamma, dbeta : ndarray of shape (C,)
+        All three in the dtype of the forward output.
+
+    Notes
+    -----
+    In ``'test'`` mode batch norm is the fixed affine map
+    ``scale * x + shift`` per channel, so ``dx`` is the activation's gradient
+    times ``scale``.
+    """
+    mode, x3, mean, invstd, weight, shift, code, alpha, shape = cache
+    d3 = _check_rows_dout(dout, x3, shape)
+    C = x3.shape[1]
+    dx = np.empty_like(x3)
+    if mode == "train":
+        gamma, beta = weight, shift
+        dgamma, dbeta = np.empty(C), np.empty(C)
+        _bn_act.bn_act_backward(d3, x3, mean, invstd, gamma, beta, code, alpha, dx, dgamma, dbeta)
+    else:
+        scale = weight
+        _bn_act.act_backward(d3, x3, scale, shift, code, alpha, dx)   # dx = dy, before the scale
+        xhat = (x3 - mean[:, None]) * invstd[:, None]
+        dbeta = dx.sum(axis=(0, 2), dtype=np.float64)
+        dgamma = (dx * xhat).sum(axis=(0, 2))
+        dx *= scale[:, None]
+    return dx.reshape(shape), dgamma.astype(x3.dtype), dbeta.astype(x3.dtype)

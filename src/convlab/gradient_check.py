@@ -11,6 +11,9 @@ error of ``f`` swamps the difference for any useful ``h``.
 
 All functions nudge ``x`` *in place* (so that a closure over a model's
 parameter array sees the change) and restore every entry afterwards.
+
+This module computes; :mod:`convlab.checks` turns a computed error into the
+book's printed, checked verdict.
 """
 
 import numpy as np

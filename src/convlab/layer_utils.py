@@ -1,5 +1,7 @@
-"""Sandwich layers: short, fixed chains of layers used together so often
-that they get one forward and one backward function each.
+"""Sandwich layers: fixed chains of layers with one forward and one backward function each.
+
+These chains (affine - relu, conv - relu - pool, ...) are used together so
+often that they get functions of their own.
 
 Each forward returns ``(out, cache)`` where ``cache`` is the tuple of the
 inner layers' caches; each backward unwinds the chain in reverse order.

@@ -493,11 +493,23 @@ def max_pool_backward_naive(dout, cache):
 # --------------------------------------------------------------------------
 
 
-def _bn_settings(bn_param, D, dtype):
-    """Read ``bn_param``, creating the running statistics on first use.
+def batchnorm_settings(bn_param, D, dtype):
+    """Read and check ``bn_param``, creating the running statistics on first use.
 
-    Returns ``(mode, eps, momentum)``; afterwards ``bn_param`` holds
-    ``'running_mean'`` and ``'running_var'`` of shape ``(D,)``.
+    Parameters
+    ----------
+    bn_param : dict
+        As for :func:`batchnorm_forward`.
+    D : int
+        Number of features (channels).
+    dtype : numpy dtype
+        Of running statistics created here (zeros and ones).
+
+    Returns
+    -------
+    (mode, eps, momentum) : tuple of (str, float, float)
+        Afterwards ``bn_param`` holds ``'running_mean'`` and
+        ``'running_var'`` of shape ``(D,)``.
     """
     mode = bn_param.get("mode")
     if mode not in ("train", "test"):
@@ -571,7 +583,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
             raise ValueError(
                 f"{name} must have shape ({D},) to match x of shape {x.shape}; got shape {value.shape}"
             )
-    mode, eps, momentum = _bn_settings(bn_param, D, x.dtype)
+    mode, eps, momentum = batchnorm_settings(bn_param, D, x.dtype)
     if mode == "train":
         if N < 1:
             raise ValueError(f"x must hold at least one example in train mode; got shape {x.shape}")
@@ -1058,3 +1070,160 @@ def spatial_batchnorm_frozen_scale_backward(dout, cache):
     """
     dx, _, dbeta = spatial_batchnorm_backward(dout, cache)
     return dx, dbeta
+
+
+# --------------------------------------------------------------------------
+# The naive twins of the network's special fast layers: a named activation,
+# batch norm followed by an activation, and 2x2 pooling of odd-sized maps
+# --------------------------------------------------------------------------
+
+#: The activations :func:`activation_forward` knows, by name.
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "gelu")
+
+
+def _check_activation(activation):
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {list(ACTIVATIONS)}; got {activation!r}")
+
+
+def activation_forward(x, activation="relu", alpha=0.01):
+    """Forward pass of the activation named ``activation``.
+
+    Parameters
+    ----------
+    x : ndarray of any shape
+    activation : {'identity', 'relu', 'leaky_relu', 'gelu'}
+    alpha : float
+        Slope of the leaky ReLU for negative inputs (unused by the others).
+
+    Returns
+    -------
+    out : ndarray, same shape as ``x``
+    cache : tuple
+        ``(activation, cache of that activation)`` for :func:`activation_backward`.
+    """
+    _check_activation(activation)
+    if activation == "relu":
+        out, cache = relu_forward(x)
+    elif activation == "leaky_relu":
+        out, cache = leaky_relu_forward(x, alpha)
+    elif activation == "gelu":
+        out, cache = gelu_forward(x)
+    else:
+        out, cache = np.asarray(x), np.shape(x)
+    return out, (activation, cache)
+
+
+def activation_backward(dout, cache):
+    """Backward pass of :func:`activation_forward`.
+
+    Parameters
+    ----------
+    dout : ndarray, same shape as the input ``x``
+    cache : tuple
+        From :func:`activation_forward`.
+
+    Returns
+    -------
+    dx : ndarray, same shape as ``x``
+    """
+    activation, act_cache = cache
+    if activation == "relu":
+        return relu_backward(dout, act_cache)
+    if activation == "leaky_relu":
+        return leaky_relu_backward(dout, act_cache)
+    if activation == "gelu":
+        return gelu_backward(dout, act_cache)
+    _check_dout(dout, act_cache)
+    return np.asarray(dout)
+
+
+def spatial_batchnorm_act_forward(x, gamma, beta, bn_param, activation="relu", alpha=0.01):
+    """Spatial batch normalization followed by an activation.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    gamma, beta : ndarray of shape (C,)
+    bn_param : dict
+        As for :func:`spatial_batchnorm_forward`.
+    activation, alpha
+        As for :func:`activation_forward`.
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, H, W)
+    cache : tuple
+        For :func:`spatial_batchnorm_act_backward`.
+    """
+    _check_activation(activation)
+    normed, bn_cache = spatial_batchnorm_forward(x, gamma, beta, bn_param)
+    out, act_cache = activation_forward(normed, activation, alpha)
+    return out, (bn_cache, act_cache)
+
+
+def spatial_batchnorm_act_backward(dout, cache):
+    """Backward pass of :func:`spatial_batchnorm_act_forward`.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, C, H, W)
+    cache : tuple
+        From :func:`spatial_batchnorm_act_forward`.
+
+    Returns
+    -------
+    dx : ndarray of shape (N, C, H, W)
+    dgamma, dbeta : ndarray of shape (C,)
+    """
+    bn_cache, act_cache = cache
+    return spatial_batchnorm_backward(activation_backward(dout, act_cache), bn_cache)
+
+
+_POOL_2X2 = {"pool_height": 2, "pool_width": 2, "stride": 2}
+
+
+def max_pool_floor_forward_naive(x):
+    """2x2 max pooling with stride 2 that drops an odd last row or column.
+
+    A map of odd height (width) has no partner for its last row (column):
+    this crops it away and pools the rest with :func:`max_pool_forward_naive`,
+    so any map of at least 2x2 can be halved.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W), with H, W >= 2
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, H // 2, W // 2)
+    cache : tuple
+        ``(x.shape, cache of the pooling)`` for :func:`max_pool_floor_backward_naive`.
+    """
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"x must have shape (N, C, H, W); got shape {x.shape}")
+    N, C, H, W = x.shape
+    out, pool_cache = max_pool_forward_naive(x[:, :, :H - H % 2, :W - W % 2], _POOL_2X2)
+    return out, (x.shape, pool_cache)
+
+
+def max_pool_floor_backward_naive(dout, cache):
+    """Backward pass of :func:`max_pool_floor_forward_naive`.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, C, H // 2, W // 2)
+    cache : tuple
+        From :func:`max_pool_floor_forward_naive`.
+
+    Returns
+    -------
+    dx : ndarray of shape (N, C, H, W)
+        The gradient of the cropped input, and zero on a dropped last row or column.
+    """
+    x_shape, pool_cache = cache
+    dcropped = max_pool_backward_naive(dout, pool_cache)
+    dx = np.zeros(x_shape, dtype=dcropped.dtype)
+    dx[:, :, :dcropped.shape[2], :dcropped.shape[3]] = dcropped
+    return dx

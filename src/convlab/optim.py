@@ -39,11 +39,13 @@ the velocity or the moment estimates.  For plain SGD this is the same as adding
 ``weight_decay * w`` to the gradient; for momentum and Adam it is not (with
 Adam, coupled decay would be divided by the adaptive denominator).  Because the
 shrinkage is scaled by the learning rate, it follows any learning-rate schedule.
+``nesterov_sgd`` adds a per-parameter learning-rate multiplier that leaves the
+decay alone.
 """
 
 import numpy as np
 
-__all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "adagrad", "adadelta"]
+__all__ = ["sgd", "sgd_momentum", "nesterov_sgd", "rmsprop", "adam", "adagrad", "adadelta"]
 
 
 def _prepare(name, w, dw, config, defaults):
@@ -204,6 +206,37 @@ def sgd_momentum(w, dw, config=None):
         next_w = w + v + _decay(w, config)
     config["velocity"] = v.astype(w.dtype, copy=False)
     return next_w.astype(w.dtype, copy=False), config
+
+
+def nesterov_sgd(w, dw, config=None):
+    """Nesterov SGD with decoupled weight decay and a per-parameter lr multiplier.
+
+    The same as :func:`sgd_momentum` with ``nesterov=True``, except that
+    ``config['lr_scale']`` (default 1) multiplies the learning rate of this
+    parameter while the absolute weight decay per step,
+    ``learning_rate * weight_decay * w``, stays that of the base learning rate.
+    (airbench lets batch-norm shifts learn 64 times faster this way.)
+
+    Parameters
+    ----------
+    w, dw : ndarray of the same shape
+    config : dict
+        ``learning_rate``, ``momentum``, ``weight_decay``, ``lr_scale``,
+        ``velocity``.
+
+    Returns
+    -------
+    next_w : ndarray
+    config : dict
+    """
+    config = dict(config or {})
+    scale = float(config.pop("lr_scale", 1.0))
+    lr = float(config.get("learning_rate", 1e-2))
+    wd = float(config.get("weight_decay", 0.0))
+    inner = dict(config, learning_rate=lr * scale, weight_decay=wd / scale, nesterov=True)
+    next_w, inner = sgd_momentum(w, dw, inner)
+    inner.update(learning_rate=lr, weight_decay=wd, lr_scale=scale)
+    return next_w, inner
 
 
 def rmsprop(w, dw, config=None):

@@ -41,50 +41,32 @@ whatever the ``augment`` hook draws) comes from one ``numpy.random.Generator``,
 ``solver.rng``, seeded with ``seed``.  Its state is part of every checkpoint,
 so a resumed run draws exactly the numbers the uninterrupted run would have.
 
-Checkpoint format
------------------
-One uncompressed ``.npz`` file (read it with
-``np.load(path, allow_pickle=False)``; nothing is pickled):
-
-- ``meta``: a 0-d string array holding JSON: format name and version, epoch,
-  iteration, batch size, number of training examples, update-rule name, the
-  base learning rate, the scalar entries of every parameter's optimizer config,
-  all histories, ``best_val_acc``, the EMA decay, and the generator state
-  ``rng.bit_generator.state``;
-- ``params/<name>``: the model parameters;
-- ``model_state/<key>``: ``model.state_dict()``, if the model has one;
-- ``optim/<name>/<key>``: the array entries (velocities, moments, caches) of
-  the optimizer config of parameter ``<name>``;
-- ``best/<name>``: the best parameters so far;
-- ``best_state/<key>``: the model state (``state_dict``) that went with them,
-  if the model has one;
-- ``ema/<name>``: the moving average of the parameters, when ``ema_decay`` is set;
-- ``ema_state/<key>``: the moving average of the model's floating-point state
-  (``state_dict``), when ``ema_decay`` is set and the model has state.
-
-The file is written to a temporary file in the same directory and moved into
-place with ``os.replace``, so a crash never leaves a half-written checkpoint
-under the final name.
+Checkpoints
+-----------
+:meth:`Solver.save_checkpoint` writes everything needed to continue a run
+exactly -- parameters, model state, optimizer state, histories, the random
+generator -- and :meth:`Solver.resume` restores it; the file format, its
+atomic writing and checked reading are in :mod:`convlab.checkpoint`.
 """
 
 import contextlib
-import json
 import numbers
 import os
 import sys
-import tempfile
 import time
-import zipfile
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from convlab import optim
+from convlab import checkpoint, optim
+from convlab.checkpoint import find_latest_checkpoint  # importable from here as before
+from convlab.validation import check_int
 
 __all__ = ["Solver", "find_latest_checkpoint"]
 
-CHECKPOINT_FORMAT = "convlab-solver-checkpoint"
-CHECKPOINT_VERSION = 2
+# The checkpoint format's name and version, also under their former names here.
+CHECKPOINT_FORMAT = checkpoint.FORMAT
+CHECKPOINT_VERSION = checkpoint.VERSION
 
 _UPDATE_RULES = {name: getattr(optim, name) for name in optim.__all__}
 
@@ -231,13 +213,13 @@ class Solver:
         self.X_train, self.y_train, self.X_val, self.y_val = _check_data(data)
         self.num_train = self.X_train.shape[0]
 
-        self.batch_size = _positive_int("batch_size", opts["batch_size"])
-        self.num_epochs = _nonnegative_int("num_epochs", opts["num_epochs"])
-        self.print_every = _positive_int("print_every", opts["print_every"])
-        self.num_train_samples = _optional_positive_int(
-            "num_train_samples", opts["num_train_samples"])
-        self.num_val_samples = _optional_positive_int(
-            "num_val_samples", opts["num_val_samples"])
+        self.batch_size = check_int("Solver: batch_size", opts["batch_size"])
+        self.num_epochs = check_int("Solver: num_epochs", opts["num_epochs"], minimum=0)
+        self.print_every = check_int("Solver: print_every", opts["print_every"])
+        self.num_train_samples = check_int("Solver: num_train_samples", opts["num_train_samples"],
+                                           allow_none=True)
+        self.num_val_samples = check_int("Solver: num_val_samples", opts["num_val_samples"],
+                                         allow_none=True)
         self.verbose = bool(opts["verbose"])
         self.progress = bool(opts["progress"])
         self.checkpoint_name = (None if opts["checkpoint_name"] is None
@@ -346,7 +328,7 @@ class Solver:
                 start = time.perf_counter()
                 order = self.rng.permutation(self.num_train)
                 for i in range(self.iterations_per_epoch):
-                    self._step(order[i * self.batch_size:(i + 1) * self.batch_size])
+                    self.step(order[i * self.batch_size:(i + 1) * self.batch_size])
                     bar.set_postfix(loss=f"{self.loss_history[-1]:.4f}", refresh=False)
                     bar.update(1)
                     if self.verbose and (self.iteration - 1) % self.print_every == 0:
@@ -369,12 +351,18 @@ class Solver:
         if self.best_model_state:
             self.model.load_state_dict({k: v.copy() for k, v in self.best_model_state.items()})
 
-    def _step(self, batch):
+    def step(self, batch):
         """One update on the training examples with indices ``batch``.
+
+        What :meth:`train` does per minibatch: augment, forward and backward
+        pass, the scheduled learning rate, the update rule on every
+        parameter, the moving averages; the loss and learning rate are
+        appended to the histories. (Benchmarks time it.)
 
         Parameters
         ----------
         batch : ndarray of int, shape (B,)
+            Indices into ``X_train``.
         """
         X_batch = self.X_train[batch]
         y_batch = self.y_train[batch]
@@ -428,8 +416,18 @@ class Solver:
         return None
 
     @contextlib.contextmanager
-    def _evaluation_params(self):
-        """Within the block, the model holds the EMA weights and state (if any)."""
+    def evaluation_params(self):
+        """Context manager: within the block, the model holds the weights it is evaluated with.
+
+        With ``ema_decay`` set, those are the moving averages of the
+        parameters and of the model's state; otherwise the current ones. On
+        leaving the block the model gets its training weights back.
+
+        Example
+        -------
+        >>> with solver.evaluation_params():                    # doctest: +SKIP
+        ...     scores = solver.model.loss(X_test)
+        """
         if self.ema_params is None:
             yield
             return
@@ -447,7 +445,7 @@ class Solver:
 
     def _evaluate(self):
         """Record train and validation accuracy; keep the best parameters."""
-        with self._evaluation_params():
+        with self.evaluation_params():
             train_acc = self.check_accuracy(self.X_train, self.y_train,
                                             num_samples=self.num_train_samples)
             val_acc = self.check_accuracy(self.X_val, self.y_val,
@@ -492,7 +490,7 @@ class Solver:
         -------
         y_pred : ndarray of int, shape (N,)
         """
-        batch_size = _positive_int("batch_size", batch_size)
+        batch_size = check_int("Solver: batch_size", batch_size)
         N = len(X)
         predictions = [np.argmax(self.model.loss(X[start:start + batch_size]), axis=1)
                        for start in range(0, N, batch_size)]
@@ -523,7 +521,7 @@ class Solver:
         if y.ndim != 1 or len(X) != y.shape[0]:
             raise ValueError(f"check_accuracy: X has shape {np.shape(X)} but y has shape "
                              f"{y.shape}; expected y of shape ({len(X)},)")
-        num_samples = _optional_positive_int("num_samples", num_samples)
+        num_samples = check_int("Solver: num_samples", num_samples, allow_none=True)
         N = y.shape[0]
         if N == 0:
             raise ValueError("check_accuracy: X and y are empty")
@@ -545,7 +543,7 @@ class Solver:
     def save_checkpoint(self, path):
         """Write everything needed to continue this run exactly to ``path``.
 
-        The format is described in the module docstring.  Writing is atomic.
+        The format is described in :mod:`convlab.checkpoint`.  Writing is atomic.
 
         Parameters
         ----------
@@ -582,8 +580,6 @@ class Solver:
                 arrays[f"ema_state/{key}"] = value
 
         meta = {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
             "epoch": self.epoch,
             "iteration": self.iteration,
             "num_epochs": self.num_epochs,
@@ -603,8 +599,7 @@ class Solver:
             "epoch_time_history": self.epoch_time_history,
             "rng": self.rng.bit_generator.state,
         }
-        arrays["meta"] = np.array(json.dumps(meta))
-        _atomic_savez(os.fspath(path), arrays)
+        checkpoint.save(path, arrays, meta)
 
     def resume(self, path):
         """Restore a checkpoint written by :meth:`save_checkpoint`.
@@ -632,17 +627,9 @@ class Solver:
         """
         path = os.fspath(path)
         try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {key: archive[key] for key in archive.files}
-            meta = json.loads(str(arrays.pop("meta")))
-        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
-            # missing, truncated, not a zip file, or no JSON 'meta' entry
-            raise ValueError(f"Solver.resume: cannot read checkpoint {path} "
-                             f"({type(error).__name__}: {error}); it is missing, damaged "
-                             "or not written by Solver.save_checkpoint") from error
-        if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"Solver.resume: {path} is not a version-{CHECKPOINT_VERSION} "
-                             f"convlab checkpoint")
+            arrays, meta = checkpoint.load(path)
+        except ValueError as error:
+            raise ValueError(f"Solver.resume: {error}") from error
 
         for key, mine in (("batch_size", self.batch_size), ("num_train", self.num_train),
                           ("update_rule", self.update_rule_name),
@@ -713,61 +700,9 @@ def _update_average(average, current, decay):
         value += (1.0 - decay) * (current[key] - value)
 
 
-def find_latest_checkpoint(checkpoint_name):
-    """The checkpoint with the highest epoch written under the prefix ``checkpoint_name``.
-
-    Parameters
-    ----------
-    checkpoint_name : str or path
-        The prefix given to :class:`Solver`.
-
-    Returns
-    -------
-    path : str or None
-        ``f"{checkpoint_name}_epoch_{e}.npz"`` for the largest ``e`` found, or
-        None if there is none.
-    """
-    prefix = os.fspath(checkpoint_name)
-    directory = os.path.dirname(prefix) or "."
-    stem = os.path.basename(prefix) + "_epoch_"
-    best = None
-    if not os.path.isdir(directory):
-        return None
-    for entry in os.listdir(directory):
-        if entry.startswith(stem) and entry.endswith(".npz"):
-            number = entry[len(stem):-len(".npz")]
-            if number.isdigit() and (best is None or int(number) > best):
-                best = int(number)
-    return None if best is None else f"{prefix}_epoch_{best}.npz"
-
-
 # ----------------------------------------------------------------------
 # Helpers
 # ----------------------------------------------------------------------
-
-def _atomic_savez(path, arrays):
-    """``np.savez(path, **arrays)`` through a temporary file and ``os.replace``.
-
-    Parameters
-    ----------
-    path : str
-    arrays : dict of str -> ndarray
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
 
 def _json_scalar(what, value):
     """Convert a config entry to a JSON-compatible scalar, or raise ValueError."""
@@ -807,19 +742,3 @@ def _check_data(data):
             raise ValueError(f"Solver: y_{split} must hold integer labels, got dtype {y.dtype}")
         out += [X, y]
     return tuple(out)
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"Solver: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _nonnegative_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"Solver: {name} must be a non-negative integer, got {value!r}")
-    return int(value)
-
-
-def _optional_positive_int(name, value):
-    return None if value is None else _positive_int(name, value)

@@ -1,0 +1,1 @@
+"""The models: each has ``params`` and ``loss(X, y=None)``, so the Solver can train it."""

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from convlab.classifiers.convnet import ConvNet, whitening_filters
+from convlab.classifiers.airbench_convnet import ConvNet, whitening_filters
 from convlab.gradient_check import eval_numerical_gradient
 
 

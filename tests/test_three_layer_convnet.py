@@ -1,9 +1,9 @@
-"""Tests of ``convlab.classifiers.cnn.ThreeLayerConvNet``."""
+"""Tests of ``convlab.classifiers.three_layer_convnet.ThreeLayerConvNet``."""
 
 import numpy as np
 import pytest
 
-from convlab.classifiers.cnn import ThreeLayerConvNet
+from convlab.classifiers.three_layer_convnet import ThreeLayerConvNet
 from convlab.gradient_check import eval_numerical_gradient, rel_error
 from convlab.layers import affine_forward, conv_forward_naive, max_pool_forward_naive, relu_forward, softmax_loss
 
