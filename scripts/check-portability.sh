@@ -3,8 +3,11 @@
 # are portable: they run on x86-64 CPUs without AVX, they compile and pass the
 # fast-layer tests on aarch64, and the wheel is a self-contained manylinux wheel.
 #
-#   bash scripts/check-portability.sh [--only STAGE[,STAGE...]] [VPY [ROOT]]
+#   bash scripts/check-portability.sh [--all | --only STAGE[,STAGE...]] [VPY [ROOT]]
 #
+#   (default)  every stage but aarch64-qemu, which is too slow for the default
+#              run (see its comment); --all adds it
+#   --only     just these stages, in the order given
 #   VPY   the project's virtualenv python (numpy, Cython, pytest, hypothesis and
 #         threadpoolctl installed); default $VPY, else ROOT/.venv/bin/python
 #   ROOT  the repository; default the folder above this script
@@ -36,11 +39,13 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PORT="$HERE/portability"
 
 only=""
+all=0
 positional=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --only) only="${2:?--only needs a stage name}"; shift 2 ;;
         --only=*) only="${1#--only=}"; shift ;;
+        --all) all=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         -*) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
         *) positional+=("$1"); shift ;;
@@ -59,8 +64,10 @@ if [[ -n "$only" ]]; then
     for s in "${selected[@]}"; do
         [[ " ${STAGES[*]} " == *" $s "* ]] || { echo "error: unknown stage '$s' (stages: ${STAGES[*]})" >&2; exit 2; }
     done
-else
+elif [[ $all == 1 ]]; then
     selected=("${STAGES[@]}")
+else
+    selected=(objdump nehalem aarch64-cross wheel)
 fi
 
 ARM64_ROOT="${CONVLAB_ARM64_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/convlab/arm64-root}"
@@ -215,7 +222,7 @@ EOF
     fi
     # Import every kernel module first: a SIGILL at import time is the usual failure.
     local mods
-    mods="$(cd "$BUILD" && ls convlab/_fast/*.so | sed -E 's#/#.#g; s#\..*cpython.*##' | paste -sd' ' -)"
+    mods="$(cd "$BUILD" && ls convlab/_fast/*.so | sed -E 's#\.cpython-[^/]*\.so$##; s#\.so$##; s#/#.#g' | paste -sd' ' -)"
     rc=0
     (cd "$SRC" && env "${envs[@]}" "${qemu[@]}" "$VPY" -c '
 import importlib, sys
@@ -340,13 +347,31 @@ stage_aarch64_qemu() {
     rm -rf "${ARM64_ROOT:?}$inner"
     mkdir -p "$ARM64_ROOT$inner"
     cp -a "$SRC/." "$ARM64_ROOT$inner/"
-    trap 'rm -rf "${ARM64_ROOT:?}'"$inner"'"; cleanup' EXIT
+    trap 'rm -rf "${ARM64_ROOT:?}'"$inner"'"' EXIT    # this stage's subshell only
+    # The emulated build takes long (about 25 min here): its .so files are kept
+    # beside the root, keyed by the sources and the root's stamps, and reused
+    # while neither changes (PORTABILITY_NO_BUILD_CACHE=1: always build).
+    local key cache prebuilt=0
+    key="$( (cd "$SRC" && find setup.py pyproject.toml src/convlab/_fast -type f -print0 | sort -z | xargs -0 sha256sum
+             cat "$ARM64_ROOT"/.convlab-*-stamp) | sha256sum | cut -c1-16)"
+    cache="$ARM64_ROOT.build-cache/$key"
+    if [[ "${PORTABILITY_NO_BUILD_CACHE:-0}" != 1 ]] && ls "$cache"/*.so >/dev/null 2>&1; then
+        cp "$cache"/*.so "$ARM64_ROOT$inner/src/convlab/_fast/"
+        touch "$ARM64_ROOT$inner/.convlab-prebuilt"
+        prebuilt=1
+        log "reusing the arm64 build in $cache"
+    fi
     t1=$SECONDS
     local rc=0
     "$PORT/in-arm64-root.sh" "$ARM64_ROOT" "$inner" "${EMU_PYTEST[@]}" "${EXTRA_PYTEST[@]}" 2>&1 | tee "$WORK/arm64.log" || rc=${PIPESTATUS[0]}
     local summary
     summary="$(pytest_summary "$WORK/arm64.log")"
     grep -q '^arm64: built' "$WORK/arm64.log" || fail "the build under aarch64 emulation failed (exit $rc)"
+    if [[ $prebuilt == 0 ]]; then
+        rm -rf "$ARM64_ROOT.build-cache"
+        mkdir -p "$cache"
+        cp "$ARM64_ROOT$inner"/src/convlab/_fast/*.so "$cache/"
+    fi
     [[ $rc -eq 0 ]] || fail "pytest on aarch64 (emulated): exit $rc, ${summary:-no summary}"
     detail "$(grep '^arm64: built' "$WORK/arm64.log" | tail -n 1 | sed 's/^arm64: //'); $summary (build+tests $((SECONDS - t1)) s)"
 }
@@ -444,6 +469,9 @@ for stage in "${selected[@]}"; do
         *) summary+=("FAILED $stage ($took s): ${d:-exit code $status}"); failed=1 ;;
     esac
 done
+if [[ -z "$only" && $all == 0 ]]; then
+    summary+=("skipped aarch64-qemu (0 s): not in the default run (a cold run takes 40+ min here); use --all or --only aarch64-qemu")
+fi
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"

@@ -6,7 +6,8 @@
 #
 # DIR is a copy of the repository at ROOTFS/DIR. The chroot runs in a private
 # mount namespace, so /proc and /dev are unmounted when it ends, however it ends.
-# Prints "arm64: built ..." once the extension is built.
+# Prints "arm64: built ..." once the extension is built. With DIR/.convlab-prebuilt
+# present, the .so files already in DIR/src/convlab/_fast are used as they are.
 set -euo pipefail
 
 ROOTFS="${1:?usage: in-arm64-root.sh ROOTFS DIR [PYTEST_ARGS...]}"
@@ -20,9 +21,14 @@ cd "$1"; shift
 PATH="/opt/convlab-venv/bin:$PATH"   # the root's venv (arm64-rootfs.sh): NumPy, Cython, pytest
 echo "arm64: $(uname -m), $(python3 --version), $(python3 -c 'import numpy, Cython; print("NumPy", numpy.__version__, "Cython", Cython.__version__)'), $(gcc --version | head -n 1)"
 start=$(date +%s)
-python3 setup.py -q build_ext --inplace -j "$(nproc)" > build.log 2>&1 || { tail -n 40 build.log; echo "arm64: build failed"; exit 1; }
+if [ -f .convlab-prebuilt ]; then
+    how="reused from the build cache (same sources, same root)"
+else
+    python3 setup.py -q build_ext --inplace -j "$(nproc)" > build.log 2>&1 || { tail -n 40 build.log; echo "arm64: build failed"; exit 1; }
+    how="setup.py build_ext in $(( $(date +%s) - start )) s"
+fi
 ls src/convlab/_fast/*.so > /dev/null
-echo "arm64: built $(ls src/convlab/_fast/*.so | wc -l) modules ($(ls src/convlab/_fast/*.so | head -n 1 | sed 's/.*\.cpython/cpython/')) in $(( $(date +%s) - start )) s"
+echo "arm64: built $(ls src/convlab/_fast/*.so | wc -l) modules ($(ls src/convlab/_fast/*.so | head -n 1 | sed 's/.*\.cpython/cpython/')), $how"
 # convlab from this copy's src/ (not installed); print where it comes from.
 export PYTHONPATH="$PWD/src"
 python3 -c 'import convlab._fast.conv as c; print("arm64: kernels from", c.__file__)'
