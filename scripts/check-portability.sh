@@ -14,6 +14,8 @@
 #
 # Stages (each ends with one line "ok|FAILED|skipped <stage> (N s): detail"):
 #   objdump        no AVX-or-later instruction outside functions named *avx2*/*avx512*
+#                  (or GCC target_clones copies such as foo.avx2, foo.fma; see
+#                  scripts/portability/check_isa.py)
 #   nehalem        the fast-layer tests pass under qemu-x86_64 -cpu Nehalem (no AVX)
 #   aarch64-cross  the Cython output compiles for aarch64, with and without OpenMP
 #   aarch64-qemu   the extension builds and the fast-layer tests pass in a Debian 12
@@ -32,6 +34,14 @@
 #                        (default ${XDG_CACHE_HOME:-$HOME/.cache}/convlab/arm64-root)
 #   PORTABILITY_KEEP=1   keep the temporary folder (its path is printed)
 #   PORTABILITY_PYTEST_ARGS  extra pytest arguments for the emulated runs
+#   PORTABILITY_EMULATED_K   pytest -k of the emulated runs (default leaves out the
+#                        6 slowest tests; '' runs all of tests/test_fast_layers.py)
+#   PORTABILITY_NO_BUILD_CACHE=1  aarch64-qemu: rebuild even if the sources did not change
+#
+# Measured on the 2-core machine (busy with other builds): objdump ~3-4 min (most
+# of it the build, which nehalem reuses), nehalem ~2 min, aarch64-cross ~3 min,
+# wheel ~5 min; aarch64-qemu ~40 min from nothing (root file system ~15-20, its
+# venv ~3, the emulated -O3 build ~18, tests ~2), ~3 min with everything cached.
 set -euo pipefail
 
 STAGES=(objdump nehalem aarch64-cross aarch64-qemu wheel)
@@ -147,6 +157,8 @@ copy_sources() {
 BUILD="$WORK/x86-build/lib"
 build_x86() {
     [[ -f "$WORK/x86-build/done" ]] && return 0
+    "$VPY" -c 'import Cython, numpy, setuptools' 2>/dev/null \
+        || fail "$VPY cannot import Cython, numpy and setuptools (needed to build the extension)"
     copy_sources
     log "building the extension (setup.py build, -j $JOBS) into $BUILD"
     (cd "$SRC" && "$VPY" setup.py -q build --build-base "$WORK/x86-build" --build-lib "$BUILD" -j "$JOBS") \
@@ -261,6 +273,7 @@ stage_aarch64_cross() {
     copy_sources
     local cy="$WORK/cython-c" pyinc npinc f n
     mkdir -p "$cy"
+    "$VPY" -c 'import Cython, numpy' 2>/dev/null || fail "$VPY cannot import Cython and numpy"
     pyinc="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
     npinc="$("$VPY" -c 'import numpy; print(numpy.get_include())')"
     log "cythonize (Cython $("$VPY" -c 'import Cython; print(Cython.__version__)'))"
