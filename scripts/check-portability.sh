@@ -13,6 +13,10 @@
 #   ROOT  the repository; default the folder above this script
 #
 # Stages (each ends with one line "ok|FAILED|skipped <stage> (N s): detail"):
+#   openmp-off     built with CONVLAB_OPENMP=0, the kernels import and pass the
+#                  fast-layer tests on one thread
+#   clang          built with Debian's clang and no OpenMP runtime (as Apple's clang
+#                  without libomp): one warning, a serial build that passes the tests
 #   objdump        no AVX-or-later instruction outside functions named *avx2*/*avx512*
 #                  (or GCC target_clones copies such as foo.avx2, foo.fma; see
 #                  scripts/portability/check_isa.py)
@@ -44,7 +48,7 @@
 # venv ~3, the emulated -O3 build ~18, tests ~2), ~3 min with everything cached.
 set -euo pipefail
 
-STAGES=(objdump nehalem aarch64-cross aarch64-qemu wheel)
+STAGES=(openmp-off clang objdump nehalem aarch64-cross aarch64-qemu wheel)
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PORT="$HERE/portability"
 
@@ -77,7 +81,7 @@ if [[ -n "$only" ]]; then
 elif [[ $all == 1 ]]; then
     selected=("${STAGES[@]}")
 else
-    selected=(objdump nehalem aarch64-cross wheel)
+    selected=(openmp-off clang objdump nehalem aarch64-cross wheel)
 fi
 
 ARM64_ROOT="${CONVLAB_ARM64_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/convlab/arm64-root}"
@@ -169,6 +173,46 @@ build_x86() {
 
 # pytest_summary LOG: pytest's closing line without the ===
 pytest_summary() { grep -E '(passed|failed|error|no tests ran)' "$1" | tail -n 1 | sed -E 's/^=+ //; s/ =+$//'; }
+
+# ================================================================ variant builds
+# build_variant NAME ENV=VALUE...: build the package in a copy of the sources with
+# these settings into $WORK/NAME (pure Python + .so), print its build log's
+# OpenMP lines, and run the fast-layer and SIMD tests against it on this CPU.
+build_variant() {
+    local name="$1"; shift
+    copy_sources
+    local lib="$WORK/$name/lib"
+    log "building with $* into $lib"
+    (cd "$SRC" && env "$@" "$VPY" setup.py build --build-base "$WORK/$name" --build-lib "$lib" -j "$JOBS") \
+        >"$WORK/$name.log" 2>&1 || { tail -n 40 "$WORK/$name.log" >&2; fail "setup.py build with $* failed"; }
+    grep -E 'warning: OpenMP|compiling the kernels' "$WORK/$name.log" | tee "$WORK/$name.omp" || true
+    (cd "$SRC" && PYTHONPATH="$lib" "$VPY" -m convlab.info) | tee "$WORK/$name.info"
+    grep -q "OpenMP:    off" "$WORK/$name.info" || fail "the $name build has OpenMP on: $(grep OpenMP: "$WORK/$name.info")"
+    local rc=0
+    (cd "$SRC" && PYTHONPATH="$lib" "$VPY" -m pytest -p no:cacheprovider -q "$TEST_FILE" tests/test_simd.py) \
+        2>&1 | tee "$WORK/$name-pytest.log" | tail -n 3 || rc=${PIPESTATUS[0]}
+    [[ $rc -eq 0 ]] || fail "pytest against the $name build: exit $rc, $(pytest_summary "$WORK/$name-pytest.log")"
+}
+
+# openmp-off: CONVLAB_OPENMP=0 gives kernels that need no OpenMP runtime at all
+# (omp_compat.h stands in for omp_get_max_threads) and run on one thread.
+stage_openmp_off() {
+    need_packages gcc
+    build_variant openmp-off CONVLAB_OPENMP=0
+    detail "serial build; $(pytest_summary "$WORK/openmp-off-pytest.log")"
+}
+
+# clang: Debian's clang without libomp, what Apple's clang is: setup.py finds no
+# OpenMP, prints one warning, and builds serial kernels that pass the tests.
+stage_clang() {
+    need_packages clang
+    if dpkg-query -W -f='${Status}' libomp-dev 2>/dev/null | grep -q 'install ok installed'; then
+        skip "libomp-dev is installed, so clang has OpenMP here"
+    fi
+    build_variant clang CC=clang
+    grep -q 'warning: OpenMP was not found' "$WORK/clang.omp" || fail "no warning that OpenMP is missing"
+    detail "$(grep -o 'clang [0-9.]*' "$WORK/clang.info" | head -n 1), one OpenMP warning, serial build; $(pytest_summary "$WORK/clang-pytest.log")"
+}
 
 # ================================================================ stage 1
 # objdump: proves that no instruction needing AVX or later (any VEX/EVEX

@@ -7,9 +7,13 @@
 # and installing Debian's chromium with apt-get if /usr/bin/chromium is missing
 # (needs root or sudo), it runs, in order:
 #   1. unit tests                 pytest tests/
-#   2. the book's notebooks       pytest --nbval --nbval-current-env book/
-#   3. the HTML build             jupyter-book build --all . -W --keep-going
-#   4. the browser test           pytest tests/browser
+#   2. unit tests, portable path  CONVLAB_SIMD=portable pytest tests/
+#   3. the book's notebooks       pytest --nbval --nbval-current-env book/
+#   4. the HTML build             jupyter-book build --all . -W --keep-going
+#   5. the browser test           pytest tests/browser
+#   6. portability                bash scripts/check-portability.sh (other builds of
+#                                 the kernels: no OpenMP, clang, an old CPU, aarch64,
+#                                 the wheel; CONVLAB_PORTABILITY=0 skips it)
 # Every stage runs even if an earlier one failed (the browser test is skipped
 # when the build failed); the script ends with a summary and fails if any
 # stage failed, including a pytest run that collected no tests (exit code 5).
@@ -75,6 +79,9 @@ run_stage() {
 }
 
 run_stage "unit tests" "$VPY" -m pytest tests/ || true
+# the same with the kernels' portable vector code instead of the fastest path (AVX2 here)
+run_stage "unit tests (CONVLAB_SIMD=portable)" env CONVLAB_SIMD=portable "$VPY" -m pytest tests/ -q \
+    -p no:cacheprovider || true
 run_stage "notebooks" "$VPY" -m pytest --nbval --nbval-current-env book/ || true
 if run_stage "html build" "$VENV/bin/jupyter-book" build --all . -W --keep-going --quiet; then
     run_stage "browser test" "$VPY" -m pytest tests/browser || true
@@ -82,6 +89,12 @@ else
     summary+=("FAILED browser test: not run, the HTML build failed")
     failed=1
     total_failed=$((total_failed + 1))
+fi
+
+if [[ "${CONVLAB_PORTABILITY:-1}" != 0 ]]; then
+    run_stage "portability" bash scripts/check-portability.sh "$VPY" "$ROOT" || true
+else
+    summary+=("skip   portability: CONVLAB_PORTABILITY=0")
 fi
 
 echo
