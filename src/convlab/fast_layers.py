@@ -205,11 +205,13 @@ def conv_backward_fast(dout, cache):
 def _flipped_dx_pays(dout, w, pad):
     """Whether a stride-1 ``dx`` is cheaper as a flipped convolution than by col2im.
 
-    Measured on the layers of ``benchmarks/bench_layers.py`` and of the
-    airbench-style nets: fewer filters than channels always; as many when
-    ``dout`` padded by ``HH - 1 - pad`` is small enough for the implicit GEMM
-    (20-30 % faster on 64 channels at 7x7 and 3x3); never with more filters
-    than channels (3 to 32 channels at 7x7: 1.7-3x slower).
+    The flipped convolution reads ``dout`` (F channels) and writes ``dx``
+    (C channels) with the forward kernel, col2im multiplies by the filters
+    and scatters C * HH * WW column entries per pixel.  Timed on the layers
+    of ``benchmarks/bench_layers.py`` and of the airbench-style nets, that
+    makes it the faster route with fewer filters than channels; with as
+    many, only when ``dout`` padded by ``HH - 1 - pad`` is small enough for
+    the implicit GEMM; never with more filters than channels.
     """
     F, H_out, W_out = dout.shape[1:]
     C, HH, WW = w.shape[1], w.shape[2], w.shape[3]
