@@ -96,12 +96,10 @@ include "_runtime.pxi"
 # in L1; NC pixels per block keeps a packed B block (KC x NC) in L2.
 # DW_CHUNK: images per deterministic partial sum of dw.
 # CONV_FLOP_PER_THREAD: a second thread is woken only for this much work each
-# (about 0.5 ms on one core).  Measured with the course's stride-2 layer
-# (100 images, 35 MFLOP per pass in float64): two threads made each pass
-# 1.8-2.6x faster on an idle machine; with the other core busy, they made it
-# about 15 % slower, and on 10-25 images (3-9 MFLOP) the mean time grew 3-10x
-# from waiting for the descheduled thread.  Set OMP_NUM_THREADS=1 on a
-# machine whose cores are taken.
+# (well under a millisecond on one core).  On an idle machine two threads
+# already win on the course's small stride-2 layer; on a machine whose other
+# core is busy, a second thread can make a small problem slower, since it
+# waits to be scheduled: set OMP_NUM_THREADS=1 there.
 cdef enum:
     MR = 6
     KC = 256
@@ -323,13 +321,13 @@ def implicit_gemm_pays(Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t st
     the price of ``Wp - W_out`` wasted outputs per row and of B rows read
     from all over the padded image instead of from a compact panel.  That
     pays while the padded image (``C * Hp * Wp`` values) stays within a
-    quarter of an L2 cache (256 KiB): on the 2-core AMD EPYC this was written
-    on, the forward passes of the airbench-style nets' layers (16-64
-    channels on maps of 31x31 down to 3x3) ran 1.3-2.2x faster, while the
-    64-channel 32x32 benchmark layer (296 KiB) ran about 15 % slower.  The
+    quarter of an L2 cache (256 KiB), where the scattered reads still hit
+    the cache: timed, the layers of the airbench-style nets (16-64 channels
+    on maps of 31x31 down to 3x3) were faster implicit, and the 64-channel
+    32x32 layer of ``benchmarks/bench_layers.py`` (296 KiB) was slower.  The
     same rule picks the implicit weight gradient of
-    :func:`conv_backward_weights` (1.05-2x faster on those layers, 5-12 %
-    slower on the big one).
+    :func:`conv_backward_weights`.  (Chapter 3 of the book explains the
+    trade-off.)
     """
     return stride == 1 and C * Hp * Wp * itemsize <= 256 * 1024
 
