@@ -18,8 +18,7 @@
 #   clang          built with Debian's clang and no OpenMP runtime (as Apple's clang
 #                  without libomp): one warning, a serial build that passes the tests
 #   objdump        no AVX-or-later instruction outside functions named *avx2*/*avx512*
-#                  (or GCC target_clones copies such as foo.avx2, foo.fma; see
-#                  scripts/portability/check_isa.py)
+#                  (see scripts/portability/check_isa.py)
 #   nehalem        the fast-layer tests pass under qemu-x86_64 -cpu Nehalem (no AVX)
 #   aarch64-cross  the Cython output compiles for aarch64, with and without OpenMP
 #   aarch64-qemu   the extension builds and the fast-layer tests pass in a Debian 12
@@ -220,8 +219,8 @@ stage_clang() {
 # ================================================================ stage 1
 # objdump: proves that no instruction needing AVX or later (any VEX/EVEX
 # encoding) can run unless the code dispatched to it by name: every such
-# instruction must be in a function whose symbol contains avx2/avx512 (GCC's
-# target_clones copies such as foo.avx2 count too). The checker first proves on
+# instruction must be in a function whose symbol contains avx2/avx512. The
+# checker first proves on
 # a fixture library that it sees AVX at all and fails a -mavx2 plain function.
 stage_objdump() {
     need_packages binutils gcc
