@@ -80,7 +80,7 @@ run_stage() {
 
 run_stage "unit tests" "$VPY" -m pytest tests/ || true
 # the same with the kernels' portable vector code instead of the fastest path (AVX2 here)
-run_stage "unit tests (CONVLAB_SIMD=portable)" env CONVLAB_SIMD=portable "$VPY" -m pytest tests/ -q \
+run_stage "unit tests (CONVLAB_SIMD=portable)" env CONVLAB_SIMD=portable "$VPY" -m pytest tests/ \
     -p no:cacheprovider || true
 run_stage "notebooks" "$VPY" -m pytest --nbval --nbval-current-env book/ || true
 if run_stage "html build" "$VENV/bin/jupyter-book" build --all . -W --keep-going --quiet; then
