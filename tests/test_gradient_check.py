@@ -104,3 +104,35 @@ def test_grad_check_sparse_is_reproducible_and_prints_when_asked(rng, capsys):
 def test_grad_check_sparse_rejects_wrong_gradient_shape():
     with pytest.raises(ValueError, match=r"analytic_grad must have the shape of x \(4,\); got shape \(3,\)"):
         grad_check_sparse(lambda x: 0.0, np.zeros(4), np.zeros(3))
+
+
+# Finding 6 of the hardening review: an integer point gave [50000, 150000, 250000]
+# for the true gradient [2, 4, 6] of sum(x**2) (x + h rounds back to x, then the
+# difference is divided by 2h), and a float16 point gave zeros. Both are refused.
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.float16, np.bool_, np.complex128])
+@pytest.mark.parametrize("check", ["scalar", "array", "sparse"])
+def test_every_check_refuses_a_point_it_cannot_perturb(dtype, check):
+    x = np.array([1, 2, 3]).astype(dtype)
+    calls = {
+        "scalar": lambda: eval_numerical_gradient(lambda x: np.sum(x**2), x, verbose=False),
+        "array": lambda: eval_numerical_gradient_array(lambda x: x**2, x, np.ones(3)),
+        "sparse": lambda: grad_check_sparse(lambda x: np.sum(x**2), x, np.zeros(3)),
+    }
+    with pytest.raises(TypeError, match=rf"x must be a float32 or float64 array; got dtype {np.dtype(dtype)}"):
+        calls[check]()
+
+
+def test_checks_refuse_a_list_and_a_step_the_dtype_cannot_resolve():
+    with pytest.raises(TypeError, match="x must be a NumPy array"):
+        eval_numerical_gradient(lambda x: 0.0, [1.0, 2.0], verbose=False)
+    with pytest.raises(ValueError, match="h must be a positive finite number; got -1e-05"):
+        eval_numerical_gradient(lambda x: 0.0, np.zeros(2), verbose=False, h=-1e-5)
+    with pytest.raises(ValueError, match="below the spacing of float32"):
+        eval_numerical_gradient(lambda x: 0.0, np.zeros(2, np.float32), verbose=False, h=1e-9)
+
+
+def test_float32_point_still_works():
+    x = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    grad = eval_numerical_gradient(lambda x: float(np.sum(x.astype(np.float64) ** 2)), x,
+                                   verbose=False, h=1e-3)
+    assert np.allclose(grad, [2, 4, 6], rtol=1e-3)

@@ -47,6 +47,27 @@ def rel_error(x, y):
     return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
 
 
+def _check_point(x, h):
+    """Refuse a point the centered difference cannot perturb faithfully.
+
+    The difference adds ``h`` to one entry of ``x`` in place: an integer
+    array would round it away (or scale the result wrongly) and float16's
+    spacing near 1 is about 1e-3, so ``x + h`` would equal ``x``.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"x must be a NumPy array (it is perturbed in place); "
+                        f"got {type(x).__name__}")
+    if not np.issubdtype(x.dtype, np.floating) or x.dtype == np.float16:
+        raise TypeError(f"x must be a float32 or float64 array; got dtype {x.dtype}. "
+                        "Convert it first, e.g. x = x.astype(np.float64)")
+    if not (isinstance(h, (int, float, np.floating, np.integer)) and not isinstance(h, bool)
+            and np.isfinite(h) and h > 0):
+        raise ValueError(f"h must be a positive finite number; got {h!r}")
+    if x.dtype.type(1) + x.dtype.type(h) == x.dtype.type(1):
+        raise ValueError(f"h={h!r} is below the spacing of {x.dtype} near 1; use a larger h "
+                         "or a float64 x")
+
+
 def _centered_difference(f, x, index, h):
     """``(f(x + h e_index) - f(x - h e_index)) / (2 h)``; ``x`` is restored."""
     old = x[index]
@@ -68,7 +89,7 @@ def eval_numerical_gradient(f, x, verbose=True, h=1e-5):
     f : callable
         ``f(x)`` returns a scalar. It may ignore its argument and read ``x``
         through a closure (for example a model's parameter array).
-    x : ndarray of any shape
+    x : float32 or float64 ndarray of any shape
         The point; modified in place during the computation and restored.
     verbose : bool
         If true, print each index and its gradient entry as it is computed.
@@ -78,7 +99,13 @@ def eval_numerical_gradient(f, x, verbose=True, h=1e-5):
     Returns
     -------
     grad : ndarray of the same shape as ``x`` (float64)
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not a float32 or float64 array (see :func:`_check_point`).
     """
+    _check_point(x, h)
     grad = np.zeros(x.shape, dtype=np.float64)
     for index in np.ndindex(x.shape):
         f_plus, f_minus = _centered_difference(f, x, index, h)
@@ -98,7 +125,7 @@ def eval_numerical_gradient_array(f, x, df, h=1e-5):
     ----------
     f : callable
         ``f(x)`` returns an array of the same shape as ``df``.
-    x : ndarray of any shape
+    x : float32 or float64 ndarray of any shape
         Modified in place during the computation and restored.
     df : ndarray
         Upstream gradient, shape of ``f(x)``.
@@ -111,9 +138,12 @@ def eval_numerical_gradient_array(f, x, df, h=1e-5):
 
     Raises
     ------
+    TypeError
+        If ``x`` is not a float32 or float64 array.
     ValueError
         If ``f(x)`` and ``df`` have different shapes.
     """
+    _check_point(x, h)
     df = np.asarray(df, dtype=np.float64)
     grad = np.zeros(x.shape, dtype=np.float64)
     for index in np.ndindex(x.shape):
@@ -133,7 +163,7 @@ def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5, seed=None, ver
     ----------
     f : callable
         ``f(x)`` returns a scalar.
-    x : ndarray of any shape
+    x : float32 or float64 ndarray of any shape
         Modified in place during the computation and restored.
     analytic_grad : ndarray, same shape as ``x``
     num_checks : int
@@ -152,9 +182,12 @@ def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5, seed=None, ver
 
     Raises
     ------
+    TypeError
+        If ``x`` is not a float32 or float64 array.
     ValueError
         If ``analytic_grad`` and ``x`` have different shapes.
     """
+    _check_point(x, h)
     if np.shape(analytic_grad) != x.shape:
         raise ValueError(
             f"analytic_grad must have the shape of x {x.shape}; got shape {np.shape(analytic_grad)}"
