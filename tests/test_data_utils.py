@@ -8,6 +8,7 @@ at the end read the real data when CONVLAB_DATA is set.
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import sys
 from pathlib import Path
@@ -553,3 +554,28 @@ def test_real_mean_subtraction_and_splits(real):
 
 def test_real_loading_wrote_nothing_under_CONVLAB_DATA(real):
     assert _snapshot(real["root"]) == real["before"]
+
+
+# Hardening review, item 8: a valid batch re-pickled with the highest protocol
+# (protocol 5 rebuilds arrays with numpy's _frombuffer) was called "truncated or
+# corrupt"; CONVLAB_DATA="" was ignored and a download was tried.
+@pytest.mark.parametrize("protocol", [2, 4, pickle.HIGHEST_PROTOCOL])
+def test_a_batch_re_pickled_with_any_protocol_loads(synth, protocol):
+    path = synth["dir"] / "data_batch_1"
+    with open(path, "rb") as f:
+        obj = pickle.load(f, encoding="latin1")
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=protocol)
+    X, y = load_CIFAR_batch(str(path))
+    assert X.shape == (20, 32, 32, 3)
+    assert np.array_equal(y, synth["train_labels"][:20])
+
+
+def test_an_empty_CONVLAB_DATA_is_an_error_not_a_download(clean_env, monkeypatch, archive):
+    data, digest, _ = archive
+    with serve_files({ARCHIVE_PATH: data}) as (base, requests):
+        monkeypatch.setenv("CONVLAB_DATA", "")
+        with pytest.raises(CIFAR10NotFoundError, match="CONVLAB_DATA is set but empty"):
+            find_CIFAR10(cache_dir=clean_env, url=base + ARCHIVE_PATH, md5=digest)
+        assert requests == []
+    assert tree(clean_env) == []

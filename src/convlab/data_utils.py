@@ -18,8 +18,8 @@ Where the data comes from
    or a directory that contains it);
 2. the environment variable ``CONVLAB_DATA``, which names a directory that
    contains ``cifar-10-batches-py/``. This copy is only ever read, never
-   written to, and nothing is downloaded when it is missing: a wrong
-   ``CONVLAB_DATA`` is an error, not a reason to fetch 170 MB;
+   written to, and nothing is downloaded when it is missing: a wrong (or
+   set but empty) ``CONVLAB_DATA`` is an error, not a reason to fetch 170 MB;
 3. a per-user cache directory, ``pooch.os_cache("convlab")`` (on Linux
    ``$XDG_CACHE_HOME/convlab``, by default ``~/.cache/convlab``). If the data
    is not there yet, the official archive is downloaded
@@ -136,6 +136,9 @@ class _BatchUnpickler(pickle.Unpickler):
     _ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
+        # pickle protocol 5 (``pickle.HIGHEST_PROTOCOL``) rebuilds arrays from a buffer
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("_codecs", "encode"),
@@ -404,6 +407,11 @@ def find_CIFAR10(root=None, download=True, *, cache_dir=None, url=None, md5=None
         return found
 
     env = os.environ.get(ENV_DATA)
+    if env is not None and not env.strip():
+        raise CIFAR10NotFoundError(
+            f"{ENV_DATA} is set but empty. Set it to a directory containing "
+            f"{CIFAR10_DIRNAME}/, or unset it to download CIFAR-10 into the cache."
+        )
     if env:
         found = Path(env).expanduser() / CIFAR10_DIRNAME
         if not found.is_dir():
