@@ -15,8 +15,10 @@ def test_recipes_and_overrides():
     assert recipes.RECIPES["quick"]["activation"] == "gelu"  # the table is not modified
     with pytest.raises(ValueError, match="unknown recipe"):
         recipes.resolve_recipe("nope")
-    with pytest.raises(ValueError, match="key=value"):
+    with pytest.raises(ValueError, match="--set nonsense: recipe 'quick' has no such entry"):
         recipes.resolve_recipe("quick", ["nonsense=1"])
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        recipes.resolve_recipe("quick", ["nonsense"])
     with pytest.raises(ValueError, match="epochs"):
         recipes.resolve_recipe("quick", epochs=0)
 

@@ -70,8 +70,10 @@ def test_resume_continues_exactly(tmp_path):
         assert a.files == b.files
         for key in a.files:
             assert np.array_equal(a[key], b[key]), key
-    with pytest.raises(ValueError, match="no checkpoint"):
-        train.run("tiny", epochs=1, out=str(tmp_path / "empty"), resume=True, progress=False, data=data)
+    # --resume into a folder with no run starts one (a sweep re-runs every trial with --resume)
+    fresh = train.run("tiny", epochs=1, out=str(tmp_path / "empty"), resume=True, progress=False,
+                      data=data)
+    assert fresh["resumed"] is False and len(fresh["epochs"]) == 2
 
 
 @needs_data

@@ -40,7 +40,7 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["FORMAT", "VERSION", "save", "load", "find_latest_checkpoint", "atomic_savez",
+__all__ = ["FORMAT", "VERSION", "save", "load", "load_meta", "find_latest_checkpoint", "atomic_savez",
            "atomic_write_text", "write_atomically"]
 
 #: The ``format`` and ``version`` entries of every checkpoint's ``meta``.
@@ -93,9 +93,40 @@ def load(path):
         # missing, truncated, not a zip file, or no JSON 'meta' entry
         raise ValueError(f"cannot read checkpoint {path} ({type(error).__name__}: {error}); "
                          "it is missing, damaged or not written by Solver.save_checkpoint") from error
+    _check_format(path, meta)
+    return arrays, meta
+
+
+def load_meta(path):
+    """The ``meta`` dict of a checkpoint written by :func:`save`, without reading its arrays.
+
+    Parameters
+    ----------
+    path : str or path
+
+    Returns
+    -------
+    meta : dict
+
+    Raises
+    ------
+    ValueError
+        As :func:`load`.
+    """
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            meta = json.loads(str(archive["meta"]))
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise ValueError(f"cannot read checkpoint {path} ({type(error).__name__}: {error}); "
+                         "it is missing, damaged or not written by Solver.save_checkpoint") from error
+    _check_format(path, meta)
+    return meta
+
+
+def _check_format(path, meta):
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise ValueError(f"{path} is not a version-{VERSION} convlab checkpoint")
-    return arrays, meta
 
 
 def find_latest_checkpoint(checkpoint_name):
@@ -142,12 +173,24 @@ def atomic_write_text(path, text):
     write_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 
+def _file_mode():
+    """The mode ``open`` gives a new file: 0o666 less the process's umask (read once, at import)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
 def write_atomically(path, write):
     """Call ``write(f)`` on a temporary binary file beside ``path``, then move it into place.
 
     ``os.replace`` is atomic, so a reader (or a crash) never sees a
     half-written file under the final name: it is the old file or the new
-    one. The temporary file is removed if ``write`` fails.
+    one. The temporary file is removed if ``write`` fails (a killed process
+    leaves it behind as ``<name>.<random>.tmp``; :mod:`convlab.run_dir`
+    removes those). The file gets the usual mode (0o666 less the umask).
 
     Parameters
     ----------
@@ -160,6 +203,9 @@ def write_atomically(path, write):
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".",
                                suffix=".tmp")
     try:
+        # mkstemp makes the file private (0o600); the result gets the mode
+        # of any other file the user creates.
+        os.chmod(tmp, _FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

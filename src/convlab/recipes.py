@@ -10,19 +10,21 @@ benchmarks all build their runs here.
 """
 
 import json
+import math
 import os
 
 import numpy as np
 
-from convlab import schedules
+from convlab import optim, schedules
 from convlab.augment import make_augment
 from convlab.classifiers.three_layer_convnet import ThreeLayerConvNet
 from convlab.classifiers.airbench_convnet import ConvNet
 from convlab.data_utils import get_CIFAR10_data
+from convlab.layers import ACTIVATIONS
 from convlab.optim import nesterov_sgd
 from convlab.solver import Solver
 
-__all__ = ["RECIPES", "resolve_recipe", "load_data", "build_model", "build_solver"]
+__all__ = ["RECIPES", "UPDATE_RULES", "resolve_recipe", "load_data", "build_model", "build_solver"]
 
 # Hyperparameters follow airbench94 (Keller Jordan, 2024) translated to a
 # mean (not summed) loss and decoupled weight decay: the learning rate is per
@@ -82,35 +84,121 @@ def _parse_value(text):
         return text
 
 
+# What each recipe entry may hold: (description for the error message, test).
+def _is_int(v, minimum):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= minimum
+
+
+def _is_number(v, low, high=math.inf, low_open=False, high_open=True):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return False
+    return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+
+
+def _is_schedule(v):
+    if not isinstance(v, dict):
+        return False
+    try:
+        rate = schedules.from_spec(v)(0, 10)
+    except (TypeError, ValueError):
+        return False
+    return _is_number(rate, 0.0)
+
+
+UPDATE_RULES = ("nesterov",) + tuple(optim.__all__)
+
+_ENTRIES = {
+    "model": ("'convnet' or 'three_layer'", lambda v: v in ("convnet", "three_layer")),
+    "widths": ("a list of positive integers, one per block, e.g. [16, 64, 64]",
+               lambda v: isinstance(v, (list, tuple)) and len(v) > 0
+               and all(_is_int(w, 1) for w in v)),
+    "whiten_kernel": ("a positive integer or null", lambda v: v is None or _is_int(v, 1)),
+    "activation": (f"one of {', '.join(ACTIVATIONS)}", lambda v: v in ACTIVATIONS),
+    "bn_scale": ("true or false", lambda v: isinstance(v, bool)),
+    "bn_momentum": ("a number in [0, 1)", lambda v: _is_number(v, 0.0, 1.0)),
+    "label_smoothing": ("a number in [0, 1)", lambda v: _is_number(v, 0.0, 1.0)),
+    "logit_scale": ("a positive number", lambda v: _is_number(v, 0.0, low_open=True)),
+    "convs_per_block": ("a positive integer", lambda v: _is_int(v, 1)),
+    "update_rule": (f"one of {', '.join(UPDATE_RULES)}", lambda v: v in UPDATE_RULES),
+    "batch_size": ("a positive integer", lambda v: _is_int(v, 1)),
+    "learning_rate": ("a positive number", lambda v: _is_number(v, 0.0, low_open=True)),
+    "momentum": ("a number in [0, 1)", lambda v: _is_number(v, 0.0, 1.0)),
+    "weight_decay": ("a non-negative number", lambda v: _is_number(v, 0.0)),
+    "bias_lr_scale": ("a positive number", lambda v: _is_number(v, 0.0, low_open=True)),
+    "schedule": ('a schedule such as {"name": "linear", "end": 0.1} '
+                 "(see convlab.schedules.from_spec)", _is_schedule),
+    "flip": ("true or false", lambda v: isinstance(v, bool)),
+    "translate": ("a non-negative integer (pixels)", lambda v: _is_int(v, 0)),
+    "tta": ("0, 1 or 2", lambda v: _is_int(v, 0) and v <= 2),
+    "ema_decay": ("null or a number in [0, 1]",
+                  lambda v: v is None or _is_number(v, 0.0, 1.0, high_open=False)),
+    "epochs": ("a positive integer", lambda v: _is_int(v, 1)),
+    "num_filters": ("a positive integer", lambda v: _is_int(v, 1)),
+    "filter_size": ("a positive odd integer", lambda v: _is_int(v, 1) and v % 2 == 1),
+    "hidden_dim": ("a positive integer", lambda v: _is_int(v, 1)),
+    "reg": ("a non-negative number", lambda v: _is_number(v, 0.0)),
+    "weight_scale": ("a positive number", lambda v: _is_number(v, 0.0, low_open=True)),
+}
+
+# Entries an update rule reads besides learning_rate (see build_solver).
+_RULE_NEEDS = {"nesterov": ("momentum", "weight_decay", "bias_lr_scale")}
+
+
 def resolve_recipe(name, overrides=(), epochs=None):
-    """The recipe dict for ``name`` with ``key=value`` overrides applied.
+    """The recipe dict for ``name`` with ``key=value`` overrides applied, every entry checked.
 
     Parameters
     ----------
     name : str
         A key of :data:`RECIPES`.
     overrides : sequence of str
-        ``"key=value"`` strings; values are parsed as JSON when possible.
+        ``"key=value"`` strings; values are parsed as JSON when possible
+        (``true``, ``null``, ``[16, 64, 64]``, ``{"name": "constant"}``),
+        else taken as strings (``relu``).
     epochs : int or None
         Overrides the recipe's ``epochs``.
 
     Returns
     -------
     dict
+
+    Raises
+    ------
+    ValueError
+        Naming the entry and how it was given, e.g. ``--set batch_size:
+        expected a positive integer, got '64.9'``: an unknown recipe or key,
+        a value of the wrong type or range, another model than the recipe's,
+        or an update rule whose entries the recipe lacks.
     """
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; choose from {sorted(RECIPES)}")
     recipe = dict(RECIPES[name])
+    given = {}                      # key -> how the user wrote it, for the messages
     for item in overrides:
         key, sep, value = item.partition("=")
-        if not sep or key not in recipe and key not in _AIRBENCH:
-            raise ValueError(f"--set expects key=value with a recipe key "
-                             f"({sorted(recipe)}), got {item!r}")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        if key not in recipe:
+            raise ValueError(f"--set {key}: recipe {name!r} has no such entry; "
+                             f"its entries are {', '.join(sorted(recipe))}")
         recipe[key] = _parse_value(value)
+        given[key] = (f"--set {key}", repr(value))
     if epochs is not None:
-        recipe["epochs"] = int(epochs)
-    if recipe["epochs"] < 1:
-        raise ValueError(f"epochs must be at least 1, got {recipe['epochs']}")
+        recipe["epochs"] = epochs
+        given["epochs"] = ("--epochs", repr(epochs))
+    for key, value in recipe.items():
+        what, ok = _ENTRIES[key]
+        if not ok(value):
+            where, shown = given.get(key, (f"recipe {name!r} entry {key}", repr(value)))
+            raise ValueError(f"{where}: expected {what}, got {shown}")
+    if recipe["model"] != RECIPES[name]["model"]:
+        raise ValueError(f"--set model: recipe {name!r} trains a {RECIPES[name]['model']!r} "
+                         f"model; choose another --recipe to train a {recipe['model']!r} one")
+    missing = [k for k in _RULE_NEEDS.get(recipe["update_rule"], ()) if k not in recipe]
+    if missing:
+        where = given.get("update_rule", (f"recipe {name!r} entry update_rule",))[0]
+        raise ValueError(f"{where}: {recipe['update_rule']!r} needs the entries "
+                         f"{', '.join(missing)}, which recipe {name!r} does not have")
     return recipe
 
 

@@ -50,6 +50,7 @@ atomic writing and checked reading are in :mod:`convlab.checkpoint`.
 """
 
 import contextlib
+import json
 import numbers
 import os
 import sys
@@ -90,6 +91,7 @@ _DEFAULTS = {
     "ema_decay": None,
     "epoch_callbacks": (),
     "resume_from": None,
+    "run_info": None,
 }
 
 
@@ -163,6 +165,11 @@ class Solver:
         themselves when a run is resumed.
     resume_from : str or path, optional
         A checkpoint to restore right away (see :meth:`resume`).
+    run_info : dict, optional
+        JSON-serialisable facts about the run (``convlab.train`` stores its
+        fingerprint: recipe, seed, data sizes, version), written into every
+        checkpoint's ``meta`` as ``run_info`` so that a checkpoint can be
+        matched to the run it belongs to (:mod:`convlab.run_dir`).
 
     Attributes
     ----------
@@ -224,6 +231,12 @@ class Solver:
         self.progress = bool(opts["progress"])
         self.checkpoint_name = (None if opts["checkpoint_name"] is None
                                 else os.fspath(opts["checkpoint_name"]))
+        self.run_info = opts["run_info"]
+        if self.run_info is not None:
+            try:
+                json.dumps(self.run_info)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"Solver: run_info must be JSON-serialisable ({error})") from None
 
         lr_decay = opts["lr_decay"]
         if not isinstance(lr_decay, numbers.Real) or not lr_decay > 0:
@@ -599,6 +612,8 @@ class Solver:
             "epoch_time_history": self.epoch_time_history,
             "rng": self.rng.bit_generator.state,
         }
+        if self.run_info is not None:
+            meta["run_info"] = self.run_info
         checkpoint.save(path, arrays, meta)
 
     def resume(self, path):
@@ -631,6 +646,10 @@ class Solver:
         except ValueError as error:
             raise ValueError(f"Solver.resume: {error}") from error
 
+        missing = [key for key in _META_KEYS if key not in meta]
+        if missing:
+            raise ValueError(f"Solver.resume: checkpoint {path} lacks the meta entries "
+                             f"{missing}; it is damaged or not written by Solver.save_checkpoint")
         for key, mine in (("batch_size", self.batch_size), ("num_train", self.num_train),
                           ("update_rule", self.update_rule_name),
                           ("ema_decay", self.ema_decay)):
@@ -641,16 +660,28 @@ class Solver:
         if set(meta["param_names"]) != set(params):
             raise ValueError(f"Solver.resume: checkpoint {path} has parameters "
                              f"{sorted(meta['param_names'])} but the model has {sorted(params)}")
-        for name in meta["param_names"]:
-            saved = arrays[f"params/{name}"]
-            if saved.shape != np.shape(params[name]):
-                raise ValueError(f"Solver.resume: parameter {name!r} has shape {saved.shape} in "
-                                 f"checkpoint {path} but {np.shape(params[name])} in the model")
         if meta["has_model_state"] != hasattr(self.model, "load_state_dict"):
             raise ValueError(f"Solver.resume: checkpoint {path} "
                              f"{'has' if meta['has_model_state'] else 'has no'} model state but "
                              f"the model {'has no' if meta['has_model_state'] else 'has a'} "
                              "load_state_dict method")
+        if set(meta["optim_scalars"]) != set(params):
+            raise ValueError(f"Solver.resume: checkpoint {path} has optimizer settings for "
+                             f"{sorted(meta['optim_scalars'])} but the model has {sorted(params)}")
+        # Every array section must match the model entry by entry: same names,
+        # shapes and dtypes (a float64 array would silently change the run).
+        state = self.model.state_dict() if meta["has_model_state"] else {}
+        _check_section(path, arrays, "params/", params)
+        _check_section(path, arrays, "best/", params)
+        if meta["has_model_state"]:
+            _check_section(path, arrays, "model_state/", state)
+            _check_section(path, arrays, "best_state/", state)
+        if self.ema_decay is not None:
+            _check_section(path, arrays, "ema/", params)
+            if meta["has_model_state"]:
+                _check_section(path, arrays, "ema_state/",
+                               {k: v for k, v in state.items()
+                                if np.issubdtype(np.asarray(v).dtype, np.floating)})
 
         def section(prefix):
             return {key[len(prefix):]: value for key, value in arrays.items()
@@ -687,6 +718,28 @@ class Solver:
         bit_generator = getattr(np.random, state["bit_generator"])()
         bit_generator.state = state
         self.rng = np.random.Generator(bit_generator)
+
+
+# The entries of a checkpoint's meta that resume reads.
+_META_KEYS = ("epoch", "iteration", "num_epochs", "batch_size", "num_train", "update_rule",
+              "base_learning_rate", "param_names", "has_model_state", "optim_scalars",
+              "best_val_acc", "ema_decay", "loss_history", "lr_history", "train_acc_history",
+              "val_acc_history", "epoch_time_history", "rng")
+
+
+def _check_section(path, arrays, prefix, reference):
+    """ValueError unless ``arrays[prefix + k]`` exists for exactly the keys of ``reference``,
+    each with the reference entry's shape and dtype."""
+    found = {key[len(prefix):] for key in arrays if key.startswith(prefix)}
+    if found != set(reference):
+        raise ValueError(f"Solver.resume: checkpoint {path} has {prefix}* entries "
+                         f"{sorted(found)} but the model needs {sorted(reference)}")
+    for key, mine in reference.items():
+        saved, mine = arrays[prefix + key], np.asarray(mine)
+        if saved.shape != mine.shape or saved.dtype != mine.dtype:
+            raise ValueError(f"Solver.resume: {prefix[:-1]} entry {key!r} has shape {saved.shape} "
+                             f"and dtype {saved.dtype} in checkpoint {path} but shape "
+                             f"{mine.shape} and dtype {mine.dtype} in the model")
 
 
 def _update_average(average, current, decay):

@@ -2,7 +2,8 @@
 
 Usage::
 
-    python -m convlab.train --recipe quick [--epochs N] [--seed S] [--out DIR] [--resume]
+    python -m convlab.train --recipe quick [--epochs N] [--seed S] [--out DIR]
+                            [--resume | --overwrite] [--set KEY=VALUE ...]
 
 A *recipe* is a named set of choices -- model, optimizer, schedule,
 augmentation, test-time augmentation -- listed in
@@ -19,7 +20,17 @@ Everything the run produces goes to ``--out`` (default ``runs/<recipe>``):
 - ``model.npz`` -- the trained parameters and model state, plus the recipe;
 - ``history.json`` -- per-epoch training loss, train/validation accuracy,
   learning rate and wall time, the final accuracies, the recipe, the command
-  line and the machine.
+  line and the machine;
+- ``run.json`` -- the run's manifest: its fingerprint (recipe after
+  overrides, seed, data sizes, convlab version) and whether it is complete
+  (:mod:`convlab.run_dir`). Every file is written atomically.
+
+A result is never silently changed by another run's files: a fresh run
+refuses a folder that holds a run unless given ``--overwrite``; ``--resume``
+refuses a run whose fingerprint differs (naming what differs), and does not
+train or evaluate a finished run again (it prints the stored results). Every
+option is checked before any data is loaded; a bad one ends the command with
+``error: ...`` naming it and exit status 2.
 
 The last two lines printed are ``val accuracy: 0.xxxx`` and
 ``test accuracy: 0.xxxx``. Data comes from
@@ -29,6 +40,7 @@ test images test.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -38,15 +50,16 @@ import time
 import numpy as np
 
 from convlab.augment import predict_tta
-from convlab.checkpoint import atomic_savez, atomic_write_text, find_latest_checkpoint
+from convlab.checkpoint import atomic_savez, atomic_write_text
 from convlab.optim import nesterov_sgd
 from convlab.profiling import profile_step
 from convlab.recipes import RECIPES, build_model, build_solver, load_data, resolve_recipe
+from convlab.run_dir import RunFolder, check_writable, fingerprint
 
 # The recipes and their builders live in convlab.recipes, the update rule in
 # convlab.optim; they are importable from here as before.
 __all__ = ["RECIPES", "resolve_recipe", "load_data", "build_model", "build_solver",
-           "nesterov_sgd", "run", "evaluate", "main"]
+           "nesterov_sgd", "check_run", "run", "evaluate", "main"]
 
 
 def _machine():
@@ -99,25 +112,131 @@ def evaluate(model, X, y, tta=0, batch_size=500):
     return float(np.mean(np.argmax(scores, axis=1) == y)), scores
 
 
-def run(recipe_name, epochs=None, seed=0, out=None, resume=False, overrides=(),
-        num_train=49000, num_val=1000, num_test=10000, progress=True, data=None):
-    """Train a recipe end to end; returns the history dict (see the module docstring)."""
-    start = time.perf_counter()
+# CIFAR-10's sizes: the validation split comes out of the training images.
+_TRAIN_IMAGES, _TEST_IMAGES = 50000, 10000
+
+
+def _count(option, value, minimum, maximum):
+    """``value`` as an int in [minimum, maximum], else ValueError naming ``option``."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+            or not minimum <= value <= maximum):
+        raise ValueError(f"{option}: expected an integer from {minimum} to {maximum}, "
+                         f"got {value!r}")
+    return int(value)
+
+
+def check_run(recipe_name, epochs=None, seed=0, out=None, resume=False, overwrite=False,
+              overrides=(), num_train=49000, num_val=1000, num_test=10000):
+    """Check every option of a run before anything is loaded or written.
+
+    Parameters are those of :func:`run`.
+
+    Returns
+    -------
+    recipe : dict
+        The recipe after overrides.
+    folder : convlab.run_dir.RunFolder
+        The output folder, checked to be writable but not yet entered.
+
+    Raises
+    ------
+    ValueError
+        Naming the option: an unknown recipe, a bad ``--set`` value (see
+        :func:`convlab.recipes.resolve_recipe`), a seed or data size out of
+        range, a model the recipe's widths do not fit the images, an
+        output folder that cannot be written, ``--resume`` with
+        ``--overwrite``.
+    """
     recipe = resolve_recipe(recipe_name, overrides, epochs)
-    out = out or os.path.join("runs", recipe_name)
-    os.makedirs(out, exist_ok=True)
+    seed = _count("--seed", seed, 0, 2**32 - 1)
+    num_train = _count("--num-train", num_train, 1, _TRAIN_IMAGES - 1)
+    num_val = _count("--num-val", num_val, 1, _TRAIN_IMAGES - num_train)
+    num_test = _count("--num-test", num_test, 1, _TEST_IMAGES)
+    # Build the model and run one image through it: a recipe whose widths
+    # pool the image away, say, fails now rather than after loading the data.
+    try:
+        model = build_model(recipe, seed)
+        model.loss(np.zeros((1, 3, 32, 32), dtype=np.float32))
+    except (ValueError, IndexError) as error:
+        raise ValueError(f"recipe {recipe_name!r} with these --set values does not build a "
+                         f"working model: {error}") from None
+    out = os.fspath(out) if out is not None else os.path.join("runs", recipe_name)
+    folder = RunFolder(out, fingerprint(recipe, seed, num_train, num_val, num_test),
+                       resume=resume, overwrite=overwrite)
+    folder.check_writable()
+    return recipe, folder
+
+
+def run(recipe_name, epochs=None, seed=0, out=None, resume=False, overrides=(),
+        num_train=49000, num_val=1000, num_test=10000, progress=True, data=None,
+        overwrite=False):
+    """Train a recipe end to end; returns the history dict (see the module docstring).
+
+    Parameters
+    ----------
+    recipe_name : str
+    epochs : int or None
+        Overrides the recipe's.
+    seed : int
+    out : str or None
+        Output folder (default ``runs/<recipe_name>``).
+    resume : bool
+        Continue the run in ``out`` from its latest checkpoint (or start it,
+        if ``out`` holds none). A run that already finished is not run
+        again: its stored history is returned, with ``"already_complete":
+        True``. A folder holding a run with another fingerprint (recipe,
+        seed, data sizes, convlab version) is refused.
+    overrides : sequence of "key=value" str
+    num_train, num_val, num_test : int
+    progress : bool
+    data : dict or None
+        The data as :func:`load_data` returns it (default: loaded here); its
+        sizes replace ``num_train``, ``num_val`` and ``num_test``.
+    overwrite : bool
+        Replace another run's files in ``out`` (without it, such a folder is
+        refused).
+
+    Returns
+    -------
+    history : dict
+
+    Raises
+    ------
+    ValueError
+        From :func:`check_run` and :class:`convlab.run_dir.RunFolder`, before
+        any data is loaded.
+    """
+    start = time.perf_counter()
+    if data is not None:            # the run's fingerprint records the sizes it trains on
+        num_train, num_val, num_test = (len(data[k]) for k in ("y_train", "y_val", "y_test"))
+    recipe, folder = check_run(recipe_name, epochs, seed, out, resume, overwrite, overrides,
+                               num_train, num_val, num_test)
+    with folder:
+        return _complete_or_train(recipe, folder, seed, num_train, num_val, num_test, progress,
+                                  data, start)
+
+
+def _complete_or_train(recipe, folder, seed, num_train, num_val, num_test, progress, data,
+                       start):
+    """The stored history of a finished run, or the history of training it (see :func:`run`)."""
+    if folder.state == "complete":
+        return dict(folder.history, already_complete=True)
+    return _train(recipe, folder, seed, num_train, num_val, num_test, progress, data, start)
+
+
+def _train(recipe, folder, seed, num_train, num_val, num_test, progress, data, start):
+    """Train, evaluate and write the outputs of a checked run (see :func:`run`)."""
+    out = folder.out
+    folder.write_manifest("running")
     if data is None:
         data = load_data(num_train, num_val, num_test)
     model = build_model(recipe, seed, data["X_train"])
     solver = build_solver(model, data, recipe, seed, out, progress=progress)
-    if resume:
-        latest = find_latest_checkpoint(os.path.join(out, "checkpoint"))
-        if latest is None:
-            raise ValueError(f"--resume: no checkpoint found in {out}")
-        solver.resume(latest)
+    solver.run_info = folder.fingerprint
+    if folder.state == "resume":
+        solver.resume(folder.latest_checkpoint)
     hist_path = os.path.join(out, "history.json")
-    last = {k: v.copy() for k, v in model.params.items()}
-    last_state = {}
+    last, last_state = {}, {}
 
     def keep_last(s):
         # the weights (and state) the solver evaluates: the moving averages with ema_decay
@@ -127,9 +246,12 @@ def run(recipe_name, epochs=None, seed=0, out=None, resume=False, overrides=(),
             if hasattr(s.model, "state_dict"):
                 last_state.clear()
                 last_state.update({k: np.array(v, copy=True) for k, v in s.model.state_dict().items()})
-        _write_json(hist_path, history_dict(s, recipe, start))
 
+    # What the run evaluates at the end is what the last epoch ended with;
+    # taken now too, for a resumed run whose epochs are all done already.
+    keep_last(solver)
     solver.epoch_callbacks.append(keep_last)
+    solver.epoch_callbacks.append(lambda s: _write_json(hist_path, history_dict(s, recipe, start)))
     solver.train()
     # The recipes train on a fixed schedule: evaluate the final weights (which
     # match the final batch-norm statistics), not the best-on-validation ones;
@@ -150,8 +272,9 @@ def run(recipe_name, epochs=None, seed=0, out=None, resume=False, overrides=(),
         "num_train": int(len(data["y_train"])), "num_val": int(len(data["y_val"])),
         "num_test": int(len(data["y_test"])), "seed": seed,
         "wall_time": total, "test_predictions": np.argmax(test_scores, 1).tolist(),
-        "resumed": bool(resume)})
+        "resumed": folder.state == "resume"})
     _write_json(hist_path, history)
+    folder.write_manifest("complete")
     return history
 
 
@@ -161,7 +284,12 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="output directory (default runs/RECIPE)")
-    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its latest checkpoint (start it if "
+                             "there is none; a finished run is not run again)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace another run's files in --out (without it such a folder "
+                             "is refused)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe entry (repeatable)")
     parser.add_argument("--num-train", type=int, default=49000)
@@ -172,36 +300,52 @@ def main(argv=None):
                         help="time one training step part by part (random data) and exit")
     args = parser.parse_args(argv)
     if args.profile:
-        rows, total = profile_step(args.recipe, args.set)
-        total_gflop = sum(g for _, _, g in rows if g)
-        print(f"one training step of recipe {args.recipe!r}: {total * 1e3:.0f} ms, "
-              f"{total_gflop:.2f} GFLOP in convolutions")
-        print(f"{'part':52s} {'ms':>8s} {'share':>6s} {'GFLOP':>7s} {'GFLOP/s':>8s}")
-        for part, seconds, gflop in rows:
-            rate = f"{gflop / seconds:8.1f}" if gflop and seconds > 0 else " " * 8
-            g = f"{gflop:7.2f}" if gflop else " " * 7
-            print(f"{part:52s} {seconds * 1e3:8.1f} {100 * seconds / total:5.1f}% {g} {rate}")
-        if args.out:
-            os.makedirs(args.out, exist_ok=True)
-            _write_json(os.path.join(args.out, "profile.json"), {
-                "recipe": args.recipe, "overrides": args.set, "step_seconds": total,
-                "parts": [{"part": p, "seconds": t, "gflop": g} for p, t, g in rows],
-                "command": "python -m convlab.train " + " ".join(sys.argv[1:]),
-                "machine": _machine()})
-        return 0
-    try:
-        history = run(args.recipe, epochs=args.epochs, seed=args.seed, out=args.out,
-                      resume=args.resume, overrides=args.set, num_train=args.num_train,
-                      num_val=args.num_val, num_test=args.num_test,
-                      progress=not args.no_progress)
-    except ValueError as error:
-        parser.error(str(error))
+        return _profile(parser, args)
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        try:
+            recipe, folder = check_run(args.recipe, args.epochs, args.seed, args.out,
+                                       args.resume, args.overwrite, args.set, args.num_train,
+                                       args.num_val, args.num_test)
+            stack.enter_context(folder)
+        except ValueError as error:
+            parser.error(str(error))
+        history = _complete_or_train(recipe, folder, args.seed, args.num_train, args.num_val,
+                                     args.num_test, not args.no_progress, None, start)
+    if history.get("already_complete"):
+        print(f"the run in {folder.out} is already complete; its results:")
     for e in history["epochs"][1:]:
         print(f"epoch {e['epoch']:3d}  loss {e['loss']:.4f}  train acc {e['train_acc']:.4f}  "
               f"val acc {e['val_acc']:.4f}  lr {e['lr']:.4g}  time {e.get('train_time', 0):.1f}s")
     print(f"wall time: {history['wall_time']:.1f}s")
     print(f"val accuracy: {history['final_val_acc']:.4f}")
     print(f"test accuracy: {history['final_test_acc']:.4f}")
+    return 0
+
+
+def _profile(parser, args):
+    """``--profile``: time one training step part by part, print the table, maybe save it."""
+    try:
+        resolve_recipe(args.recipe, args.set)
+        if args.out:
+            check_writable(args.out)
+        rows, total = profile_step(args.recipe, args.set)
+    except ValueError as error:
+        parser.error(str(error))
+    total_gflop = sum(g for _, _, g in rows if g)
+    print(f"one training step of recipe {args.recipe!r}: {total * 1e3:.0f} ms, "
+          f"{total_gflop:.2f} GFLOP in convolutions")
+    print(f"{'part':52s} {'ms':>8s} {'share':>6s} {'GFLOP':>7s} {'GFLOP/s':>8s}")
+    for part, seconds, gflop in rows:
+        rate = f"{gflop / seconds:8.1f}" if gflop and seconds > 0 else " " * 8
+        g = f"{gflop:7.2f}" if gflop else " " * 7
+        print(f"{part:52s} {seconds * 1e3:8.1f} {100 * seconds / total:5.1f}% {g} {rate}")
+    if args.out:
+        _write_json(os.path.join(args.out, "profile.json"), {
+            "recipe": args.recipe, "overrides": args.set, "step_seconds": total,
+            "parts": [{"part": p, "seconds": t, "gflop": g} for p, t, g in rows],
+            "command": "python -m convlab.train " + " ".join(sys.argv[1:]),
+            "machine": _machine()})
     return 0
 
 
