@@ -173,8 +173,10 @@ def conv_forward_fast(x, w, b, conv_param):
     ------
     ValueError
         For the shape and parameter errors listed in
-        :func:`convlab.layers.conv_output_size`, a bias that is not of shape
-        ``(F,)``, or a non-real dtype.
+        :func:`convlab.layers.conv_output_size`, or a bias that is not of
+        shape ``(F,)``.
+    TypeError
+        If ``x``, ``w`` or ``b`` is not real-valued (complex, say).
     """
     x, w, b, stride, pad, H_out, W_out = _prepare_conv(x, w, b, conv_param)
     out = np.empty((x.shape[0], w.shape[0], H_out, W_out), dtype=x.dtype)
@@ -373,8 +375,9 @@ def max_pool_forward_fast(x, pool_param):
     Raises
     ------
     ValueError
-        For the errors listed in :func:`convlab.layers.pool_output_size`,
-        or a non-real dtype.
+        For the errors listed in :func:`convlab.layers.pool_output_size`.
+    TypeError
+        If ``x`` is not real-valued.
     """
     x = np.asarray(x)
     H_out, W_out = pool_output_size(x.shape, pool_param)

@@ -82,4 +82,5 @@ def _one_thread_after_fork():
 
 
 set_simd_path(choose_simd_path(simd_paths()))
-os.register_at_fork(after_in_child=_one_thread_after_fork)
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork()
+    os.register_at_fork(after_in_child=_one_thread_after_fork)

@@ -43,7 +43,8 @@ def _one_thread_after_fork():
     convlab_mark_forked_child()
 
 
-os.register_at_fork(after_in_child=_one_thread_after_fork)
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork()
+    os.register_at_fork(after_in_child=_one_thread_after_fork)
 
 
 def im2col(const real[:, :, :, ::1] x, real[:, :, ::1] cols,
