@@ -46,7 +46,8 @@
 #
 # Measured on the 2-core machine (at times busy with other builds): objdump
 # 2.5-4 min (mostly the build, which nehalem reuses), nehalem 1.5-2 min,
-# aarch64-cross 1.5-3 min, wheel 2-5 min: the default run 7-8 min.
+# aarch64-cross 1.5-3 min, wheel 2-5 min: the default run 7-8 min. sanitize: 10 min with
+# the machine at load 7-12 (the -O1 build 6 min, the tests 3.5 min), 3.2 min of CPU time.
 # aarch64-qemu: ~29 min from nothing (mmdebstrap ~13 min, the root's venv ~5,
 # the emulated -O3 build ~10-18, tests ~1.5), ~1.5 min with everything cached.
 set -euo pipefail
