@@ -507,7 +507,8 @@ def test_conv_nan_and_inf_land_where_the_naive_layer_puts_them(problem):
         fast = (out, *conv_backward_fast(dout, cache))
     for name, got, want in zip(("out", "dx", "dw", "db"), fast, naive):
         for kind, got_mask, want_mask in zip(("NaN", "+inf", "-inf"), _special_values(got), _special_values(want)):
-            np.testing.assert_array_equal(got_mask, want_mask, err_msg=f"{kind} positions of {name} ({value} in {where})")
+            np.testing.assert_array_equal(got_mask, want_mask,
+                                          err_msg=f"{kind} positions of {name} ({value} in {where})")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
