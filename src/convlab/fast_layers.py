@@ -226,9 +226,10 @@ def conv_backward_fast(dout, cache):
     nothing, so such filters take col2im, which forms exactly the products
     of the naive layer.
     """
-    x, w, stride, pad, _, _ = _conv_cache(cache)
-    dout = _check_conv_dout(dout, cache)
-    dw, db = _weight_gradients(dout, cache)
+    checked = _conv_cache(cache)
+    x, w, stride, pad, _, _ = checked
+    dout = _check_conv_dout(dout, checked)
+    dw, db = _weight_gradients(dout, checked)
     F, C, HH, WW = w.shape
     dx = np.empty(x.shape, dtype=x.dtype)
     if (stride == 1 and pad <= HH - 1 and pad <= WW - 1 and _flipped_dx_pays(dout, w, pad)
@@ -337,19 +338,22 @@ def conv_backward_weights_fast(dout, cache):
     ValueError, TypeError
         As for :func:`conv_backward_fast`.
     """
-    return _weight_gradients(_check_conv_dout(dout, cache), cache)
+    checked = _conv_cache(cache)
+    return _weight_gradients(_check_conv_dout(dout, checked), checked)
 
 
-def _weight_gradients(dout, cache):
-    """``(dw, db)`` from a ``dout`` already checked by :func:`_check_conv_dout`."""
-    x, w, stride, pad, _, _ = _conv_cache(cache)
+def _weight_gradients(dout, checked):
+    """``(dw, db)`` from a ``dout`` checked by :func:`_check_conv_dout` and a cache checked
+    by :func:`_conv_cache` (``checked``)."""
+    x, w, stride, pad, _, _ = checked
     dw, db = _conv.conv_backward_weights(x, dout, w.shape[2], w.shape[3], stride, pad)
     return dw.reshape(w.shape), db
 
 
-def _check_conv_dout(dout, cache):
-    """``dout`` as a C-contiguous array of the forward output's shape and dtype."""
-    x, w, stride, pad, H_out, W_out = _conv_cache(cache)
+def _check_conv_dout(dout, checked):
+    """``dout`` as a C-contiguous array of the forward output's shape and dtype, for a cache
+    checked by :func:`_conv_cache` (``checked``)."""
+    x, w, stride, pad, H_out, W_out = checked
     return _real_dout(dout, (x.shape[0], w.shape[0], H_out, W_out), x.dtype)
 
 
