@@ -9,9 +9,11 @@
 #   1. unit tests                 pytest tests/
 #   2. unit tests, portable path  CONVLAB_SIMD=portable pytest tests/
 #   3. the book's notebooks       pytest --nbval --nbval-current-env book/
-#   4. the HTML build             jupyter-book build --all . -W --keep-going
-#   5. the browser test           pytest tests/browser
-#   6. portability                bash scripts/check-portability.sh (other builds of
+#   4. chapter 3 under load       pytest tests/load (two CPU-burning processes run
+#                                 while chapter 3 is re-executed and compared)
+#   5. the HTML build             jupyter-book build --all . -W --keep-going
+#   6. the browser test           pytest tests/browser
+#   7. portability                bash scripts/check-portability.sh (other builds of
 #                                 the kernels: no OpenMP, clang, an old CPU, aarch64,
 #                                 the wheel; CONVLAB_PORTABILITY=0 skips it)
 # Every stage runs even if an earlier one failed (the browser test is skipped
@@ -84,6 +86,7 @@ run_stage "unit tests" "$VPY" -m pytest tests/ || true
 run_stage "unit tests (CONVLAB_SIMD=portable)" env CONVLAB_SIMD=portable "$VPY" -m pytest tests/ \
     -p no:cacheprovider --ignore=tests/test_sweep.py || true
 run_stage "notebooks" "$VPY" -m pytest --nbval --nbval-current-env book/ || true
+run_stage "chapter 3 under load" "$VPY" -m pytest tests/load || true
 if run_stage "html build" "$VENV/bin/jupyter-book" build --all . -W --keep-going --quiet; then
     run_stage "browser test" "$VPY" -m pytest tests/browser || true
 else

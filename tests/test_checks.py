@@ -72,9 +72,25 @@ def test_report_error_rejects_bad_bound(bound):
         checks.report_error("e", 1e-9, bound)
 
 
-def test_report_speedup(capsys):
-    assert checks.report_speedup("conv_forward_fast", 812.3, 300) is None
-    assert capsys.readouterr().out == "conv_forward_fast: speedup over naive >= 300x ok\n"
+@pytest.mark.parametrize(
+    "speedup, printed",
+    [
+        (30.0, "speedup 30x or more (floor 30x)"),
+        (59.9, "speedup 30x or more (floor 30x)"),
+        (60.0, "speedup 60x or more (floor 30x)"),
+        (119.0, "speedup 60x or more (floor 30x)"),
+        (120.0, "speedup 120x or more (floor 30x)"),
+        (3000.0, "speedup 120x or more (floor 30x)"),
+    ],
+)
+def test_report_speedup_prints_a_level_below_the_measurement(capsys, speedup, printed):
+    assert checks.report_speedup("conv_forward_fast", speedup, 30) is None
+    assert capsys.readouterr().out == f"conv_forward_fast: {printed} ok\n"
+    level = checks.speedup_level(speedup, 30)
+    assert 30 <= level <= speedup
+
+
+def test_report_speedup_fails_below_the_floor():
     with pytest.raises(AssertionError, match=r"12\.0x is below the floor 300x"):
         checks.report_speedup("conv_forward_fast", 12.0, 300)
     with pytest.raises(AssertionError):
@@ -116,3 +132,10 @@ def test_best_time_returns_minimum_and_last_result():
     assert 0 <= seconds < 1
     with pytest.raises(ValueError, match="repeat"):
         checks.best_time(fn, repeat=0)
+
+
+def test_best_time_reads_the_given_clock():
+    ticks = iter([0.0, 5.0, 10.0, 12.0, 20.0, 27.0])
+    seconds, result = checks.best_time(lambda: "done", repeat=3, clock=lambda: next(ticks))
+    assert seconds == 2.0
+    assert result == "done"
