@@ -4,8 +4,10 @@ Every time a chapter promises a magnitude ("the error should be around
 1e-9", "the fast layer is at least 100 times faster", "training accuracy
 reaches 40 %"), it calls one of these functions instead of printing the raw
 number. Each prints one line whose text depends only on the claim and on
-the order of magnitude of the measurement, never on its last digits, so that
-``pytest --nbval`` can compare it exactly on any machine; and each raises
+the measurement rounded to what the claim can distinguish (the decade of an
+error, an accuracy in whole percents, a value to a tenth of its tolerance),
+never on its last digits, so that ``pytest --nbval`` can compare it exactly
+on any machine; and each raises
 :class:`AssertionError` when the claim is false, so that the cell, and with it
 the book's test run, fails. They return ``None``, so a check at the end of a
 cell adds no raw number to the cell's output.
@@ -15,8 +17,8 @@ Lines look like::
     conv_forward_naive vs reference: error ~1e-08 (bound 1e-07) ok
     conv_forward_fast vs naive: error <= 1e-10 ok
     conv_forward_fast: speedup over naive >= 100x ok
-    training accuracy >= 40% ok
-    initial loss: 2.3026 +/- 0.05 ok
+    one-epoch training accuracy 47 % (floor 40 %) ok
+    channel 0 mean 10.1 (target 10 ± 3) ok
 
 ``~1e-08`` names the decade of the error: ``1e-08 <= error < 1e-07``.
 
@@ -192,8 +194,46 @@ def report_speedup(label, speedup, floor):
     )
 
 
+def _decimals(step):
+    """How many decimals a number needs to show differences of size ``step``.
+
+    One decimal more than the step's own leading digit: a tolerance of 3 is
+    shown with 1 decimal, 0.01 with 3, 1e-4 with 5.
+    """
+    return max(0, 1 - math.floor(math.log10(step)))
+
+
+def _fixed(value, decimals):
+    """``value`` rounded to ``decimals`` places, never printed as ``-0``."""
+    text = f"{value:.{decimals}f}"
+    if text.lstrip("-").strip("0.") == "":
+        text = text.lstrip("-")
+    return text
+
+
+def _short(value, decimals):
+    """Like :func:`_fixed`, without trailing zeros: 10.0 -> '10', 2.30 -> '2.3'."""
+    text = _fixed(value, decimals)
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def _percent_decimals(floor):
+    """Decimals of ``floor`` written as a percentage: 0.4 -> 0, 0.755 -> 1."""
+    text = f"{100 * floor:.10g}"
+    return len(text.split(".")[1]) if "." in text else 0
+
+
 def report_accuracy(label, accuracy, floor):
-    """Check that an accuracy reaches a stated floor, printing only the floor.
+    """Check that an accuracy reaches a stated floor; print it next to the floor.
+
+    The accuracy is printed in percent with as many decimals as the floor has
+    (whole percents for a floor such as 40 %), e.g.
+    ``one-epoch training accuracy 47 % (floor 40 %) ok``. A chapter that
+    prints an accuracy this way must choose its seeds so that the measured
+    accuracy is not within rounding distance of the next printed figure,
+    or the line could change from one machine to the next.
 
     Parameters
     ----------
@@ -222,11 +262,21 @@ def report_accuracy(label, accuracy, floor):
         raise AssertionError(
             f"{label}: {100 * accuracy:.1f}% is below the floor {100 * floor:g}%"
         )
-    print(f"{label} >= {100 * floor:g}% ok")
+    decimals = _percent_decimals(floor)
+    print(f"{label} {_fixed(100 * accuracy, decimals)} % "
+          f"(floor {_fixed(100 * floor, decimals)} %) ok")
 
 
 def report_close(label, value, target, tol):
-    """Check that a value lies within ``tol`` of a target, printing the target.
+    """Check that a value lies within ``tol`` of a target; print both.
+
+    The value is rounded to one decimal place finer than the tolerance's
+    leading digit (a tolerance of 3 shows one decimal, 0.01 three), which is
+    as fine as the bound can distinguish, and printed next to the target,
+    e.g. ``channel 0 mean 10.1 (target 10 ± 3) ok``. A chapter must choose
+    its seeds so that the value is not within rounding distance of the next
+    printed figure. For a difference that should be zero up to rounding,
+    use :func:`report_error` with ``decade=False`` instead.
 
     Parameters
     ----------
@@ -244,17 +294,19 @@ def report_close(label, value, target, tol):
     AssertionError
         If ``abs(value - target) > tol`` or ``value`` is NaN.
     ValueError
-        If ``tol`` is not positive.
+        If ``tol`` is not positive and finite.
     """
     tol = float(tol)
-    if not tol > 0:
-        raise ValueError(f"tol must be positive; got {tol!r}")
+    if not (tol > 0 and math.isfinite(tol)):
+        raise ValueError(f"tol must be positive and finite; got {tol!r}")
     value, target = float(value), float(target)
     if math.isnan(value) or abs(value - target) > tol:
         raise AssertionError(
-            f"{label}: {value!r} is not within {_bound_text(tol)} of {target:.4f}"
+            f"{label}: {value!r} is not within {_bound_text(tol)} of {target!r}"
         )
-    print(f"{label}: {target:.4f} +/- {_bound_text(tol)} ok")
+    decimals = _decimals(tol)
+    print(f"{label} {_fixed(value, decimals)} "
+          f"(target {_short(target, decimals)} ± {_bound_text(tol)}) ok")
 
 
 def best_time(fn, repeat=3, clock=None):
