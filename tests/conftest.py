@@ -3,6 +3,9 @@
 import numpy as np
 import pytest
 
+# the course kit's `exercise` mark, and skips for tests that need a not-yet-implemented exercise
+from convlab.submit.pytest_plugin import pytest_configure, pytest_runtest_makereport  # noqa: F401
+
 
 @pytest.fixture
 def rng():
