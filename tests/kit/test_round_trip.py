@@ -105,14 +105,19 @@ def kit(tmp_path_factory):
     solved = work / "submissions" / "solved"
     shutil.copytree(tree, solved)
     solve = instructor("solve", solved, cwd=work)
-    untouched = work / "submissions" / "untouched"
-    shutil.copytree(tree, untouched)
+    # the untouched tree is handed in as a student would: the zip that `convlab.submit collect` writes
+    (work / "submissions").mkdir(exist_ok=True)
+    collect = subprocess.run([sys.executable, "-m", "convlab.submit", "collect", "--out",
+                              work / "submissions" / "untouched.zip"], cwd=tree, env=student_env(tree),
+                             capture_output=True, text=True)
+    assert collect.returncode == 0, collect.stderr
+    untouched = work / "submissions" / "untouched.zip"
     for name, _, function, old, new in PLANTS:
         plant(solved, work / "submissions" / name, function, old, new)
     submissions = [untouched, solved] + [work / "submissions" / p[0] for p in PLANTS]
     graded = instructor("grade", *submissions, "--bundle", "grading", "--out", "grades", "--jobs", 2,
                         "--timeout", 10, "--no-progress", cwd=work)
-    results = {p.name: json.loads((work / "grades" / f"{p.name}.json").read_text()) for p in submissions}
+    results = {p.stem: json.loads((work / "grades" / f"{p.stem}.json").read_text()) for p in submissions}
     manifest = json.loads((tree / releasing.MANIFEST).read_text())
     return {"work": work, "tree": tree, "solved": solved, "check": check, "release": released, "solve": solve,
             "graded": graded, "results": results, "manifest": manifest}
@@ -184,6 +189,16 @@ def test_2_released_chapters_stop_only_at_assigned_stubs(kit):
     assert stopped, "no released chapter reached a stub"
 
 
+def test_2_collect_fails_loudly_when_a_file_is_missing(kit, tmp_path):
+    tree = tmp_path / "tree"
+    shutil.copytree(kit["tree"] / "src", tree / "src")
+    (tree / "src/convlab/layer_utils.py").unlink()
+    run = subprocess.run([sys.executable, "-m", "convlab.submit", "collect", "--out", tmp_path / "s.zip"],
+                         cwd=tree, env=student_env(tree), capture_output=True, text=True)
+    assert run.returncode != 0 and "src/convlab/layer_utils.py" in run.stderr
+    assert not (tmp_path / "s.zip").exists()
+
+
 def test_3_untouched_tree_scores_zero_with_fail_everywhere(kit):
     result = kit["results"]["untouched"]
     assert result["score"] == 0 and result["max_score"] > 0
@@ -203,10 +218,14 @@ def test_4_solve_restores_the_sources_byte_for_byte_and_scores_full_marks(kit):
 
 @pytest.mark.parametrize("name, exercise", [(p[0], p[1]) for p in PLANTS])
 def test_5_a_planted_fault_costs_exactly_its_own_exercise(kit, name, exercise):
+    """The faulty exercise loses points (all of them, unless a wrong answer still passes some
+    tests, as an ignored stride does at stride 1); every other exercise keeps full marks."""
     full = {t["name"]: t["max_points"] for t in kit["results"]["solved"]["tests"]}
     for test in kit["results"][name]["tests"]:
         if test["name"] == exercise:
-            assert test["points"] == 0 and test["status"] == EXPECTED_STATUS[name], test
+            assert test["status"] == EXPECTED_STATUS[name] and test["points"] < test["max_points"], test
+            if EXPECTED_STATUS[name] != "fail" or name == "naive-calls-fast":
+                assert test["points"] == 0, test
         else:
             assert test["points"] == full[test["name"]] and test["status"] == "pass", test
 

@@ -96,7 +96,8 @@ def main(spec_path):
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))  # a runaway allocation fails, not the machine
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a segfault leaves no core file
     sys.meta_path.insert(0, Overlay(spec["overlay"]))
-    args = ["-q", "--tb=short", "-p", "no:cacheprovider", "--rootdir", spec["rootdir"], "-c", spec["config"],
+    # plugins are not auto-loaded (see grade._sandbox_env): only the timeout plugin is needed
+    args = ["-q", "--tb=short", "-p", "pytest_timeout", "-p", "no:cacheprovider", "--rootdir", spec["rootdir"], "-c", spec["config"],
             f"--timeout={spec['timeout']}", "--timeout-method=signal", *spec["nodeids"]]
     return pytest.main(args, plugins=[Recorder(spec)])
 
