@@ -216,6 +216,17 @@ def test_4_solve_restores_the_sources_byte_for_byte_and_scores_full_marks(kit):
     assert {t["status"] for t in result["tests"]} == {"pass"}
 
 
+def test_4_a_re_solved_chapter_passes_nbval(kit):
+    """The re-solved chapters are the source chapters byte for byte (above), which the notebook
+    stage checks; one of them is run through nbval here, in the solved tree, as a witness."""
+    solved = kit["solved"]
+    install_kernels(solved)
+    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-q",
+                          "-p", "no:cacheprovider", "book/02-max-pooling.ipynb"],
+                         cwd=solved, env=student_env(solved), capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:]
+
+
 @pytest.mark.parametrize("name, exercise", [(p[0], p[1]) for p in PLANTS])
 def test_5_a_planted_fault_costs_exactly_its_own_exercise(kit, name, exercise):
     """The faulty exercise loses points (all of them, unless a wrong answer still passes some

@@ -18,6 +18,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -110,6 +111,13 @@ def _display(nodeid):
     path = Path(path)
     shown = path.relative_to(PRISTINE) if path.is_relative_to(PRISTINE) else Path(path.parent.name) / path.name
     return f"{shown.as_posix()}::{rest}"
+
+
+def _without_machine_paths(text, spliced):
+    """``text`` with the grader's paths made relative: the pristine tree's, the spliced modules' and the bundle's."""
+    for path, shown in spliced.items():
+        text = text.replace(path, shown)
+    return re.sub(r"/\S*/hidden/(test_\w+\.py)", r"hidden/\1", text.replace(f"{PRISTINE}/", ""))
 
 
 def _sandbox_env():
@@ -228,7 +236,12 @@ def grade_exercise(submission, exercise, places, tests, reference, work, timeout
         for record in records.values():
             if record["status"] is None:
                 record.update(status="import-error", output=problem)
+    places_shown = {}
+    for file in {p["file"] for p in places}:  # line numbers are those of the spliced module
+        places_shown[str(work / (_module_name(file) + ".py"))] = f"{file} (spliced)"
+        places_shown[_module_name(file) + ".py"] = f"{file} (spliced)"
     for record in records.values():
+        record["output"] = _without_machine_paths(record["output"], places_shown)
         record["status"] = record["status"] or "fail"
         record["points"] = record["max_points"] if record["status"] == "pass" else 0
     tests_out = list(records.values())

@@ -1,6 +1,7 @@
 """``python -m convlab.submit check | collect``: test an assignment, then pack it for handing in."""
 
 import argparse
+import os
 import subprocess
 import sys
 import zipfile
@@ -21,7 +22,9 @@ def check(extra):
         sys.exit("error: no assignment.json next to convlab.submit: this is not a released assignment")
     root = _repository()
     print(f"public tests of {len(released['exercises'])} exercises: {', '.join(released['exercises'])}")
-    code = subprocess.call([sys.executable, "-m", "pytest", "tests", "-q", "-m", "exercise", *extra], cwd=root)
+    env = dict(os.environ, CONVLAB_ASSIGNED_ONLY="1")
+    code = subprocess.call([sys.executable, "-m", "pytest", "tests", "-q", "--tb=short", "-p", "no:cacheprovider",
+                            *extra], cwd=root, env=env)
     print("\nThese are the public tests only. Hidden tests (other shapes, dtypes, strides and\n"
           "paddings, inputs left unmodified, no calls into the fast kernels) run at grading.")
     return code
@@ -39,7 +42,8 @@ def collect(out):
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in released["files"]:
             archive.write(root / name, name)
-    print(f"wrote {out} with {len(released['files'])} files: {', '.join(released['files'])}")
+    count = len(released["files"])
+    print(f"wrote {out} with {count} file{'s' if count != 1 else ''}: {', '.join(released['files'])}")
     return 0
 
 

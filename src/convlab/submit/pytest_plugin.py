@@ -1,7 +1,8 @@
 """pytest plugin of the course kit: the ``exercise`` mark, and stubs that are not a test's fault.
 
 ``@pytest.mark.exercise("conv.forward", points=2)`` says that a test grades an
-exercise and what it is worth.
+exercise and what it is worth. With ``CONVLAB_ASSIGNED_ONLY=1`` only the tests
+of the assigned exercises run.
 
 In a released assignment, a test that is *not* about exercise ``X`` but calls
 its still-stubbed function (for example a fast-layer test that uses the naive
@@ -10,6 +11,7 @@ Such a test is reported as skipped, with the reason "needs exercise X", and
 runs normally once ``X`` is implemented. A test marked with ``X`` fails as usual.
 """
 
+import os
 import re
 
 import pytest
@@ -22,6 +24,17 @@ _STUB_MESSAGE = re.compile(r"^(?P<id>[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+): imp
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "exercise(id, points=1): the test grades exercise `id` and is worth `points`")
+
+
+def pytest_collection_modifyitems(config, items):
+    """With CONVLAB_ASSIGNED_ONLY=1 (set by ``python -m convlab.submit check``), keep only the
+    tests of the assigned exercises."""
+    released = assignment()
+    if os.environ.get("CONVLAB_ASSIGNED_ONLY") != "1" or released is None:
+        return
+    keep = [item for item in items if graded_exercises(item) & set(released["exercises"])]
+    config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    items[:] = keep
 
 
 def graded_exercises(item):
