@@ -2,9 +2,10 @@
 
 1. ``check`` passes; ``release`` of all exercises succeeds with a clean leak scan.
 2. The student's tree imports; its public tests that fail are exactly the
-   assigned exercises' tests; its chapters stop only at assigned stubs.
+   assigned exercises' tests; its chapters stop only at assigned stubs; its book builds.
 3. Grading the untouched tree: every exercise scores 0 with status ``fail``.
-4. ``solve`` gives back the source files byte for byte; grading it gives full marks.
+4. ``solve`` gives back the source files byte for byte; grading it gives full marks;
+   a re-solved chapter passes nbval.
 5. Planted bad submissions each lose exactly their own exercise's points.
 
 Run with ``pytest tests/kit`` (scripts/test.sh's "course kit" stage); it takes
@@ -185,8 +186,18 @@ def test_2_released_chapters_stop_only_at_assigned_stubs(kit):
         if result["error"] is not None:
             assert result["error"]["exercise"] in assigned, (chapter.name, result)
             stopped[chapter.name] = result["error"]["exercise"]
-    print(stopped)
     assert stopped, "no released chapter reached a stub"
+
+
+def test_2_student_book_builds_without_warnings(kit, tmp_path):
+    tree = tmp_path / "book-tree"
+    shutil.copytree(kit["tree"], tree, ignore=shutil.ignore_patterns("_build", "*.so"))
+    assert "instructors" not in (tree / "_toc.yml").read_text()
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    run = subprocess.run([jupyter_book, "build", "--all", ".", "-W", "--keep-going", "--quiet"],
+                         cwd=tree, capture_output=True, text=True)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert (tree / "_build/html/book/01-convolution.html").is_file()
 
 
 def test_2_collect_fails_loudly_when_a_file_is_missing(kit, tmp_path):
@@ -224,7 +235,7 @@ def test_4_a_re_solved_chapter_passes_nbval(kit):
     run = subprocess.run([sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-q",
                           "-p", "no:cacheprovider", "book/02-max-pooling.ipynb"],
                          cwd=solved, env=student_env(solved), capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout[-3000:]
+    assert run.returncode == 0 and " passed" in run.stdout, run.stdout[-3000:]
 
 
 @pytest.mark.parametrize("name, exercise", [(p[0], p[1]) for p in PLANTS])
