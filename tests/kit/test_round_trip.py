@@ -258,4 +258,5 @@ def test_grading_table_and_summary(kit):
     assert len(summary) == 1 + 2 + len(PLANTS)
     again = instructor("grade", *sorted((kit["work"] / "submissions").iterdir()), "--bundle", "grading",
                        "--out", "grades", "--no-progress", cwd=kit["work"])
-    assert again.splitlines()[-1].startswith("graded 8 submissions in ")  # all skipped: already graded
+    assert again.splitlines()[-1].startswith("graded 0 submissions in ")
+    assert "(8 graded before, not again)" in again.splitlines()[-1]

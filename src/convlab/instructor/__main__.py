@@ -52,10 +52,11 @@ def cmd_solve(args):
 
 def cmd_grade(args):
     start = time.monotonic()
-    results = grading.grade(args.submissions, args.bundle, args.out, jobs=args.jobs, timeout=args.timeout,
-                            memory_mb=args.memory, progress=not args.no_progress)
+    results, already = grading.grade(args.submissions, args.bundle, args.out, jobs=args.jobs,
+                                     timeout=args.timeout, memory_mb=args.memory, progress=not args.no_progress)
     print(grading.table(results))
-    print(f"graded {len(results)} submissions in {time.monotonic() - start:.0f} s; "
+    skipped = f" ({len(already)} graded before, not again)" if already else ""
+    print(f"graded {len(results) - len(already)} submissions in {time.monotonic() - start:.0f} s{skipped}; "
           f"JSON per submission and summary.csv in {args.out}")
     return 0
 

@@ -255,20 +255,22 @@ def grade_exercise(submission, exercise, places, tests, reference, work, timeout
     }
 
 
-def _fingerprint(submission, manifest):
+def _fingerprint(submission, manifest, graders):
+    """Hash of what decides a grade: the submission's files, the assignment and the graders' files."""
     digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode())
+    digest.update(graders)
     for name in sorted(submission):
         digest.update(name.encode() + b"\0" + (submission[name] or "\0missing").encode())
     return digest.hexdigest()
 
 
 def grade(submissions, bundle, out, jobs=1, timeout=20, memory_mb=2048, progress=True):
-    """Grade ``submissions`` into ``out``; returns ``{name: result}``.
+    """Grade ``submissions`` into ``out``; returns ``({name: result}, names of those already graded)``.
 
     Writes ``out/<name>.json`` per submission (``score``, ``max_score`` and
     ``tests[{name, status, points, max_points, output}]``, one entry per
     exercise) and ``out/summary.csv``. A submission whose JSON already exists
-    for the same files and assignment is not graded again.
+    for the same files, assignment, tests and reference is not graded again.
     """
     bundle, out = Path(bundle), Path(out)
     manifest_path = bundle / "assignment.json"
@@ -291,13 +293,19 @@ def grade(submissions, bundle, out, jobs=1, timeout=20, memory_mb=2048, progress
             if f"def {place['function'].split('.')[-1]}" not in reference[place["file"]]:
                 raise GradeError(f"the pristine tree {PRISTINE} has no {place['function']} in {place['file']}")
     out.mkdir(parents=True, exist_ok=True)
-    results, todo = {}, []
+    graders = hashlib.sha256()  # a changed test or reference solution means grading again
+    for path in sorted((bundle / "tests").rglob("*.py")) + sorted((PRISTINE / "tests").glob("test_*.py")):
+        graders.update(path.read_bytes())
+    for file in sorted(reference):
+        graders.update(reference[file].encode())
+    results, todo, already = {}, [], []
     for name, path in names.items():
         files = read_submission(path, manifest["files"])
-        fingerprint = _fingerprint(files, manifest)
+        fingerprint = _fingerprint(files, manifest, graders.digest())
         previous = out / f"{name}.json"
         if previous.is_file() and json.loads(previous.read_text()).get("fingerprint") == fingerprint:
             results[name] = json.loads(previous.read_text())
+            already.append(name)
             continue
         todo.append((name, files, fingerprint))
     tests = collect_tests(bundle, manifest["exercises"]) if todo else {}
@@ -331,7 +339,7 @@ def grade(submissions, bundle, out, jobs=1, timeout=20, memory_mb=2048, progress
             for test in results[name]["tests"]:
                 row += [f"{test['points']:g}", test["status"]]
             writer.writerow(row)
-    return {name: results[name] for name in sorted(results)}
+    return {name: results[name] for name in sorted(results)}, already
 
 
 def table(results):
