@@ -27,8 +27,6 @@ STUB = re.compile(r"^[ \t]*# STUB:[ \t]?(?P<code>.*)$")
 BANNER_BEGIN = re.compile(r"^(?P<indent>[ \t]*)# >>> exercise (?P<id>\S+): your code here >>>[ \t]*$")
 BANNER_END = re.compile(r"^[ \t]*# <<< end of exercise (?P<id>\S+) <<<[ \t]*$")
 EXERCISE_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-# The words that must never reach a student (the leak scan looks for them).
-MARKER_WORDS = ("BEGIN SOLUTION", "END SOLUTION", "# STUB:")
 _DEF = re.compile(r"^(?P<indent>[ \t]*)(?:async[ \t]+)?(?P<kind>def|class)[ \t]+(?P<name>\w+)")
 
 
