@@ -18,7 +18,12 @@ compiler is known:
   ``/openmp`` for MSVC, and on macOS also ``-Xpreprocessor -fopenmp -lomp``
   with a Homebrew or conda ``libomp``.  Without it the kernels run on one
   thread, with a warning.  ``CONVLAB_OPENMP=1`` makes missing OpenMP an
-  error, ``CONVLAB_OPENMP=0`` builds without it.
+  error, ``CONVLAB_OPENMP=0`` builds without it;
+* ``CONVLAB_SANITIZE=1`` (GCC and Clang) builds a memory-checking copy for
+  the tests: AddressSanitizer and UndefinedBehaviorSanitizer, ``-O1`` without
+  debug information (the usual optimisation for sanitizers, and a quicker
+  build).  Such modules need the ASan runtime preloaded into Python;
+  ``scripts/check-portability.sh --only sanitize`` builds and runs one.
 """
 
 import os
@@ -107,6 +112,13 @@ def compile_flags(compiler):
     msvc = compiler.compiler_type == "msvc"
     compile_args = ["/O2"] if msvc else ["-O3"]
     link_args = []
+    if _setting("CONVLAB_SANITIZE", ("0", "1"), "0") == "1":
+        if msvc:
+            raise SystemExit("error: CONVLAB_SANITIZE=1 needs GCC or Clang")
+        sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+                    "-fno-omit-frame-pointer"]
+        compile_args = ["-O1", "-g0"] + sanitize
+        link_args = sanitize
     if _setting("CONVLAB_NATIVE", ("0", "1"), "0") == "1" and not msvc:
         arm = platform.machine().lower() in ("arm64", "aarch64")
         compile_args.append("-mcpu=native" if arm else "-march=native")

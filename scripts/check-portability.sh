@@ -17,6 +17,9 @@
 #                  fast-layer tests on one thread
 #   clang          built with Debian's clang and no OpenMP runtime (as Apple's clang
 #                  without libomp): one warning, a serial build that passes the tests
+#   sanitize       built with -fsanitize=address,undefined (GCC): after a self-test
+#                  that AddressSanitizer reports an out-of-bounds write by a kernel,
+#                  the fast-layer and tampered-cache tests run with no report
 #   objdump        no AVX-or-later instruction outside functions named *avx2*/*avx512*
 #                  (see scripts/portability/check_isa.py)
 #   nehalem        the fast-layer tests pass under qemu-x86_64 -cpu Nehalem (no AVX)
@@ -43,12 +46,13 @@
 #
 # Measured on the 2-core machine (at times busy with other builds): objdump
 # 2.5-4 min (mostly the build, which nehalem reuses), nehalem 1.5-2 min,
-# aarch64-cross 1.5-3 min, wheel 2-5 min: the default run 7-8 min.
+# aarch64-cross 1.5-3 min, wheel 2-5 min: the default run 7-8 min. sanitize: 10 min with
+# the machine at load 7-12 (the -O1 build 6 min, the tests 3.5 min), 3.2 min of CPU time.
 # aarch64-qemu: ~29 min from nothing (mmdebstrap ~13 min, the root's venv ~5,
 # the emulated -O3 build ~10-18, tests ~1.5), ~1.5 min with everything cached.
 set -euo pipefail
 
-STAGES=(openmp-off clang objdump nehalem aarch64-cross aarch64-qemu wheel)
+STAGES=(openmp-off clang sanitize objdump nehalem aarch64-cross aarch64-qemu wheel)
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PORT="$HERE/portability"
 
@@ -81,7 +85,7 @@ if [[ -n "$only" ]]; then
 elif [[ $all == 1 ]]; then
     selected=("${STAGES[@]}")
 else
-    selected=(openmp-off clang objdump nehalem aarch64-cross wheel)
+    selected=(openmp-off clang sanitize objdump nehalem aarch64-cross wheel)
 fi
 
 ARM64_ROOT="${CONVLAB_ARM64_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/convlab/arm64-root}"
@@ -214,6 +218,71 @@ stage_clang() {
     build_variant clang CC=clang
     grep -q 'warning: OpenMP was not found' "$WORK/clang.omp" || fail "no warning that OpenMP is missing"
     detail "$(grep -o 'clang [0-9.]*' "$WORK/clang.info" | head -n 1), one OpenMP warning, serial build; $(pytest_summary "$WORK/clang-pytest.log")"
+}
+
+# sanitize: the kernels compiled with AddressSanitizer and UndefinedBehaviorSanitizer
+# (GCC's -fsanitize=address,undefined, in a separate build folder) run the
+# fast-layer tests and the tampered-cache tests: an out-of-bounds read or write,
+# a use after free or undefined behaviour in a kernel stops the run with a report,
+# where a normal build might go on with a corrupted heap. Python itself is not
+# instrumented, so the ASan runtime is preloaded (LD_PRELOAD), leak checking is
+# off (the interpreter keeps memory until exit by design) and PYTHONMALLOC=malloc
+# puts Python's objects in ASan's checked heap too. A self-test first proves that
+# the build really checks: a kernel called directly (past the cache checks of
+# convlab.fast_layers) with a pooling index one past the end of its output must
+# die with ASan's heap-buffer-overflow report.
+SANITIZE_TESTS=("$TEST_FILE" tests/test_fast_layer_caches.py)
+stage_sanitize() {
+    need_packages gcc
+    local asan
+    asan="$(gcc -print-file-name=libasan.so)"
+    [[ "$asan" == /* && -e "$asan" ]] || fail "gcc has no AddressSanitizer runtime (libasan.so; Debian: libasan8)"
+    copy_sources
+    local lib="$WORK/sanitize/lib"
+    log "building with CC=gcc CONVLAB_SANITIZE=1 into $lib"
+    (cd "$SRC" && CC=gcc CONVLAB_SANITIZE=1 \
+        "$VPY" setup.py build --build-base "$WORK/sanitize" --build-lib "$lib" -j "$JOBS") \
+        >"$WORK/sanitize-build.log" 2>&1 || { tail -n 40 "$WORK/sanitize-build.log" >&2; fail "setup.py build with the sanitizers failed"; }
+    grep 'compiling the kernels' "$WORK/sanitize-build.log" || true
+    grep -q 'compiling the kernels with .*-fsanitize=address,undefined' "$WORK/sanitize-build.log" \
+        || fail "the build did not use the sanitizer flags"
+    local envs=(PYTHONPATH="$lib" LD_PRELOAD="$asan" PYTHONMALLOC=malloc
+                ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
+
+    log "self-test: an out-of-bounds write by the pooling kernel must be reported"
+    local rc=0
+    (cd "$SRC" && env "${envs[@]}" "$VPY" -c '
+import numpy as np
+import convlab._fast.pool as pool
+print("kernels from", pool.__file__, flush=True)
+dout = np.ones((1, 1, 1, 1))
+argmax = np.full((1, 1, 1, 1), 16, dtype=np.int32)  # one past the 4x4 plane
+dx = np.zeros((1, 1, 4, 4))
+pool.max_pool_backward(dout, argmax, dx, 1)
+print("no report")') >"$WORK/sanitize-selftest.log" 2>&1 || rc=$?
+    grep -q "kernels from $lib/" "$WORK/sanitize-selftest.log" \
+        || { cat "$WORK/sanitize-selftest.log" >&2; fail "self-test: the kernels were not imported from the sanitizer build"; }
+    if [[ $rc -eq 0 ]] || ! grep -q 'ERROR: AddressSanitizer: heap-buffer-overflow' "$WORK/sanitize-selftest.log"; then
+        cat "$WORK/sanitize-selftest.log" >&2
+        fail "self-test: AddressSanitizer did not report the out-of-bounds write (exit $rc)"
+    fi
+    grep -m 1 'ERROR: AddressSanitizer' "$WORK/sanitize-selftest.log"
+    log "self-test ok: the write one past dx was reported (exit $rc)"
+
+    log "pytest ${SANITIZE_TESTS[*]} against the sanitizer build"
+    rc=0
+    (cd "$SRC" && env "${envs[@]}" "$VPY" -m pytest -p no:cacheprovider -q "${SANITIZE_TESTS[@]}") \
+        >"$WORK/sanitize-pytest.log" 2>&1 || rc=$?
+    tail -n 3 "$WORK/sanitize-pytest.log"
+    local summary reports
+    summary="$(pytest_summary "$WORK/sanitize-pytest.log")"
+    reports="$(grep -cE 'ERROR: AddressSanitizer|runtime error:' "$WORK/sanitize-pytest.log" || true)"
+    if [[ $reports -gt 0 ]]; then
+        grep -m 5 -A 12 -E 'ERROR: AddressSanitizer|runtime error:' "$WORK/sanitize-pytest.log" >&2
+        fail "$reports sanitizer report(s) during the tests; pytest: exit $rc, ${summary:-no summary}"
+    fi
+    [[ $rc -eq 0 ]] || { tail -n 40 "$WORK/sanitize-pytest.log" >&2; fail "pytest against the sanitizer build: exit $rc, ${summary:-no summary}"; }
+    detail "ASan self-test ok; address+undefined sanitizers, no report: $summary"
 }
 
 # ================================================================ stage 1

@@ -9,12 +9,14 @@
 #   1. unit tests                 pytest tests/
 #   2. unit tests, portable path  CONVLAB_SIMD=portable pytest tests/
 #   3. the book's notebooks       pytest --nbval --nbval-current-env book/
-#   4. the HTML build             jupyter-book build --all . -W --keep-going
-#   5. the browser test           pytest tests/browser
-#   6. course kit                 pytest tests/kit (release every exercise, check the student's
+#   4. chapter 3 under load       pytest tests/load (two CPU-burning processes run
+#                                 while chapter 3 is re-executed and compared)
+#   5. the HTML build             jupyter-book build --all . -W --keep-going
+#   6. the browser test           pytest tests/browser
+#   7. course kit                 pytest tests/kit (release every exercise, check the student's
 #                                 tree and chapters, solve, grade planted bad submissions;
 #                                 skipped in a student's copy, which has no convlab.instructor)
-#   7. portability                bash scripts/check-portability.sh (other builds of
+#   8. portability                bash scripts/check-portability.sh (other builds of
 #                                 the kernels: no OpenMP, clang, an old CPU, aarch64,
 #                                 the wheel; CONVLAB_PORTABILITY=0 skips it)
 # Every stage runs even if an earlier one failed (the browser test is skipped
@@ -82,10 +84,12 @@ run_stage() {
 }
 
 run_stage "unit tests" "$VPY" -m pytest tests/ || true
-# the same with the kernels' portable vector code instead of the fastest path (AVX2 here)
+# the same with the kernels' portable vector code instead of the fastest path (AVX2 here);
+# the sweep tests orchestrate processes (their trainer is a stand-in) and run once
 run_stage "unit tests (CONVLAB_SIMD=portable)" env CONVLAB_SIMD=portable "$VPY" -m pytest tests/ \
-    -p no:cacheprovider || true
+    -p no:cacheprovider --ignore=tests/test_sweep.py || true
 run_stage "notebooks" "$VPY" -m pytest --nbval --nbval-current-env book/ || true
+run_stage "chapter 3 under load" "$VPY" -m pytest tests/load || true
 if run_stage "html build" "$VENV/bin/jupyter-book" build --all . -W --keep-going --quiet; then
     run_stage "browser test" "$VPY" -m pytest tests/browser || true
 else

@@ -72,9 +72,25 @@ def test_report_error_rejects_bad_bound(bound):
         checks.report_error("e", 1e-9, bound)
 
 
-def test_report_speedup(capsys):
-    assert checks.report_speedup("conv_forward_fast", 812.3, 300) is None
-    assert capsys.readouterr().out == "conv_forward_fast: speedup over naive >= 300x ok\n"
+@pytest.mark.parametrize(
+    "speedup, printed",
+    [
+        (30.0, "speedup 30x or more (floor 30x)"),
+        (59.9, "speedup 30x or more (floor 30x)"),
+        (60.0, "speedup 60x or more (floor 30x)"),
+        (119.0, "speedup 60x or more (floor 30x)"),
+        (120.0, "speedup 120x or more (floor 30x)"),
+        (3000.0, "speedup 120x or more (floor 30x)"),
+    ],
+)
+def test_report_speedup_prints_a_level_below_the_measurement(capsys, speedup, printed):
+    assert checks.report_speedup("conv_forward_fast", speedup, 30) is None
+    assert capsys.readouterr().out == f"conv_forward_fast: {printed} ok\n"
+    level = checks.speedup_level(speedup, 30)
+    assert 30 <= level <= speedup
+
+
+def test_report_speedup_fails_below_the_floor():
     with pytest.raises(AssertionError, match=r"12\.0x is below the floor 300x"):
         checks.report_speedup("conv_forward_fast", 12.0, 300)
     with pytest.raises(AssertionError):
@@ -83,24 +99,71 @@ def test_report_speedup(capsys):
         checks.report_speedup("conv_forward_fast", 10.0, 0)
 
 
-def test_report_accuracy(capsys):
+def test_report_accuracy_prints_the_measurement_next_to_the_floor(capsys):
     assert checks.report_accuracy("training accuracy", 0.437, 0.4) is None
-    assert capsys.readouterr().out == "training accuracy >= 40% ok\n"
+    checks.report_accuracy("one-epoch training accuracy", 0.4695, 0.4)
+    checks.report_accuracy("edge", 0.4, 0.4)
+    assert capsys.readouterr().out.splitlines() == [
+        "training accuracy 44 % (floor 40 %) ok",
+        "one-epoch training accuracy 47 % (floor 40 %) ok",
+        "edge 40 % (floor 40 %) ok",
+    ]
+
+
+def test_report_accuracy_shows_as_many_decimals_as_the_floor(capsys):
+    checks.report_accuracy("quick: validation accuracy", 0.8123, 0.755)
+    assert capsys.readouterr().out == "quick: validation accuracy 81.2 % (floor 75.5 %) ok\n"
+
+
+def test_report_accuracy_fails_below_the_floor_and_rejects_bad_input(capsys):
     with pytest.raises(AssertionError, match=r"39\.9% is below the floor 40%"):
         checks.report_accuracy("training accuracy", 0.399, 0.4)
+    with pytest.raises(AssertionError):
+        checks.report_accuracy("training accuracy", math.nan, 0.4)
     with pytest.raises(ValueError, match="accuracy"):
         checks.report_accuracy("training accuracy", 43.7, 0.4)
     with pytest.raises(ValueError, match="floor"):
         checks.report_accuracy("training accuracy", 0.5, 40)
+    assert capsys.readouterr().out == ""
 
 
-def test_report_close(capsys):
+def test_report_close_prints_the_value_rounded_to_the_tolerance(capsys):
     assert checks.report_close("initial loss", 2.3025855, math.log(10), 0.05) is None
-    assert capsys.readouterr().out == "initial loss: 2.3026 +/- 0.05 ok\n"
+    checks.report_close("channel 0 mean", 10.0812, 10, 3)
+    checks.report_close("channel 0 std", 3.96, 4, 2)
+    checks.report_close("penalty", 0.20621, 0.20623, 1e-4)
+    assert capsys.readouterr().out.splitlines() == [
+        "initial loss 2.303 (target 2.303 ± 0.05) ok",
+        "channel 0 mean 10.1 (target 10 ± 3) ok",
+        "channel 0 std 4.0 (target 4 ± 2) ok",
+        "penalty 0.20621 (target 0.20623 ± 0.0001) ok",
+    ]
+
+
+def test_report_close_never_prints_minus_zero(capsys):
+    checks.report_close("test mode: channel 0 mean", -0.004, 0, 0.1)
+    assert capsys.readouterr().out == "test mode: channel 0 mean 0.00 (target 0 ± 0.1) ok\n"
+
+
+def test_report_close_output_ignores_digits_below_the_tolerance(capsys):
+    checks.report_close("m", 10.081, 10, 3)
+    checks.report_close("m", 10.119, 10, 3)
+    first, second = capsys.readouterr().out.splitlines()
+    assert first == second
+
+
+def test_report_close_fails_outside_the_tolerance(capsys):
     with pytest.raises(AssertionError, match="initial loss"):
         checks.report_close("initial loss", 2.5, math.log(10), 0.05)
+    with pytest.raises(AssertionError, match="initial loss"):
+        checks.report_close("initial loss", math.nan, math.log(10), 0.05)
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("tol", [0, -0.1, math.nan, math.inf])
+def test_report_close_rejects_bad_tolerance(tol):
     with pytest.raises(ValueError, match="tol"):
-        checks.report_close("initial loss", 2.3, math.log(10), 0)
+        checks.report_close("initial loss", 2.3, math.log(10), tol)
 
 
 def test_best_time_returns_minimum_and_last_result():
@@ -116,3 +179,10 @@ def test_best_time_returns_minimum_and_last_result():
     assert 0 <= seconds < 1
     with pytest.raises(ValueError, match="repeat"):
         checks.best_time(fn, repeat=0)
+
+
+def test_best_time_reads_the_given_clock():
+    ticks = iter([0.0, 5.0, 10.0, 12.0, 20.0, 27.0])
+    seconds, result = checks.best_time(lambda: "done", repeat=3, clock=lambda: next(ticks))
+    assert seconds == 2.0
+    assert result == "done"

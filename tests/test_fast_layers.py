@@ -460,6 +460,75 @@ def test_kernels_do_not_depend_on_thread_count(dtype):
         np.testing.assert_array_equal(a, b)
 
 
+@st.composite
+def conv_with_one_special_value(draw):
+    """A convolution problem and one infinity or NaN placed at random in ``x``, ``w`` or ``dout``.
+
+    Strides 1 and 2, and as many problems with fewer filters than channels as
+    with more (the stride-1 ``dx`` takes the flipped convolution for those).
+    """
+    problem = draw(conv_problems(strides=st.integers(1, 2)))
+    x_shape, w_shape, conv_param, dtype, seed = problem
+    if draw(st.booleans()):  # fewer filters than channels
+        C = draw(st.integers(2, 5))
+        F = draw(st.integers(1, C - 1))
+        x_shape, w_shape = x_shape[:1] + (C,) + x_shape[2:], (F, C) + w_shape[2:]
+    where = draw(st.sampled_from(["x", "w", "dout"]))
+    value = draw(st.sampled_from([np.inf, -np.inf, np.nan]))
+    position = draw(st.integers(0, 2**31))  # taken modulo the array's size
+    return x_shape, w_shape, conv_param, dtype, seed, where, value, position
+
+
+def _special_values(a):
+    """Where ``a`` is NaN, +inf and -inf."""
+    return np.isnan(a), np.isposinf(a), np.isneginf(a)
+
+
+@SETTINGS
+@given(conv_with_one_special_value())
+def test_conv_nan_and_inf_land_where_the_naive_layer_puts_them(problem):
+    """One inf or NaN in ``x``, ``w`` or ``dout`` makes the same outputs NaN or infinite as in the naive layer.
+
+    (A sum with an infinite term is infinite, or NaN if terms of both signs
+    meet; 0 times an infinity is NaN.  The naive layer multiplies exactly the
+    pairs the definition names, so a kernel that multiplies an infinity by
+    a padding zero of its own shows up here.)
+    """
+    x_shape, w_shape, conv_param, dtype, seed, where, value, position = problem
+    rng, x, w, b = random_conv_arrays(x_shape, w_shape, dtype, seed)
+    out_naive, cache_naive = layers.conv_forward_naive(x, w, b, conv_param)
+    dout = rng.standard_normal(out_naive.shape).astype(dtype)
+    arrays = {"x": x, "w": w, "dout": dout}
+    arrays[where].flat[position % arrays[where].size] = value
+    with np.errstate(invalid="ignore"):
+        out_naive, cache_naive = layers.conv_forward_naive(x, w, b, conv_param)
+        naive = (out_naive, *layers.conv_backward_naive(dout, cache_naive))
+        out, cache = conv_forward_fast(x, w, b, conv_param)
+        fast = (out, *conv_backward_fast(dout, cache))
+    for name, got, want in zip(("out", "dx", "dw", "db"), fast, naive):
+        for kind, got_mask, want_mask in zip(("NaN", "+inf", "-inf"), _special_values(got), _special_values(want)):
+            np.testing.assert_array_equal(got_mask, want_mask,
+                                          err_msg=f"{kind} positions of {name} ({value} in {where})")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_infinite_weight_leaves_the_rest_of_dx_finite(dtype):
+    """The issue's case: stride 1, fewer filters than channels, one inf weight.
+
+    The naive ``dx`` is infinite where that weight reaches and finite
+    elsewhere: the outer ring of the channel, which the tap at a corner of
+    the filter never reaches, stays finite.
+    """
+    rng, x, w, b = random_conv_arrays((2, 8, 10, 10), (4, 8, 3, 3), dtype, seed=5)
+    w[1, 2, 0, 0] = np.inf
+    out, cache = conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
+    with np.errstate(invalid="ignore"):
+        dx, _, _ = conv_backward_fast(rng.standard_normal(out.shape).astype(dtype), cache)
+    assert np.isfinite(np.delete(dx, 2, axis=1)).all()
+    assert np.isfinite(dx[:, 2, -1, :]).all() and np.isfinite(dx[:, 2, :, -1]).all()
+    assert np.isinf(dx[:, 2, :-1, :-1]).all()
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_layers_agree_on_one_and_two_threads(dtype):
     """The layers agree on 1 and 2 threads (OpenMP limited with threadpoolctl).
@@ -537,12 +606,64 @@ GOOD_POOL = {"pool_height": 2, "pool_width": 2, "stride": 2}
         (GOOD_X, GOOD_W, GOOD_B, {"stride": 1}, "pad"),
         (GOOD_X, np.zeros((4, 3, 11, 11)), GOOD_B, GOOD_CONV, "larger than the padded input"),
         (GOOD_X, GOOD_W, GOOD_B, {"stride": 2, "pad": 0}, "does not tile"),
-        (GOOD_X.astype(complex), GOOD_W, GOOD_B, GOOD_CONV, "real"),
     ],
 )
 def test_conv_forward_rejects_bad_input(x, w, b, conv_param, match):
     with pytest.raises(ValueError, match=match):
         conv_forward_fast(x, w, b, conv_param)
+
+
+@pytest.mark.parametrize("forward", [conv_forward_fast, conv_forward_im2col])
+@pytest.mark.parametrize("name", ["x", "w", "b"])
+def test_conv_forward_rejects_complex_input_naming_it(forward, name):
+    inputs = {"x": GOOD_X, "w": GOOD_W, "b": GOOD_B}
+    inputs[name] = inputs[name] + 1j
+    with pytest.raises(TypeError, match=f"^{name} must be real-valued"):
+        forward(**inputs, conv_param=GOOD_CONV)
+
+
+def _forward_and_dout(layer):
+    """``(backward, cache, dout)`` of one fast layer run on small zero input."""
+    x, p = np.zeros((2, 3, 8, 8)), np.ones(3)
+    forwards = {
+        "conv": (lambda: conv_forward_fast(x, GOOD_W, GOOD_B, GOOD_CONV), conv_backward_fast),
+        "conv_weights": (lambda: conv_forward_fast(x, GOOD_W, GOOD_B, GOOD_CONV), conv_backward_weights_fast),
+        "conv_im2col": (lambda: conv_forward_im2col(x, GOOD_W, GOOD_B, GOOD_CONV), conv_backward_im2col),
+        "pool": (lambda: max_pool_forward_fast(x, GOOD_POOL), max_pool_backward_fast),
+        "pool_floor": (lambda: max_pool_floor_forward_fast(x), max_pool_floor_backward_fast),
+        "activation": (lambda: activation_forward_fast(x, "gelu"), activation_backward_fast),
+        "batchnorm": (lambda: spatial_batchnorm_act_forward_fast(x, p, p, {"mode": "train"}),
+                      spatial_batchnorm_act_backward_fast),
+    }
+    forward, backward = forwards[layer]
+    out, cache = forward()
+    return backward, cache, np.ones_like(out)
+
+
+@pytest.mark.parametrize("layer", ["conv", "conv_weights", "conv_im2col", "pool", "pool_floor", "activation",
+                                   "batchnorm"])
+def test_backward_rejects_complex_dout(layer):
+    """A complex ``dout`` is an error, not silently cut to its real part."""
+    backward, cache, dout = _forward_and_dout(layer)
+    with pytest.raises(TypeError, match="^dout must be real-valued"):
+        backward(dout + 0.5j, cache)
+
+
+def test_other_fast_layers_reject_complex_input_naming_it():
+    x, p = np.zeros((2, 3, 4, 4)), np.ones(3)
+    with pytest.raises(TypeError, match="^x must be real-valued"):
+        max_pool_forward_fast(x + 1j, GOOD_POOL)
+    with pytest.raises(TypeError, match="^x must be real-valued"):
+        max_pool_floor_forward_fast(x + 1j)
+    with pytest.raises(TypeError, match="^x must be real-valued"):
+        activation_forward_fast(x + 1j)
+    with pytest.raises(TypeError, match="^x must be real-valued"):
+        spatial_batchnorm_act_forward_fast(x + 1j, p, p, {"mode": "train"})
+    for name in ("gamma", "beta"):
+        args = {"gamma": p, "beta": p}
+        args[name] = p + 1j
+        with pytest.raises(TypeError, match=f"^{name} must be real-valued"):
+            spatial_batchnorm_act_forward_fast(x, bn_param={"mode": "train"}, **args)
 
 
 def test_conv_im2col_forward_rejects_bad_input():
@@ -589,7 +710,6 @@ def test_conv_backward_weights_fast_matches_the_naive_dw_db(dtype, stride, pad):
         (GOOD_X, {"pool_height": 2, "pool_width": 2}, "stride"),
         (GOOD_X, {"pool_height": 9, "pool_width": 2, "stride": 1}, "larger than the input"),
         (GOOD_X, {"pool_height": 3, "pool_width": 3, "stride": 2}, "does not tile"),
-        (GOOD_X.astype(complex), GOOD_POOL, "real"),
     ],
 )
 def test_max_pool_forward_rejects_bad_input(x, pool_param, match):

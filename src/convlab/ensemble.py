@@ -17,12 +17,14 @@ import argparse
 import json
 import os
 import sys
+import zipfile
 
 import numpy as np
 
 from convlab.augment import predict_tta
 from convlab.checkpoint import atomic_write_text
 from convlab.recipes import build_model, load_data
+from convlab.run_dir import check_writable
 
 __all__ = ["load_trained_model", "ensemble_probabilities", "main"]
 
@@ -39,20 +41,50 @@ def load_trained_model(path):
     -------
     model : object with ``loss(X)``
     recipe : dict
+
+    Raises
+    ------
+    ValueError
+        If the file is missing, damaged, or its arrays do not fit the model
+        its recipe describes (names, shapes, dtypes).
     """
+    path = os.fspath(path)
     if os.path.isdir(path):
         path = os.path.join(path, "model.npz")
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = {key: archive[key] for key in archive.files}
-    recipe = json.loads(str(arrays.pop("recipe")))
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        recipe = json.loads(str(arrays.pop("recipe")))
+    except FileNotFoundError:
+        raise ValueError(f"{path} does not exist: is this the folder of a finished "
+                         "`python -m convlab.train` run?") from None
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise ValueError(f"cannot read {path} ({type(error).__name__}: {error}); it is damaged "
+                         "or not a model.npz written by `python -m convlab.train`") from None
+    if not isinstance(recipe, dict):
+        raise ValueError(f"{path}: its recipe entry is not a recipe")
     if "widths" in recipe:
         recipe["widths"] = tuple(recipe["widths"])
     params = {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
     state = {k[len("state/"):]: v for k, v in arrays.items() if k.startswith("state/")}
-    model = build_model(recipe, 0)
+    try:
+        model = build_model(recipe, 0)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{path}: its recipe does not build a model ({error!r})") from None
     if set(params) != set(model.params):
         raise ValueError(f"{path}: parameters {sorted(params)} do not fit the recipe's model "
                          f"{sorted(model.params)}")
+    expected = dict(model.params)
+    if hasattr(model, "state_dict"):
+        expected.update({f"state/{k}": v for k, v in model.state_dict().items()})
+        if set(state) != set(model.state_dict()):
+            raise ValueError(f"{path}: model state {sorted(state)} does not fit the recipe's "
+                             f"model {sorted(model.state_dict())}")
+    for key, value in {**params, **{f"state/{k}": v for k, v in state.items()}}.items():
+        mine = np.asarray(expected[key])
+        if value.shape != mine.shape or value.dtype != mine.dtype:
+            raise ValueError(f"{path}: {key} has shape {value.shape} and dtype {value.dtype}, "
+                             f"but the recipe's model needs {mine.shape} and {mine.dtype}")
     model.params.update(params)
     if state:
         model.load_state_dict(state)
@@ -95,14 +127,24 @@ def main(argv=None):
                         help="test-time augmentation level (default: the first recipe's)")
     parser.add_argument("--out", default=None, help="write the accuracies to this JSON file")
     args = parser.parse_args(argv)
-    # Preprocess exactly as the runs did: the mean and scale come from their training split.
-    num_train = 49000
-    history = os.path.join(args.runs[0], "history.json")
-    if os.path.exists(history):
-        with open(history) as f:
-            num_train = json.load(f).get("num_train", num_train)
+    # Everything is checked, and every model read, before the data is loaded.
+    try:
+        if not 1 <= args.num_test <= 10000:
+            raise ValueError(f"--num-test: expected an integer from 1 to 10000, got {args.num_test}")
+        if args.tta is not None and args.tta not in (0, 1, 2):
+            raise ValueError(f"--tta: expected 0, 1 or 2, got {args.tta}")
+        if args.out:
+            check_writable(os.path.dirname(os.path.abspath(args.out)))
+        loaded = [load_trained_model(run) for run in args.runs]
+        # Preprocess exactly as the runs did: the mean and scale come from their training split.
+        num_train = 49000
+        history = os.path.join(args.runs[0], "history.json")
+        if os.path.exists(history):
+            with open(history) as f:
+                num_train = json.load(f).get("num_train", num_train)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     data = load_data(num_train=num_train, num_val=1000, num_test=args.num_test)
-    loaded = [load_trained_model(run) for run in args.runs]
     tta = loaded[0][1].get("tta", 0) if args.tta is None else args.tta
     mean, members = ensemble_probabilities([m for m, _ in loaded], data["X_test"], tta=tta)
     y = data["y_test"]

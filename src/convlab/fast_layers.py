@@ -30,16 +30,41 @@ not be contiguous.
 The kernels exist in a plain C, a portable vector and (x86-64) an AVX2
 version; the fastest one this CPU runs is chosen at import, and
 :func:`build_info` tells which, and how the kernels were compiled.
+
+Backward passes check their cache (entry types, dtypes, every shape against
+the others and against ``dout``, the recorded pooling winners) before a
+kernel reads it, and raise ``ValueError`` or ``TypeError`` naming the entry:
+a cache that did not come unchanged from the matching forward pass is an
+error, never a crash or a silently wrong gradient.
+
+**Processes and threads.**  The kernels run on OpenMP threads.  GNU's OpenMP
+runtime (libgomp, what GCC builds use) does not survive ``fork()``: a child
+process that started a parallel region after its parent had used two or
+more threads would wait forever.  So in a child made by ``fork()`` (also
+``multiprocessing`` with its ``"fork"`` start method, Python's default on
+Linux up to 3.13) every kernel runs on one thread: it gives the same
+results, more slowly.  Worker processes that should use all cores are best
+started with ``multiprocessing.get_context("forkserver")`` or ``"spawn"``,
+which start a fresh interpreter.
 """
 
+import numbers
 import platform
 
 import numpy as np
 
-from convlab._fast import bn_act as _bn_act
-from convlab._fast import conv as _conv
-from convlab._fast import im2col as _im2col
-from convlab._fast import pool as _pool
+try:
+    from convlab._fast import bn_act as _bn_act
+    from convlab._fast import conv as _conv
+    from convlab._fast import im2col as _im2col
+    from convlab._fast import pool as _pool
+except ImportError as error:  # the Cython extension was never compiled (or not for this Python)
+    raise ImportError(
+        f"convlab.fast_layers needs the compiled kernels of convlab._fast, which cannot be "
+        f"imported ({error}). Build them from the root of the source tree with "
+        f"`pip install -e .` or `python setup.py build_ext --inplace` (this needs a C compiler "
+        f"and Cython), or install convlab from a wheel."
+    ) from error
 from convlab.layers import ACTIVATIONS, batchnorm_settings, conv_output_size, pool_output_size
 
 __all__ = [
@@ -148,8 +173,10 @@ def conv_forward_fast(x, w, b, conv_param):
     ------
     ValueError
         For the shape and parameter errors listed in
-        :func:`convlab.layers.conv_output_size`, a bias that is not of shape
-        ``(F,)``, or a non-real dtype.
+        :func:`convlab.layers.conv_output_size`, or a bias that is not of
+        shape ``(F,)``.
+    TypeError
+        If ``x``, ``w`` or ``b`` is not real-valued (complex, say).
     """
     x, w, b, stride, pad, H_out, W_out = _prepare_conv(x, w, b, conv_param)
     out = np.empty((x.shape[0], w.shape[0], H_out, W_out), dtype=x.dtype)
@@ -176,7 +203,12 @@ def conv_backward_fast(dout, cache):
     Raises
     ------
     ValueError
-        If ``dout`` does not have the shape of the forward output.
+        If ``dout`` does not have the shape of the forward output, or
+        ``cache`` is not a consistent cache of :func:`conv_forward_fast`
+        (see :func:`_conv_cache`).
+    TypeError
+        If ``dout`` is not real-valued, or an entry of ``cache`` has the
+        wrong type or dtype.
 
     Notes
     -----
@@ -188,13 +220,20 @@ def conv_backward_fast(dout, cache):
     channels (it generates fewer columns than col2im scatters), and with as
     many when the padded ``dout`` is small enough for the implicit GEMM
     (no columns at all; see :func:`convlab._fast.conv.implicit_gemm_pays`).
+    The flipped convolution multiplies every filter tap by ``dout``'s zero
+    padding too, which is harmless for finite filters; a filter holding an
+    infinity or a NaN would turn those zeros into NaNs where col2im adds
+    nothing, so such filters take col2im, which forms exactly the products
+    of the naive layer.
     """
-    x, w, stride, pad = cache
-    dout = _check_conv_dout(dout, cache)
-    dw, db = _weight_gradients(dout, cache)
+    checked = _conv_cache(cache)
+    x, w, stride, pad, _, _ = checked
+    dout = _check_conv_dout(dout, checked)
+    dw, db = _weight_gradients(dout, checked)
     F, C, HH, WW = w.shape
     dx = np.empty(x.shape, dtype=x.dtype)
-    if stride == 1 and pad <= HH - 1 and pad <= WW - 1 and _flipped_dx_pays(dout, w, pad):
+    if (stride == 1 and pad <= HH - 1 and pad <= WW - 1 and _flipped_dx_pays(dout, w, pad)
+            and np.isfinite(w).all()):
         w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         _conv.conv_forward(dout, w_flipped, _NO_BIAS[x.dtype.type], dx, 1, HH - 1 - pad, WW - 1 - pad)
     else:
@@ -245,16 +284,11 @@ def conv_backward_im2col(dout, cache):
 
     Same parameters, results and errors as :func:`conv_backward_fast`.
     """
-    x_shape, w, stride, pad, cols = cache
+    x_shape, w, stride, pad, cols, H_out, W_out = _im2col_cache(cache)
     N, C, H, W = x_shape
     F, _, HH, WW = w.shape
-    H_out, W_out = 1 + (H + 2 * pad - HH) // stride, 1 + (W + 2 * pad - WW) // stride
-    dout = np.asarray(dout)
-    if dout.shape != (N, F, H_out, W_out):
-        raise ValueError(
-            f"dout must have the shape of the forward output {(N, F, H_out, W_out)}; got shape {dout.shape}"
-        )
-    dout3 = np.ascontiguousarray(dout, dtype=w.dtype).reshape(N, F, H_out * W_out)
+    dout = _real_dout(dout, (N, F, H_out, W_out), w.dtype)
+    dout3 = dout.reshape(N, F, H_out * W_out)
     db = dout3.sum(axis=(0, 2))
     dw = np.matmul(dout3, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
     dcols = np.matmul(w.reshape(F, -1).T, dout3)  # (N, C * HH * WW, H_out * W_out)
@@ -270,7 +304,7 @@ def _prepare_conv(x, w, b, conv_param):
     F = w.shape[0]
     if b.shape != (F,):
         raise ValueError(f"b must have shape (F,) = ({F},) for w of shape {w.shape}; got shape {b.shape}")
-    dtype = _real_dtype(x, w, b)
+    dtype = _real_dtype(x=x, w=w, b=b)
     x = np.ascontiguousarray(x, dtype=dtype)
     w = np.ascontiguousarray(w, dtype=dtype)
     b = np.ascontiguousarray(b, dtype=dtype)
@@ -301,31 +335,26 @@ def conv_backward_weights_fast(dout, cache):
 
     Raises
     ------
-    ValueError
-        If ``dout`` does not have the shape of the forward output.
+    ValueError, TypeError
+        As for :func:`conv_backward_fast`.
     """
-    return _weight_gradients(_check_conv_dout(dout, cache), cache)
+    checked = _conv_cache(cache)
+    return _weight_gradients(_check_conv_dout(dout, checked), checked)
 
 
-def _weight_gradients(dout, cache):
-    """``(dw, db)`` from a ``dout`` already checked by :func:`_check_conv_dout`."""
-    x, w, stride, pad = cache
+def _weight_gradients(dout, checked):
+    """``(dw, db)`` from a ``dout`` checked by :func:`_check_conv_dout` and a cache checked
+    by :func:`_conv_cache` (``checked``)."""
+    x, w, stride, pad, _, _ = checked
     dw, db = _conv.conv_backward_weights(x, dout, w.shape[2], w.shape[3], stride, pad)
     return dw.reshape(w.shape), db
 
 
-def _check_conv_dout(dout, cache):
-    """``dout`` as a C-contiguous array of the forward output's shape and dtype."""
-    x, w, stride, pad = cache
-    N, C, H, W = x.shape
-    F, _, HH, WW = w.shape
-    H_out, W_out = 1 + (H + 2 * pad - HH) // stride, 1 + (W + 2 * pad - WW) // stride
-    dout = np.asarray(dout)
-    if dout.shape != (N, F, H_out, W_out):
-        raise ValueError(
-            f"dout must have the shape of the forward output {(N, F, H_out, W_out)}; got shape {dout.shape}"
-        )
-    return np.ascontiguousarray(dout, dtype=x.dtype)
+def _check_conv_dout(dout, checked):
+    """``dout`` as a C-contiguous array of the forward output's shape and dtype, for a cache
+    checked by :func:`_conv_cache` (``checked``)."""
+    x, w, stride, pad, H_out, W_out = checked
+    return _real_dout(dout, (x.shape[0], w.shape[0], H_out, W_out), x.dtype)
 
 
 def max_pool_forward_fast(x, pool_param):
@@ -350,12 +379,13 @@ def max_pool_forward_fast(x, pool_param):
     Raises
     ------
     ValueError
-        For the errors listed in :func:`convlab.layers.pool_output_size`,
-        or a non-real dtype.
+        For the errors listed in :func:`convlab.layers.pool_output_size`.
+    TypeError
+        If ``x`` is not real-valued.
     """
     x = np.asarray(x)
     H_out, W_out = pool_output_size(x.shape, pool_param)
-    dtype = _real_dtype(x)
+    dtype = _real_dtype(x=x)
     ph, pw, stride = int(pool_param["pool_height"]), int(pool_param["pool_width"]), int(pool_param["stride"])
     x = np.ascontiguousarray(x, dtype=dtype)
     N, C, H, W = x.shape
@@ -366,7 +396,7 @@ def max_pool_forward_fast(x, pool_param):
     else:
         argmax = np.empty((N, C, H_out, W_out), dtype=np.int32)
         _pool.max_pool_forward(x, out, argmax, ph, pw, stride)
-    return out, (x.shape, argmax, dtype)
+    return out, (x.shape, argmax, dtype, (ph, pw, stride))
 
 
 def max_pool_backward_fast(dout, cache):
@@ -388,15 +418,15 @@ def max_pool_backward_fast(dout, cache):
     Raises
     ------
     ValueError
-        If ``dout`` does not have the shape of the forward output.
+        If ``dout`` does not have the shape of the forward output, or
+        ``cache`` is not a consistent cache of a max pooling forward pass
+        (see :func:`_pool_cache`).
+    TypeError
+        If ``dout`` is not real-valued, or an entry of ``cache`` has the
+        wrong type or dtype.
     """
-    x_shape, argmax, dtype = cache
-    dout = np.asarray(dout)
-    if dout.shape != argmax.shape:
-        raise ValueError(
-            f"dout must have the shape of the forward output {argmax.shape}; got shape {dout.shape}"
-        )
-    dout = np.ascontiguousarray(dout, dtype=dtype)
+    x_shape, argmax, dtype = _pool_cache(cache)
+    dout = _real_dout(dout, argmax.shape, dtype)
     dx = np.empty(x_shape, dtype=dtype)
     if argmax.dtype == np.uint8:  # the 2x2 stride-2 fast path
         _pool.max_pool_backward_2x2(dout, argmax, dx)
@@ -405,18 +435,23 @@ def max_pool_backward_fast(dout, cache):
     return dx
 
 
-def _real_dtype(*arrays):
+def _is_real(dtype):
+    """Whether arrays of ``dtype`` hold real numbers (floats, integers or bools)."""
+    return np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer) or dtype == np.bool_
+
+
+def _real_dtype(**arrays):
     """The floating dtype the kernels compute in: float32 or float64.
 
     float32 (and narrower floats or small ints mixed with float32) stays
     float32; anything wider becomes float64.  Complex or non-numeric input
-    is rejected.
+    is a ``TypeError`` naming the argument (the keyword it is passed by).
     """
-    for a in arrays:
-        if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)
-                or a.dtype == np.bool_):
-            raise ValueError(f"expected real-valued arrays; got dtype {a.dtype} for an array of shape {a.shape}")
-    dtype = np.result_type(*arrays, np.float32)
+    for name, a in arrays.items():
+        if not _is_real(a.dtype):
+            raise TypeError(f"{name} must be real-valued (a float, integer or bool array); "
+                            f"got dtype {a.dtype} for shape {a.shape}")
+    dtype = np.result_type(*arrays.values(), np.float32)
     return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
 
 
@@ -441,13 +476,13 @@ def max_pool_floor_forward_fast(x):
     x = np.asarray(x)
     if x.ndim != 4 or x.shape[2] < 2 or x.shape[3] < 2:
         raise ValueError(f"x must have shape (N, C, H, W) with H, W >= 2; got shape {x.shape}")
-    dtype = _real_dtype(x)
+    dtype = _real_dtype(x=x)
     x = np.ascontiguousarray(x, dtype=dtype)
     N, C, H, W = x.shape
     out = np.empty((N, C, H // 2, W // 2), dtype=dtype)
     argmax = np.empty(out.shape, dtype=np.uint8)
     _pool.max_pool_forward_2x2(x, out, argmax)
-    return out, (x.shape, argmax, dtype)
+    return out, (x.shape, argmax, dtype, (2, 2, 2))
 
 
 def max_pool_floor_backward_fast(dout, cache):
@@ -464,9 +499,13 @@ def max_pool_floor_backward_fast(dout, cache):
     dx : ndarray of shape (N, C, H, W)
         ``dout`` routed to each window's maximum; zero elsewhere, including
         on a dropped last row or column.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`max_pool_backward_fast`.
     """
-    x_shape, argmax, dtype = cache
-    return max_pool_backward_fast(dout, (x_shape, argmax, dtype))
+    return max_pool_backward_fast(dout, cache)
 
 
 #: The codes of the activations of :data:`convlab.layers.ACTIVATIONS` in :mod:`convlab._fast.bn_act`.
@@ -484,7 +523,7 @@ def _channel_rows(x):
     x = np.asarray(x)
     if x.ndim != 4:
         raise ValueError(f"x must have shape (N, C, H, W); got shape {x.shape}")
-    dtype = _real_dtype(x)
+    dtype = _real_dtype(x=x)
     return np.ascontiguousarray(x, dtype=dtype).reshape(x.shape[0], x.shape[1], -1)
 
 
@@ -529,8 +568,15 @@ def activation_backward_fast(dout, cache):
     Returns
     -------
     dx : ndarray of shape (N, C, H, W)
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a ``dout`` of the wrong shape or a complex one, and for a cache
+        that is not a consistent cache of :func:`activation_forward_fast`
+        (see :func:`_activation_cache`).
     """
-    x3, code, alpha, shape = cache
+    x3, code, alpha, shape = _activation_cache(cache)
     d3 = _check_rows_dout(dout, x3, shape)
     C = x3.shape[1]
     dx = np.empty_like(x3)
@@ -540,11 +586,7 @@ def activation_backward_fast(dout, cache):
 
 def _check_rows_dout(dout, x3, shape):
     """``dout`` of the forward output's ``shape``, as rows like ``x3``."""
-    dout = np.asarray(dout)
-    if dout.shape != tuple(shape):
-        raise ValueError(f"dout must have the shape of the forward output {tuple(shape)}; "
-                         f"got shape {dout.shape}")
-    return np.ascontiguousarray(dout, dtype=x3.dtype).reshape(x3.shape)
+    return _real_dout(dout, shape, x3.dtype).reshape(x3.shape)
 
 
 def spatial_batchnorm_act_forward_fast(x, gamma, beta, bn_param, activation="relu", alpha=0.01):
@@ -584,6 +626,7 @@ def spatial_batchnorm_act_forward_fast(x, gamma, beta, bn_param, activation="rel
         if value.shape != (C,):
             raise ValueError(f"{name} must have shape ({C},) to match the channels of x of "
                              f"shape {np.shape(x)}; got shape {value.shape}")
+        _real_dtype(**{name: value})
     gamma = np.ascontiguousarray(gamma, dtype=dtype)
     beta = np.ascontiguousarray(beta, dtype=dtype)
     mode, eps, momentum = batchnorm_settings(bn_param, C, np.float64)
@@ -623,13 +666,20 @@ def spatial_batchnorm_act_backward_fast(dout, cache):
     dgamma, dbeta : ndarray of shape (C,)
         All three in the dtype of the forward output.
 
+    Raises
+    ------
+    ValueError, TypeError
+        For a ``dout`` of the wrong shape or a complex one, and for a cache
+        that is not a consistent cache of
+        :func:`spatial_batchnorm_act_forward_fast` (see :func:`_bn_act_cache`).
+
     Notes
     -----
     In ``'test'`` mode batch norm is the fixed affine map
     ``scale * x + shift`` per channel, so ``dx`` is the activation's gradient
     times ``scale``.
     """
-    mode, x3, mean, invstd, weight, shift, code, alpha, shape = cache
+    mode, x3, mean, invstd, weight, shift, code, alpha, shape = _bn_act_cache(cache)
     d3 = _check_rows_dout(dout, x3, shape)
     C = x3.shape[1]
     dx = np.empty_like(x3)
@@ -645,3 +695,209 @@ def spatial_batchnorm_act_backward_fast(dout, cache):
         dgamma = (dx * xhat).sum(axis=(0, 2))
         dx *= scale[:, None]
     return dx.reshape(shape), dgamma.astype(x3.dtype), dbeta.astype(x3.dtype)
+
+
+# --------------------------------------------------------------------------
+# Checking a cache before a kernel trusts it
+# --------------------------------------------------------------------------
+#
+# The kernels index their buffers with the shapes, strides and window
+# positions a cache holds, without bounds checks (that is what makes them
+# fast).  A cache that did not come unchanged from the matching forward pass
+# -- edited by hand, pickled and mangled, or simply another layer's -- could
+# make them read or write outside their buffers.  So every backward pass
+# first checks its cache: the entry types and dtypes, every shape against the
+# others and against ``dout``, and the recorded window positions of max
+# pooling, in O(1) or one vectorised pass over ``argmax``.  What this cannot
+# catch is a consistent forgery, say an ``argmax`` pointing at another pixel
+# of the same window: that is the gradient of some other input, computed
+# safely.
+
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_INT_MAX = 2**31 - 1  # the kernels take strides, pads and window sizes as C ints
+
+
+def _cache_entries(cache, length, layer):
+    """``cache`` as a tuple of ``length`` entries, as ``layer`` returns it."""
+    if not isinstance(cache, tuple):
+        raise TypeError(f"cache must be the tuple returned by {layer}; got {type(cache).__name__}")
+    if len(cache) != length:
+        raise ValueError(f"cache must be the {length}-tuple returned by {layer}; got a tuple of "
+                         f"{len(cache)} entries (the cache of another layer?)")
+    return cache
+
+
+def _cached_array(value, name, ndim, dtypes=_KERNEL_DTYPES):
+    """Check that cache entry ``name`` is a C-contiguous ``ndim``-D array of one of ``dtypes``."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"cache entry {name} must be a NumPy array; got {type(value).__name__}")
+    if value.ndim != ndim:
+        raise ValueError(f"cache entry {name} must have {ndim} dimensions; got shape {value.shape}")
+    if value.dtype not in dtypes:
+        raise TypeError(f"cache entry {name} must have dtype "
+                        f"{' or '.join(str(d) for d in dtypes)}; got {value.dtype}")
+    if not value.flags.c_contiguous:
+        raise ValueError(f"cache entry {name} must be C-contiguous, as the forward pass made it")
+    return value
+
+
+def _cached_int(value, name, least):
+    """Check that cache entry ``name`` is an integer in ``[least, 2**31 - 1]``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"cache entry {name} must be an integer; got {value!r}")
+    if not least <= value <= _INT_MAX:
+        raise ValueError(f"cache entry {name} must be at least {least} (and fit a C int); got {value}")
+    return int(value)
+
+
+def _cached_shape(value, name):
+    """Check that cache entry ``name`` is a shape ``(N, C, H, W)`` of non-negative integers."""
+    if not isinstance(value, tuple) or len(value) != 4:
+        raise TypeError(f"cache entry {name} must be a shape (N, C, H, W); got {value!r}")
+    return tuple(_cached_int(v, name, 0) for v in value)
+
+
+def _real_dout(dout, shape, dtype):
+    """``dout`` of the forward output's ``shape``, real-valued, as a C-contiguous ``dtype`` array."""
+    dout = np.asarray(dout)
+    if not _is_real(dout.dtype):
+        raise TypeError(f"dout must be real-valued (a float, integer or bool array); got dtype {dout.dtype}")
+    if dout.shape != tuple(shape):
+        raise ValueError(f"dout must have the shape of the forward output {tuple(shape)}; "
+                         f"got shape {dout.shape}")
+    return np.ascontiguousarray(dout, dtype=dtype)
+
+
+def _conv_sizes(x_shape, w_shape, stride, pad):
+    """``(H_out, W_out)`` of a cached convolution, or a ValueError naming the cache."""
+    try:
+        return conv_output_size(x_shape, w_shape, {"stride": stride, "pad": pad})
+    except ValueError as error:
+        raise ValueError(f"cache is not a consistent convolution cache: {error}") from None
+
+
+def _conv_cache(cache):
+    """The checked cache of :func:`conv_forward_fast`: ``(x, w, stride, pad, H_out, W_out)``."""
+    x, w, stride, pad = _cache_entries(cache, 4, "conv_forward_fast")
+    x = _cached_array(x, "x", 4)
+    w = _cached_array(w, "w", 4)
+    if w.dtype != x.dtype:
+        raise TypeError(f"cache entries x and w must have one dtype; got {x.dtype} and {w.dtype}")
+    stride = _cached_int(stride, "stride", 1)
+    pad = _cached_int(pad, "pad", 0)
+    H_out, W_out = _conv_sizes(x.shape, w.shape, stride, pad)
+    return x, w, stride, pad, H_out, W_out
+
+
+def _im2col_cache(cache):
+    """The checked cache of :func:`conv_forward_im2col`: ``(x_shape, w, stride, pad, cols, H_out, W_out)``."""
+    x_shape, w, stride, pad, cols = _cache_entries(cache, 5, "conv_forward_im2col")
+    x_shape = _cached_shape(x_shape, "x_shape")
+    w = _cached_array(w, "w", 4)
+    stride = _cached_int(stride, "stride", 1)
+    pad = _cached_int(pad, "pad", 0)
+    H_out, W_out = _conv_sizes(x_shape, w.shape, stride, pad)
+    cols = _cached_array(cols, "cols", 3, (w.dtype,))
+    F, C, HH, WW = w.shape
+    want = (x_shape[0], C * HH * WW, H_out * W_out)
+    if cols.shape != want:
+        raise ValueError(f"cache entry cols must have shape (N, C * HH * WW, H_out * W_out) = {want}; "
+                         f"got {cols.shape}")
+    return x_shape, w, stride, pad, cols, H_out, W_out
+
+
+def _pool_cache(cache):
+    """The checked cache of a max pooling forward pass: ``(x_shape, argmax, dtype)``.
+
+    The cache is ``(x_shape, argmax, dtype, (pool_height, pool_width, stride))``.
+    A ``uint8`` ``argmax`` is the 2x2 stride-2 kernel's: positions 0 to 3 in
+    each window of a map floor-halved from ``x_shape``.  An ``int32`` one
+    holds flat in-plane indices, and each must lie in its own window.
+    """
+    x_shape, argmax, dtype, window = _cache_entries(cache, 4, "max_pool_forward_fast")
+    N, C, H, W = _cached_shape(x_shape, "x_shape")
+    argmax = _cached_array(argmax, "argmax", 4, (np.dtype(np.uint8), np.dtype(np.int32)))
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"cache entry dtype must be float32 or float64; got {dtype!r}") from None
+    if dtype not in _KERNEL_DTYPES:
+        raise TypeError(f"cache entry dtype must be float32 or float64; got {dtype}")
+    if not isinstance(window, tuple) or len(window) != 3:
+        raise TypeError(f"cache entry window must be (pool_height, pool_width, stride); got {window!r}")
+    ph, pw, stride = (_cached_int(v, "window", 1) for v in window)
+    if argmax.dtype == np.uint8:
+        if (ph, pw, stride) != (2, 2, 2):
+            raise ValueError(f"cache entry argmax of dtype uint8 belongs to 2x2 stride-2 pooling; "
+                             f"got window {window}")
+        want = (N, C, H // 2, W // 2)
+    else:
+        try:
+            want = (N, C) + pool_output_size((N, C, H, W), {"pool_height": ph, "pool_width": pw,
+                                                            "stride": stride})
+        except ValueError as error:
+            raise ValueError(f"cache is not a consistent pooling cache: {error}") from None
+    if argmax.shape != want:
+        raise ValueError(f"cache entry argmax must have shape {want} for x_shape {(N, C, H, W)} "
+                         f"and window {(ph, pw, stride)}; got {argmax.shape}")
+    if argmax.size == 0:
+        return (N, C, H, W), argmax, dtype
+    if argmax.dtype == np.uint8:
+        if argmax.max() > 3:
+            raise ValueError(f"cache entry argmax holds window positions 0 to 3; found {argmax.max()}")
+    else:
+        # one pass: the row and column of every winner must lie in its window
+        H_out, W_out = argmax.shape[2:]
+        row, col = np.divmod(argmax, W)
+        top = (np.arange(H_out) * stride)[:, None]
+        left = np.arange(W_out) * stride
+        inside = (row >= top) & (row < top + ph) & (col >= left) & (col < left + pw)
+        if not inside.all():
+            raise ValueError(f"cache entry argmax must index a pixel of each window; "
+                             f"{argmax.size - np.count_nonzero(inside)} entries do not")
+    return (N, C, H, W), argmax, dtype
+
+
+def _cached_rows(x3, code, alpha, shape):
+    """Check the entries shared by the activation and batch norm caches; return them cleaned."""
+    x3 = _cached_array(x3, "x3", 3)
+    code = _cached_int(code, "activation code", 0)
+    if code not in _ACTIVATION_CODES.values():
+        raise ValueError(f"cache entry activation code must be one of "
+                         f"{sorted(_ACTIVATION_CODES.values())}; got {code}")
+    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, numbers.Real):
+        raise TypeError(f"cache entry alpha must be a real number; got {alpha!r}")
+    shape = _cached_shape(shape, "shape")
+    N, C, H, W = shape
+    if x3.shape != (N, C, H * W):
+        raise ValueError(f"cache entry x3 must have shape (N, C, H * W) = {(N, C, H * W)} for "
+                         f"shape {shape}; got {x3.shape}")
+    return x3, code, float(alpha), shape
+
+
+def _activation_cache(cache):
+    """The checked cache of :func:`activation_forward_fast`: ``(x3, code, alpha, shape)``."""
+    return _cached_rows(*_cache_entries(cache, 4, "activation_forward_fast"))
+
+
+def _bn_act_cache(cache):
+    """The checked cache of :func:`spatial_batchnorm_act_forward_fast`.
+
+    ``(mode, x3, mean, invstd, weight, shift, code, alpha, shape)``: ``mean``
+    and ``invstd`` float64 of shape (C,), ``weight`` and ``shift`` (gamma
+    and beta in train mode, scale and shift in test mode) of shape (C,) in
+    the dtype of ``x3``.
+    """
+    mode, x3, mean, invstd, weight, shift, code, alpha, shape = _cache_entries(
+        cache, 9, "spatial_batchnorm_act_forward_fast")
+    if not isinstance(mode, str) or mode not in ("train", "test"):
+        raise ValueError(f"cache entry mode must be 'train' or 'test'; got {mode!r}")
+    x3, code, alpha, shape = _cached_rows(x3, code, alpha, shape)
+    C = x3.shape[1]
+    for name, value, dtype in (("mean", mean, np.dtype(np.float64)), ("invstd", invstd, np.dtype(np.float64)),
+                               ("gamma/scale", weight, x3.dtype), ("beta/shift", shift, x3.dtype)):
+        _cached_array(value, name, 1, (dtype,))
+        if value.shape != (C,):
+            raise ValueError(f"cache entry {name} must have shape ({C},) to match x3 of shape "
+                             f"{x3.shape}; got {value.shape}")
+    return mode, x3, mean, invstd, weight, shift, code, alpha, shape

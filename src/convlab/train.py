@@ -326,7 +326,10 @@ def main(argv=None):
 def _profile(parser, args):
     """``--profile``: time one training step part by part, print the table, maybe save it."""
     try:
-        resolve_recipe(args.recipe, args.set)
+        if resolve_recipe(args.recipe, args.set)["model"] != "convnet":
+            convnets = sorted(n for n, r in RECIPES.items() if r["model"] == "convnet")
+            raise ValueError(f"--profile needs a ConvNet recipe ({', '.join(convnets)}), "
+                             f"not {args.recipe!r}")
         if args.out:
             check_writable(args.out)
         rows, total = profile_step(args.recipe, args.set)

@@ -10,7 +10,9 @@ the HTML::
 It needs Debian's ``chromium`` (``/usr/bin/chromium``, or the path in
 ``$CONVLAB_CHROMIUM``) and Playwright's Python package, which drives that
 browser; it never downloads a browser of its own. ``CONVLAB_BOOK_HTML`` may
-name another build directory than ``_build/html``.
+name another build directory than ``_build/html``. Full-page screenshots of
+every chapter at 1280 px and 400 px are kept in ``_build/screenshots`` (or
+``$CONVLAB_SCREENSHOTS``).
 """
 
 import functools
@@ -49,9 +51,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="session")
-def server_url(html_dir):
-    handler = functools.partial(_QuietHandler, directory=str(html_dir))
+def _serve(directory):
+    """Serve ``directory`` on 127.0.0.1 for as long as the generator runs."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -61,6 +63,25 @@ def server_url(html_dir):
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture(scope="session")
+def server_url(html_dir):
+    yield from _serve(html_dir)
+
+
+@pytest.fixture(scope="session")
+def fixture_url():
+    """The known-bad pages of ``tests/browser/fixtures`` (they need no build)."""
+    yield from _serve(Path(__file__).parent / "fixtures")
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir():
+    """Where the full-page screenshots of every chapter are kept: ``_build/screenshots``."""
+    path = Path(os.environ.get("CONVLAB_SCREENSHOTS", ROOT / "_build" / "screenshots"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,21 @@
 """Open every page of the built book in headless Chromium and check what a reader sees.
 
 For each page: it loads over HTTP, its title is the chapter's, MathJax has
-typeset its equations (``mjx-container`` elements, no ``mjx-merror``), every
-image has loaded (``naturalWidth > 0``) and chapters with figures show them,
-and no resource the page asks for (scripts, fonts, images) fails to load.
+typeset its equations (``mjx-container`` elements), every image has loaded
+(``naturalWidth > 0``) and chapters with figures show them. Then, at a
+desktop width (1280 px) and a phone width (400 px), the page must read clean:
+
+- no TeX left in the rendered text (a literal ``$``, ``$$`` or ``\\command``
+  outside code and typeset math) and no MathJax error node;
+- at 1280 px nothing in the article column scrolls sideways or reaches past
+  its edge (code blocks, outputs, equations, tables); at 400 px the page is
+  not wider than the screen;
+- no error in the browser's console, no uncaught script error, and no
+  request that fails (scripts, fonts, images, the favicon).
+
+A full-page screenshot of every page at both widths is kept in
+``_build/screenshots``. Every check is also run on the known-bad pages in
+``fixtures/`` and must fail there, so that none of them can pass vacuously.
 Finally every internal link of every page must resolve.
 """
 
@@ -12,6 +24,8 @@ import urllib.parse
 import urllib.request
 
 import pytest
+
+import page_checks
 
 BOOK_TITLE = "convlab"
 
@@ -25,17 +39,10 @@ PAGES = [
     ("book/05-three-layer-convnet.html", "5. A three-layer ConvNet", 2),
     ("book/06-spatial-batchnorm.html", "6. Spatial batch normalization", 0),
     ("book/07-experiments.html", "7. Experiments", 1),
+    ("book/08-performance-notes.html", "8. Performance notes", 0),
 ]
 
-MATHJAX_DONE = """
-async () => {
-    if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) {
-        return -1;
-    }
-    await MathJax.startup.promise;
-    return document.querySelectorAll('mjx-container').length;
-}
-"""
+WIDTHS = {"1280px": 1280, "400px": 400}
 
 IMAGES = """
 () => Array.from(document.querySelectorAll('article img')).map(img => ({
@@ -59,6 +66,11 @@ def page(browser_context):
         else None,
     )
     page.failed_requests = failed
+    console = []
+    page.on("console", lambda message: console.append(message.text)
+            if message.type == "error" else None)
+    page.on("pageerror", lambda error: console.append(f"uncaught: {error}"))
+    page.console_errors = console
     yield page
     page.close()
 
@@ -72,10 +84,9 @@ def test_page_renders(page, server_url, path, title, min_figures):
     heading = page.locator("article h1").first.inner_text()
     assert heading.replace("#", "").strip() == title
 
-    typeset = page.evaluate(MATHJAX_DONE)
+    typeset = page_checks.wait_until_settled(page)
     assert typeset != -1, f"{path}: MathJax did not load"
     assert typeset > 0, f"{path}: no typeset math (no mjx-container elements)"
-    assert page.locator("mjx-merror").count() == 0, f"{path}: MathJax reported a TeX error"
 
     images = page.evaluate(IMAGES)
     broken = [image["src"] for image in images if not image["complete"] or image["width"] == 0]
@@ -85,10 +96,62 @@ def test_page_renders(page, server_url, path, title, min_figures):
         f"{path}: expected at least {min_figures} figures, found {len(figures)}"
     )
 
-    # Fonts (MathJax's included) load after typesetting; wait for them, not for "network idle",
-    # which a busy machine can miss even when every request succeeded.
-    page.evaluate("async () => { await document.fonts.ready; }")
     assert not page.failed_requests, f"{path}: failed requests: {page.failed_requests}"
+
+
+def _read_page(page, url, width):
+    """Open ``url`` at ``width`` px and collect every finding of the reading checks."""
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(url, wait_until="load")
+    # Fonts (MathJax's included) load after typesetting; wait for them, not for
+    # "network idle", which a busy machine can miss even when every request succeeded.
+    page_checks.wait_until_settled(page)
+    findings = {
+        "TeX in the rendered text": page_checks.stray_tex(page),
+        "MathJax errors": page_checks.mathjax_errors(page),
+        "console errors": list(page.console_errors),
+        "failed requests": list(page.failed_requests),
+    }
+    if width >= 1280:
+        findings["wider than the article column"] = page_checks.column_overflow(page)
+    else:
+        findings["wider than the screen"] = page_checks.page_overflow(page)
+    return {name: found for name, found in findings.items() if found}
+
+
+@pytest.mark.parametrize("width", WIDTHS.values(), ids=WIDTHS.keys())
+@pytest.mark.parametrize("path", [p[0] for p in PAGES])
+def test_page_reads_clean(page, server_url, screenshot_dir, path, width):
+    findings = _read_page(page, f"{server_url}/{path}", width)
+    name = path.removeprefix("book/").removesuffix(".html")
+    page.screenshot(path=screenshot_dir / f"{name}-{width}.png", full_page=True)
+    assert not findings, f"{path} at {width} px: " + "; ".join(
+        f"{kind}: {found[:10]}" for kind, found in findings.items())
+
+
+# (fixture page, width, the kind of finding it must produce)
+KNOWN_BAD = [
+    ("stray-tex.html", 1280, "TeX in the rendered text"),
+    ("stray-tex.html", 400, "TeX in the rendered text"),
+    ("mathjax-error.html", 1280, "MathJax errors"),
+    ("wide-code.html", 1280, "wider than the article column"),
+    ("wide-table.html", 1280, "wider than the article column"),
+    ("wide-page.html", 400, "wider than the screen"),
+    ("console-error.html", 1280, "console errors"),
+    ("failed-request.html", 1280, "failed requests"),
+]
+
+
+@pytest.mark.parametrize("fixture, width, kind", KNOWN_BAD,
+                         ids=[f"{f}-{w}" for f, w, _ in KNOWN_BAD])
+def test_checks_catch_known_bad_pages(page, fixture_url, fixture, width, kind):
+    findings = _read_page(page, f"{fixture_url}/{fixture}", width)
+    assert kind in findings, f"{fixture} at {width} px: {findings}"
+
+
+@pytest.mark.parametrize("width", WIDTHS.values(), ids=WIDTHS.keys())
+def test_checks_pass_a_clean_page(page, fixture_url, width):
+    assert _read_page(page, f"{fixture_url}/clean.html", width) == {}
 
 
 def test_internal_links_resolve(page, server_url):

@@ -16,6 +16,9 @@ cdef extern from "simd.h":
 cdef extern from "omp_compat.h":
     int CONVLAB_OPENMP
     int omp_get_max_threads() noexcept nogil
+    void convlab_mark_forked_child() noexcept nogil
+
+import os
 
 from convlab._fast import SIMD_PATHS, choose_simd_path
 
@@ -73,4 +76,11 @@ def compiled_with():
             "max_threads": omp_get_max_threads()}
 
 
+def _one_thread_after_fork():
+    """Run this module's kernels on one thread from now on (called in a forked child)."""
+    convlab_mark_forked_child()
+
+
 set_simd_path(choose_simd_path(simd_paths()))
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork()
+    os.register_at_fork(after_in_child=_one_thread_after_fork)

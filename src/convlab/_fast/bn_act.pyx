@@ -34,6 +34,8 @@ rounding).
 from cython.parallel cimport prange
 from libc.math cimport erf, exp, sqrt
 
+from convlab._fast._threads cimport all_threads
+
 include "_runtime.pxi"
 
 ctypedef fused real:
@@ -145,7 +147,7 @@ def bn_act_forward_train(const real[:, :, ::1] x, const real[::1] gamma,
     cdef real mr, d, g, b
     cdef const real* xr
     with nogil:
-        for c in prange(C, schedule="static"):
+        for c in prange(C, schedule="static", num_threads=all_threads()):
             s = 0.0
             for n in range(N):
                 xr = &x[n, c, 0]
@@ -181,7 +183,7 @@ def scale_shift_act(const real[:, :, ::1] x, const real[::1] scale,
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t P = x.shape[2], nc, n, c
     with nogil:
-        for nc in prange(N * C, schedule="static"):
+        for nc in prange(N * C, schedule="static", num_threads=all_threads()):
             n = nc // C
             c = nc % C
             _row_act(&x[n, c, 0], &out[n, c, 0], P, scale[c], shift[c], act, <real>alpha)
@@ -197,7 +199,7 @@ def act_backward(const real[:, :, ::1] dout, const real[:, :, ::1] x,
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t P = x.shape[2], nc, n, c
     with nogil:
-        for nc in prange(N * C, schedule="static"):
+        for nc in prange(N * C, schedule="static", num_threads=all_threads()):
             n = nc // C
             c = nc % C
             _row_dact(&dout[n, c, 0], &x[n, c, 0], &dy[n, c, 0], P,
@@ -233,7 +235,7 @@ def bn_act_backward(const real[:, :, ::1] dout, const real[:, :, ::1] x,
     cdef const real* xr
     cdef real* dr
     with nogil:
-        for c in prange(C, schedule="static"):
+        for c in prange(C, schedule="static", num_threads=all_threads()):
             mr = <real>mean[c]
             ir = <real>invstd[c]
             g = <real>(gamma[c] * invstd[c])

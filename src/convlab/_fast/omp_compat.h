@@ -16,4 +16,16 @@
 static inline int omp_get_max_threads(void) { return 1; }
 #endif
 
+/* Fork safety.  GNU libgomp keeps its pool of worker threads across fork(),
+ * but the child has only the thread that called fork: the first parallel
+ * region of two or more threads in the child waits for workers that do not
+ * exist, forever.  A region of one thread never touches the pool, so a
+ * child runs every kernel on one thread.  Each kernel module registers
+ * convlab_mark_forked_child with os.register_at_fork (one flag per module:
+ * this header is compiled into each of them).
+ */
+static int convlab_forked_child = 0;
+static inline void convlab_mark_forked_child(void) { convlab_forked_child = 1; }
+static inline int convlab_in_forked_child(void) { return convlab_forked_child; }
+
 #endif /* CONVLAB_OMP_COMPAT_H */

@@ -1,0 +1,342 @@
+"""The book's diagrams, drawn from the layers they explain and saved as SVG files.
+
+Each ``draw_*`` function returns a :class:`matplotlib.figure.Figure` (not
+registered with ``pyplot``) whose numbers come from :mod:`convlab.layers`, so a
+diagram cannot silently disagree with the code: the output sizes come from
+``conv_output_size``, the pooling gradient from ``max_pool_backward_naive``.
+:func:`save_all` writes every diagram to a directory, byte for byte the same
+on every run (fixed SVG ids, no date in the metadata)::
+
+    python -m convlab.diagrams book/figures
+
+``tests/test_diagrams.py`` redraws them and compares with the committed files.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
+
+from convlab.layers import (
+    conv_output_size,
+    max_pool_backward_naive,
+    max_pool_forward_naive,
+)
+
+__all__ = [
+    "draw_stride_padding",
+    "draw_receptive_field",
+    "draw_maxpool_routing",
+    "draw_im2col",
+    "draw_three_layer_net",
+    "DIAGRAMS",
+    "save_all",
+]
+
+# Colours (colour-blind safe, from the Okabe-Ito palette) and line widths.
+PAD = "#d9d9d9"
+INPUT = "#ffffff"
+HIGHLIGHT = ("#0072b2", "#e69f00", "#009e73", "#cc79a7")
+EDGE = "#404040"
+FONT = 11
+
+
+def _figure(width, height):
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return fig, ax
+
+
+def _grid(ax, top, left, rows, cols, cell=1.0, face=INPUT, labels=None, fontsize=FONT):
+    """Draw a rows x cols grid of squares with its top-left corner at (left, top).
+
+    ``face`` is one colour or an array of colours of shape (rows, cols);
+    ``labels`` an optional array of strings of the same shape. The y axis
+    points down (the axes are inverted by the caller).
+    """
+    faces = np.broadcast_to(np.asarray(face, dtype=object), (rows, cols))
+    for r in range(rows):
+        for c in range(cols):
+            ax.add_patch(Rectangle((left + c * cell, top + r * cell), cell, cell,
+                                   facecolor=faces[r, c], edgecolor=EDGE, linewidth=0.8))
+            if labels is not None and labels[r][c] != "":
+                ax.text(left + (c + 0.5) * cell, top + (r + 0.5) * cell, labels[r][c],
+                        ha="center", va="center", fontsize=fontsize)
+
+
+def _outline(ax, top, left, rows, cols, color, cell=1.0, width=3.0, inset=0.06):
+    ax.add_patch(Rectangle((left + inset, top + inset), cols * cell - 2 * inset,
+                           rows * cell - 2 * inset, fill=False, edgecolor=color,
+                           linewidth=width))
+
+
+def _arrow(ax, start, end, color=EDGE, style="-|>", width=1.5, rad=0.0):
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=14,
+                                 color=color, linewidth=width,
+                                 connectionstyle=f"arc3,rad={rad}"))
+
+
+def _finish(ax, left, right, top, bottom):
+    ax.set_xlim(left, right)
+    ax.set_ylim(bottom, top)  # y grows downwards, like row indices
+
+
+def draw_stride_padding(H=5, kernel=3, stride=2, pad=1):
+    """A 3x3 filter with stride 2 on a 5x5 input padded with one ring of zeros.
+
+    Left: the padded input (padding in grey) with the windows of the first
+    output row outlined in the colours of the outputs they produce (right).
+    """
+    H_out, W_out = conv_output_size((1, 1, H, H), (1, 1, kernel, kernel),
+                                    {"stride": stride, "pad": pad})
+    side = H + 2 * pad
+    faces = np.full((side, side), PAD, dtype=object)
+    faces[pad:pad + H, pad:pad + H] = INPUT
+    labels = [["0" if faces[r, c] == PAD else "" for c in range(side)] for r in range(side)]
+    fig, ax = _figure(6.4, 3.5)
+    _grid(ax, 0, 0, side, side, face=faces, labels=labels, fontsize=9)
+    out_left = side + 2.5
+    out_top = (side - H_out) / 2
+    out_faces = np.full((H_out, W_out), INPUT, dtype=object)
+    for j in range(W_out):
+        color = HIGHLIGHT[j % len(HIGHLIGHT)]
+        _outline(ax, 0, j * stride, kernel, kernel, color, inset=0.06 + 0.08 * j)
+        out_faces[0, j] = color
+    _grid(ax, out_top, out_left, H_out, W_out, face=out_faces)
+    ax.text(side / 2, side + 0.6,
+            f"input {H}x{H}, padded by {pad} (grey zeros)", ha="center", va="top",
+            fontsize=FONT)
+    ax.text(out_left + W_out / 2, out_top + H_out + 0.6,
+            f"output {H_out}x{W_out}\n(each window gives the\noutput of its colour)",
+            ha="center", va="top", fontsize=FONT)
+    ax.text(out_left + W_out / 2, out_top - 0.5,
+            f"{kernel}x{kernel} filter, stride {stride}", ha="center", va="bottom",
+            fontsize=FONT)
+    _finish(ax, -0.3, out_left + W_out + 0.8, -0.3, side + 1.6)
+    return fig
+
+
+def draw_receptive_field(H=7, kernel=3):
+    """Two stacked 3x3 convolutions (stride 1, no padding): what one output sees.
+
+    One output of the second layer (right) depends on a 3x3 window of the
+    first layer's output (middle), which depends on a 5x5 window of the input
+    (left): each layer adds ``kernel - 1`` rows and columns.
+    """
+    params = {"stride": 1, "pad": 0}
+    H1, _ = conv_output_size((1, 1, H, H), (1, 1, kernel, kernel), params)
+    H2, _ = conv_output_size((1, 1, H1, H1), (1, 1, kernel, kernel), params)
+    i = j = H2 // 2  # the output whose receptive field is drawn
+    field1 = kernel
+    field0 = field1 + kernel - 1
+    fig, ax = _figure(6.4, 3.0)
+    lefts = (0, H + 1.5, H + H1 + 3.0)
+    tops = (0, (H - H1) / 2, (H - H2) / 2)
+    sizes = (H, H1, H2)
+    fields = (field0, field1, 1)
+    names = ("input", "layer 1", "layer 2")
+    for left, top, size, field, name, color in zip(lefts, tops, sizes, fields, names,
+                                                    ("#cfe3f2", "#f7dfb0", HIGHLIGHT[2])):
+        faces = np.full((size, size), INPUT, dtype=object)
+        faces[i:i + field, j:j + field] = color
+        _grid(ax, top, left, size, size, face=faces)
+        ax.text(left + size / 2, top + size + 0.4, f"{name}\n{size}x{size}",
+                ha="center", va="top", fontsize=FONT)
+        ax.text(left + j + field / 2, top + i + field / 2,
+                f"{field}x{field}" if field > 1 else "", ha="center", va="center",
+                fontsize=FONT, fontweight="bold")
+    for k in range(2):
+        start = (lefts[k] + j + fields[k], tops[k] + i + fields[k] / 2)
+        end = (lefts[k + 1] + j, tops[k + 1] + i + fields[k + 1] / 2)
+        _arrow(ax, start, end)
+    _finish(ax, -0.3, lefts[2] + H2 + 0.3, -0.3, H + 1.9)
+    return fig
+
+
+MAXPOOL_EXAMPLE = np.array([[1, 3, 2, 0],
+                            [4, 2, 1, 1],
+                            [0, 5, 7, 6],
+                            [2, 1, 8, 3]], dtype=float)
+
+
+def draw_maxpool_routing(x=MAXPOOL_EXAMPLE, dout=((0.1, 0.2), (0.3, 0.4))):
+    """Max pooling 2x2, stride 2, forward (top) and backward (bottom).
+
+    Each window's maximum is outlined; the upstream gradient of each output
+    goes back to that position only, and every other entry gets zero. The
+    pooled values and the routed gradient come from ``max_pool_forward_naive``
+    and ``max_pool_backward_naive``.
+    """
+    pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    x4 = np.asarray(x, dtype=float).reshape(1, 1, 4, 4)
+    out, cache = max_pool_forward_naive(x4, pool_param)
+    dout4 = np.asarray(dout, dtype=float).reshape(1, 1, 2, 2)
+    dx = max_pool_backward_naive(dout4, cache)[0, 0]
+    window_color = np.empty((4, 4), dtype=object)
+    for r in range(4):
+        for c in range(4):
+            window_color[r, c] = HIGHLIGHT[(r // 2) * 2 + c // 2]
+    light = {color: shade for color, shade in zip(
+        HIGHLIGHT, ("#d6e7f3", "#fbe9c6", "#cdeee4", "#f2dcea"))}
+    faces = np.vectorize(light.get, otypes=[object])(window_color)
+    fig, ax = _figure(6.4, 5.2)
+    # Forward: x -> out.
+    _grid(ax, 0, 0, 4, 4, face=faces, labels=[[f"{v:g}" for v in row] for row in x4[0, 0]])
+    pooled = [[f"{v:g}" for v in row] for row in out[0, 0]]
+    out_faces = np.array([[HIGHLIGHT[0], HIGHLIGHT[1]], [HIGHLIGHT[2], HIGHLIGHT[3]]],
+                         dtype=object)
+    out_faces = np.vectorize(light.get, otypes=[object])(out_faces)
+    _grid(ax, 1, 7, 2, 2, face=out_faces, labels=pooled)
+    # Backward: dout -> dx.
+    _grid(ax, 7, 7, 2, 2, face=out_faces,
+          labels=[[f"{v:g}" for v in row] for row in dout4[0, 0]])
+    _grid(ax, 6, 0, 4, 4, face=faces,
+          labels=[[f"{v:g}" if v != 0 else "0" for v in row] for row in dx])
+    for a in range(2):
+        for b in range(2):
+            window = x4[0, 0, 2 * a:2 * a + 2, 2 * b:2 * b + 2]
+            r, c = np.unravel_index(np.argmax(window), (2, 2))
+            color = HIGHLIGHT[a * 2 + b]
+            _outline(ax, 2 * a + r, 2 * b + c, 1, 1, color)
+            _outline(ax, 6 + 2 * a + r, 2 * b + c, 1, 1, color)
+    _arrow(ax, (4.3, 2), (6.8, 2), width=2)
+    _arrow(ax, (6.8, 8), (4.3, 8), width=2)
+    ax.text(5.55, 7.7, "route", ha="center", va="bottom", fontsize=FONT)
+    ax.text(5.55, 1.7, "max", ha="center", va="bottom", fontsize=FONT)
+    ax.text(2, 4.3, "x", ha="center", va="top", fontsize=FONT)
+    ax.text(8, 3.3, "out", ha="center", va="top", fontsize=FONT)
+    ax.text(8, 9.3, "dout", ha="center", va="top", fontsize=FONT)
+    ax.text(2, 10.3, "dx: each dout at its\nwindow's maximum", ha="center", va="top",
+            fontsize=FONT)
+    ax.text(10.2, 2, "forward", ha="left", va="center", fontsize=FONT, style="italic")
+    ax.text(10.2, 8, "backward", ha="left", va="center", fontsize=FONT, style="italic")
+    _finish(ax, -0.3, 12.6, -0.3, 11.8)
+    return fig
+
+
+def draw_im2col(H=3, kernel=2):
+    """im2col on one 3x3 channel holding 1..9, for a 2x2 filter with stride 1.
+
+    Each window of the input (left) becomes one column of the matrix
+    ``X_col`` (right), in the colour of that window; column ``i * W' + j``
+    holds the window whose top-left corner is at ``(i, j)``, read row by row.
+    """
+    H_out, W_out = conv_output_size((1, 1, H, H), (1, 1, kernel, kernel),
+                                    {"stride": 1, "pad": 0})
+    x = np.arange(1, H * H + 1).reshape(H, H)
+    windows = [(i, j) for i in range(H_out) for j in range(W_out)]
+    cols = np.stack([x[i:i + kernel, j:j + kernel].ravel() for i, j in windows], axis=1)
+    fig, ax = _figure(6.4, 3.2)
+    _grid(ax, 0.5, 0, H, H, labels=[[str(v) for v in row] for row in x])
+    for k, (i, j) in enumerate(windows):
+        _outline(ax, 0.5 + i, j, kernel, kernel, HIGHLIGHT[k], inset=0.05 + 0.07 * k,
+                 width=2.5)
+    left = H + 2.5
+    faces = np.empty(cols.shape, dtype=object)
+    for k in range(cols.shape[1]):
+        faces[:, k] = HIGHLIGHT[k]
+    light = dict(zip(HIGHLIGHT, ("#d6e7f3", "#fbe9c6", "#cdeee4", "#f2dcea")))
+    faces = np.vectorize(light.get, otypes=[object])(faces)
+    _grid(ax, 0, left, cols.shape[0], cols.shape[1], face=faces,
+          labels=[[str(v) for v in row] for row in cols])
+    for k in range(cols.shape[1]):
+        _outline(ax, 0, left + k, cols.shape[0], 1, HIGHLIGHT[k], width=2.5)
+        ax.text(left + k + 0.5, -0.15, f"{windows[k]}", ha="center", va="bottom",
+                fontsize=9)
+    _arrow(ax, (H + 0.3, 0.5 + H / 2), (left - 0.3, 0.5 + H / 2), width=2)
+    ax.text(H / 2, 0.5 + H + 0.3, f"input {H}x{H}", ha="center", va="top", fontsize=FONT)
+    ax.text(left + cols.shape[1] / 2, cols.shape[0] + 0.3,
+            f"X_col: {cols.shape[0]} x {cols.shape[1]}\n(one column per window)",
+            ha="center", va="top", fontsize=FONT)
+    ax.text(left + cols.shape[1] + 0.4, 2, "row\n(c, p, q)", ha="left", va="center",
+            fontsize=9)
+    _finish(ax, -0.3, left + cols.shape[1] + 2.2, -1.0, cols.shape[0] + 1.6)
+    return fig
+
+
+def draw_three_layer_net(C=3, H=32, F=32, k=7, D=100, K=10):
+    """The three-layer ConvNet as a column of boxes, with the shape of every array."""
+    H_conv, _ = conv_output_size((1, C, H, H), (F, C, k, k),
+                                 {"stride": 1, "pad": (k - 1) // 2})
+    H_pool = H_conv // 2
+    stages = [
+        (f"input image  {C} x {H} x {H}", None),
+        (f"conv {k}x{k}, {F} filters, stride 1, pad {(k - 1) // 2}", "W1, b1"),
+        (f"ReLU  ->  {F} x {H_conv} x {H_conv}", None),
+        (f"2x2 max pool, stride 2  ->  {F} x {H_pool} x {H_pool}", None),
+        (f"affine {F * H_pool * H_pool:,} -> {D}, ReLU", "W2, b2"),
+        (f"affine {D} -> {K}:  class scores", "W3, b3"),
+        ("softmax loss", None),
+    ]
+    layer_of = {1: "layer 1", 4: "layer 2", 5: "layer 3"}
+    fig, ax = _figure(6.4, 6.0)
+    height, gap, width = 0.9, 0.55, 8.0
+    fills = ("#f0f0f0", "#d6e7f3", "#d6e7f3", "#d6e7f3", "#fbe9c6", "#cdeee4", "#f0f0f0")
+    for s, ((text, params), fill) in enumerate(zip(stages, fills)):
+        top = s * (height + gap)
+        ax.add_patch(FancyBboxPatch((0, top), width, height,
+                                    boxstyle="round,pad=0.02,rounding_size=0.15",
+                                    facecolor=fill, edgecolor=EDGE, linewidth=1.0))
+        ax.text(width / 2, top + height / 2, text, ha="center", va="center", fontsize=FONT)
+        if params is not None:
+            ax.text(width + 0.2, top + height / 2, params, ha="left", va="center",
+                    fontsize=FONT, family="monospace")
+        if s in layer_of:
+            ax.text(-0.2, top + height / 2, layer_of[s], ha="right", va="center",
+                    fontsize=FONT, style="italic")
+        if s + 1 < len(stages):
+            _arrow(ax, (width / 2, top + height), (width / 2, top + height + gap), width=1.2)
+    _finish(ax, -1.7, width + 1.7, -0.2, len(stages) * (height + gap) - gap + 0.2)
+    return fig
+
+
+DIAGRAMS = {
+    "stride_padding": draw_stride_padding,
+    "receptive_field": draw_receptive_field,
+    "maxpool_routing": draw_maxpool_routing,
+    "im2col": draw_im2col,
+    "three_layer_net": draw_three_layer_net,
+}
+
+
+def save_all(directory):
+    """Draw every diagram of :data:`DIAGRAMS` into ``directory`` as ``<name>.svg``.
+
+    The files are identical on every run with the same Matplotlib version:
+    the SVG ids are salted with a fixed string and the metadata carry no date.
+
+    Parameters
+    ----------
+    directory : str or pathlib.Path
+        Created if missing.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, in the order of :data:`DIAGRAMS`.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    style = {"svg.hashsalt": "convlab", "svg.fonttype": "path",
+             "font.family": "DejaVu Sans"}
+    with matplotlib.rc_context(style):
+        for name, draw in DIAGRAMS.items():
+            path = directory / f"{name}.svg"
+            draw().savefig(path, format="svg", metadata={"Date": None, "Creator": None})
+            written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m convlab.diagrams DIRECTORY")
+    for written_path in save_all(sys.argv[1]):
+        print(written_path)

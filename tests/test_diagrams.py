@@ -1,0 +1,49 @@
+"""The committed diagrams in book/figures are exactly what convlab.diagrams draws."""
+
+from pathlib import Path
+
+import pytest
+
+from convlab import diagrams
+
+FIGURES = Path(__file__).resolve().parent.parent / "book" / "figures"
+
+
+def test_every_diagram_is_committed_and_nothing_else():
+    assert sorted(p.stem for p in FIGURES.glob("*.svg")) == sorted(diagrams.DIAGRAMS)
+
+
+@pytest.fixture(scope="module")
+def redrawn(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("figures")
+    return {path.name: path for path in diagrams.save_all(directory)}
+
+
+@pytest.mark.parametrize("name", sorted(diagrams.DIAGRAMS))
+def test_regenerating_gives_the_committed_file(name, redrawn):
+    committed = (FIGURES / f"{name}.svg").read_bytes()
+    assert redrawn[f"{name}.svg"].read_bytes() == committed, (
+        f"book/figures/{name}.svg is out of date: run "
+        "'python -m convlab.diagrams book/figures' and commit the result"
+    )
+
+
+def test_drawing_twice_gives_identical_files(tmp_path):
+    first = diagrams.save_all(tmp_path / "a")
+    second = diagrams.save_all(tmp_path / "b")
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_the_pooling_diagram_routes_the_gradient_to_the_maxima():
+    fig = diagrams.draw_maxpool_routing()
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    # dout entries appear twice (in dout and in dx at the maxima), the rest of dx is 0.
+    for value in ("0.1", "0.2", "0.3", "0.4"):
+        assert texts.count(value) == 2
+    assert texts.count("0") == 12 + 2  # twelve zeros in dx, two in x
+
+
+def test_svgs_carry_no_date():
+    for path in FIGURES.glob("*.svg"):
+        assert "<dc:date>" not in path.read_text(encoding="utf-8")

@@ -1,0 +1,242 @@
+"""A run's output folder: a result is never silently changed by a resumed, re-used or killed run."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from convlab import run_dir, train
+from convlab.solver import Solver
+
+DATA_ROOT = os.environ.get("CONVLAB_DATA") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "shared", "datasets")
+needs_data = pytest.mark.skipif(
+    not os.path.isdir(os.path.join(DATA_ROOT, "cifar-10-batches-py")),
+    reason="CIFAR-10 not found under CONVLAB_DATA")
+
+
+@pytest.fixture(scope="module")
+def data():
+    old = os.environ.get("CONVLAB_DATA")
+    os.environ["CONVLAB_DATA"] = DATA_ROOT
+    try:
+        return train.load_data(512, 64, 64)
+    finally:
+        if old is None:
+            del os.environ["CONVLAB_DATA"]
+        else:
+            os.environ["CONVLAB_DATA"] = old
+
+
+def _run(out, data, **kwargs):
+    kwargs.setdefault("epochs", 2)
+    return train.run("tiny", out=str(out), progress=False, data=data, **kwargs)
+
+
+def _files(folder):
+    return {name: (folder / name).read_bytes() for name in sorted(os.listdir(folder))}
+
+
+# Finding 1: resuming a finished run re-evaluated other weights (the best epoch's
+# batch-norm state, or the un-averaged weights of an EMA recipe) and overwrote
+# model.npz and history.json with other accuracies.
+@needs_data
+@pytest.mark.parametrize("overrides", [[], ["ema_decay=0.9"]], ids=["plain", "ema"])
+def test_resuming_a_finished_run_changes_nothing(tmp_path, data, overrides):
+    first = _run(tmp_path / "a", data, overrides=overrides)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    before = _files(tmp_path / "b")
+    again = _run(tmp_path / "b", data, overrides=overrides, resume=True)
+    assert again["already_complete"] is True
+    assert again["test_predictions"] == first["test_predictions"]
+    assert again["final_val_acc"] == first["final_val_acc"]
+    assert _files(tmp_path / "b") == before               # not one byte rewritten
+
+
+@needs_data
+@pytest.mark.parametrize("overrides", [[], ["ema_decay=0.9"]], ids=["plain", "ema"])
+def test_a_run_killed_after_its_last_checkpoint_resumes_to_the_same_answer(tmp_path, data,
+                                                                           overrides):
+    first = _run(tmp_path / "a", data, overrides=overrides)
+    killed = tmp_path / "killed"
+    shutil.copytree(tmp_path / "a", killed)
+    # killed while evaluating: the last checkpoint is written, the outputs are not
+    (killed / "model.npz").unlink()
+    (killed / "history.json").unlink()
+    manifest = json.loads((killed / "run.json").read_text())
+    (killed / "run.json").write_text(json.dumps(dict(manifest, status="running")))
+    resumed = _run(killed, data, overrides=overrides, resume=True)
+    assert resumed["resumed"] is True and "already_complete" not in resumed
+    assert resumed["test_predictions"] == first["test_predictions"]
+    assert resumed["final_val_acc"] == first["final_val_acc"]
+    assert resumed["loss_history"] == first["loss_history"]
+    assert (killed / "model.npz").read_bytes() == (tmp_path / "a" / "model.npz").read_bytes()
+    assert json.loads((killed / "run.json").read_text())["status"] == "complete"
+
+
+# Finding 2: a fresh run into a used folder neither cleared nor refused the old
+# checkpoints, and --resume took the latest without checking whose it was.
+@needs_data
+def test_a_fresh_run_refuses_a_used_folder_and_overwrite_replaces_only_run_files(tmp_path, data):
+    out = tmp_path / "run"
+    _run(out, data, epochs=2, seed=0)
+    (out / "notes.txt").write_text("the user's own file")
+    with pytest.raises(ValueError, match=r"already holds a training run \(checkpoint_epoch_1"
+                                         r".*pass --resume to continue it or --overwrite"):
+        _run(out, data, epochs=1, seed=1)
+    replaced = _run(out, data, epochs=1, seed=1, overwrite=True)
+    assert replaced["seed"] == 1
+    assert sorted(os.listdir(out)) == ["checkpoint_epoch_1.npz", "history.json", "model.npz",
+                                       "notes.txt", "run.json"]     # epoch 2's checkpoint is gone
+    assert (out / "notes.txt").read_text() == "the user's own file"
+
+
+@needs_data
+def test_resume_refuses_another_runs_folder_naming_what_differs(tmp_path, data):
+    out = tmp_path / "run"
+    _run(out, data, epochs=2, seed=0)
+    (out / "model.npz").unlink()          # make it resumable rather than complete
+    cases = [({"seed": 1}, "seed: 0 in the folder, 1 now"),
+             ({"overrides": ["flip=false"]}, "recipe entry flip: true in the folder, false now"),
+             ({"epochs": 3}, "recipe entry epochs: 2 in the folder, 3 now")]
+    for change, message in cases:
+        kwargs = {"epochs": 2, "seed": 0, **change}
+        with pytest.raises(ValueError, match=message):
+            _run(out, data, resume=True, **kwargs)
+    small = {k: v[:256] for k, v in data.items()}
+    with pytest.raises(ValueError, match="num_train: 512 in the folder, 256 now"):
+        _run(out, small, epochs=2, resume=True)
+
+
+@needs_data
+def test_resume_refuses_a_checkpoint_it_cannot_match_to_the_run(tmp_path, data):
+    out = tmp_path / "run"
+    _run(out, data, epochs=1, seed=0)
+    # a checkpoint written by a Solver that recorded no fingerprint (older convlab)
+    model = train.build_model(train.resolve_recipe("tiny"), 0, data["X_train"])
+    Solver(model, data, batch_size=64, num_epochs=0, verbose=False, progress=False,
+           seed=0).save_checkpoint(out / "checkpoint_epoch_5.npz")
+    with pytest.raises(ValueError, match="records no run fingerprint"):
+        _run(out, data, epochs=1, seed=0, resume=True)
+    # without a manifest or checkpoint, the folder's files cannot be matched either
+    for name in ("run.json", "checkpoint_epoch_1.npz", "checkpoint_epoch_5.npz"):
+        (out / name).unlink()
+    with pytest.raises(ValueError, match="no manifest"):
+        _run(out, data, epochs=1, seed=0, resume=True)
+
+
+@needs_data
+def test_main_says_a_finished_run_is_complete(tmp_path, data, capsys, monkeypatch):
+    monkeypatch.setattr(train, "load_data", lambda *a: data)
+    args = ["--recipe", "tiny", "--epochs", "1", "--num-train", "512", "--num-val", "64",
+            "--num-test", "64", "--no-progress", "--out", str(tmp_path)]
+    assert train.main(args) == 0
+    first = capsys.readouterr().out.splitlines()
+    assert train.main(args + ["--resume"]) == 0
+    second = capsys.readouterr().out.splitlines()
+    assert second[0] == f"the run in {tmp_path} is already complete; its results:"
+    assert second[-2:] == first[-2:]
+
+
+# Item 8: checkpoints were 0600 while other outputs were 0644; a killed run's *.tmp
+# files stayed behind.
+@needs_data
+def test_outputs_have_the_usual_mode_and_orphaned_temporary_files_go(tmp_path, data):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint_epoch_2.npz.k3x9a1.tmp").write_bytes(b"half a checkpoint")
+    (out / "model.npz.q0w2e4.tmp").write_bytes(b"half a model")
+    (out / "my.tmp").write_text("not the run's")
+    _run(out, data, epochs=1)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for name in ("checkpoint_epoch_1.npz", "model.npz", "history.json", "run.json"):
+        assert (out / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+    assert sorted(os.listdir(out)) == ["checkpoint_epoch_1.npz", "history.json", "model.npz",
+                                       "my.tmp", "run.json"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the folder lock is an flock")
+def test_two_runs_never_share_a_folder(tmp_path):
+    fp = run_dir.fingerprint({"epochs": 1}, 0, 1, 1, 1)
+    with run_dir.RunFolder(tmp_path, fp) as folder:
+        assert folder.state == "fresh"
+        with pytest.raises(ValueError, match="another run is using this folder"):
+            with run_dir.RunFolder(tmp_path, fp):
+                pass
+    with run_dir.RunFolder(tmp_path, fp) as folder:    # released on leaving
+        assert folder.state == "fresh"
+
+
+def test_differences_name_every_entry():
+    a = run_dir.fingerprint({"epochs": 2, "widths": (4, 8)}, 0, 10, 5, 5)
+    b = run_dir.fingerprint({"epochs": 2, "widths": [4, 16], "tta": 1}, 3, 10, 5, 5)
+    assert run_dir.differences(a, a) == []
+    assert run_dir.differences(a, b) == [
+        "recipe entry tta: null in the folder, 1 now",
+        "recipe entry widths: [4, 8] in the folder, [4, 16] now",
+        "seed: 0 in the folder, 3 now"]
+
+
+# Item 8: crafted checkpoints with a missing key raised KeyError tracebacks, a float64
+# parameter was accepted silently; the ensemble gave a raw traceback on a missing or
+# truncated model.npz.
+@needs_data
+def test_resume_refuses_crafted_checkpoints(tmp_path, data):
+    recipe = train.resolve_recipe("tiny")
+    model = train.build_model(recipe, 0, data["X_train"])
+    solver = Solver(model, data, batch_size=64, num_epochs=1, verbose=False, progress=False,
+                    seed=0)
+    solver.train()
+    good = tmp_path / "good.npz"
+    solver.save_checkpoint(good)
+    with np.load(good) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    meta = json.loads(str(arrays["meta"]))
+
+    def crafted(name, change_arrays=None, change_meta=None):
+        a, m = dict(arrays), dict(meta)
+        (change_arrays or (lambda a: None))(a)
+        (change_meta or (lambda m: None))(m)
+        a["meta"] = np.array(json.dumps(m))
+        np.savez(tmp_path / name, **a)
+        return tmp_path / name
+
+    cases = [
+        (crafted("no_rng.npz", change_meta=lambda m: m.pop("rng")), "lacks the meta entries \\['rng'\\]"),
+        (crafted("no_iteration.npz", change_meta=lambda m: m.pop("iteration")), "'iteration'"),
+        (crafted("f64.npz", lambda a: a.update({"params/W1_1": a["params/W1_1"].astype(np.float64)})),
+         "params entry 'W1_1' has shape .* and dtype float64 .* dtype float32 in the model"),
+        (crafted("no_best.npz", lambda a: a.pop("best/W1_1")), "best/\\* entries"),
+        (crafted("no_state.npz", lambda a: a.pop("model_state/whiten_w")), "model_state/\\* entries"),
+        (crafted("no_optim.npz", change_meta=lambda m: m["optim_scalars"].pop("W1_1")),
+         "optimizer settings"),
+    ]
+    for path, message in cases:
+        fresh = train.build_model(recipe, 0, data["X_train"])
+        other = Solver(fresh, data, batch_size=64, num_epochs=1, verbose=False, progress=False,
+                       seed=0)
+        with pytest.raises(ValueError, match=message):
+            other.resume(path)
+
+
+@needs_data
+def test_ensemble_names_a_missing_or_damaged_model(tmp_path, data, capsys, monkeypatch):
+    from convlab import ensemble
+
+    monkeypatch.setattr(ensemble, "load_data", lambda **kw: pytest.fail("data loaded first"))
+    _run(tmp_path / "run", data, epochs=1)
+    damaged, missing = tmp_path / "damaged", tmp_path / "missing"
+    damaged.mkdir()
+    missing.mkdir()
+    (damaged / "model.npz").write_bytes((tmp_path / "run" / "model.npz").read_bytes()[:500])
+    for folder, message in ((missing, "model.npz does not exist"),
+                            (damaged, "cannot read .*model.npz .*damaged")):
+        with pytest.raises(ValueError, match=message):
+            ensemble.load_trained_model(str(folder))
+        with pytest.raises(SystemExit) as exit_info:
+            ensemble.main([str(tmp_path / "run"), str(folder)])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and "Traceback" not in err and "model.npz" in err
