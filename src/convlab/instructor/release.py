@@ -25,8 +25,9 @@ INSTRUCTOR_ONLY = (
     "benchmarks/*",
     "book/instructors.md",
     ".ci/*",
-    # checks the chapters' stored outputs, which a released chapter does not have
+    # check the chapters' stored outputs, which a released chapter does not have
     "tests/test_book_outputs.py",
+    "tests/load/*",
 )
 MARKED_SUFFIXES = (".py", ".pyx", ".pxd", ".pxi")
 MANIFEST = "src/convlab/submit/assignment.json"
