@@ -260,3 +260,13 @@ def test_grading_table_and_summary(kit):
                        "--out", "grades", "--no-progress", cwd=kit["work"])
     assert again.splitlines()[-1].startswith("graded 0 submissions in ")
     assert "(8 graded before, not again)" in again.splitlines()[-1]
+
+
+def test_chapters_state_the_points_the_tests_carry(kit):
+    """Each "Points in the course kit" line of a chapter matches the graded tests' marks."""
+    full = {t["name"]: t["max_points"] for t in kit["results"]["solved"]["tests"]}
+    stated = {}
+    for chapter in sorted((ROOT / "book").glob("*.ipynb")):
+        for line in re.findall(r"Points in the course kit: ([^\n]*)", chapter.read_text()):
+            stated.update({e: float(p) for e, p in re.findall(r"`([a-z_.]+)` (\d+)", line)})
+    assert stated == full
