@@ -7,6 +7,7 @@ import pytest
 from convlab.submit.pytest_plugin import (  # noqa: F401
     pytest_collection_modifyitems,
     pytest_configure,
+    pytest_make_collect_report,
     pytest_runtest_makereport,
 )
 

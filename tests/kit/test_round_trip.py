@@ -143,6 +143,10 @@ def test_2_student_public_tests_fail_exactly_on_the_assigned_exercises(kit):
                                "import convlab.layers as L; print(L.__file__)"],
                               env=student_env(tree), capture_output=True, text=True, cwd=tree)
     assert imported.returncode == 0 and imported.stdout.strip().startswith(str(tree)), imported.stderr
+    # every public test module can be collected (one that calls a stub at import is skipped)
+    collected = subprocess.run([sys.executable, "-m", "pytest", "tests", "--collect-only", "-q", "-p", "no:cacheprovider"],
+                               env=student_env(tree), cwd=tree, capture_output=True, text=True)
+    assert collected.returncode == 0, collected.stdout[-3000:]
     report = kit["work"] / "student-tests.xml"
     subprocess.run([sys.executable, "-m", "pytest", *EXERCISE_TEST_FILES, "-q", "-p", "no:cacheprovider",
                     f"--junitxml={report}"], env=student_env(tree), cwd=tree, capture_output=True)

@@ -7,8 +7,9 @@ of the assigned exercises run.
 In a released assignment, a test that is *not* about exercise ``X`` but calls
 its still-stubbed function (for example a fast-layer test that uses the naive
 layer as its oracle) would fail for a reason the student already knows about.
-Such a test is reported as skipped, with the reason "needs exercise X", and
-runs normally once ``X`` is implemented. A test marked with ``X`` fails as usual.
+Such a test (or a test module that calls the stub when it is imported) is
+reported as skipped, with the reason "needs exercise X", and runs normally
+once ``X`` is implemented. A test marked with ``X`` fails as usual.
 """
 
 import os
@@ -51,6 +52,21 @@ def stubbed_exercise(excinfo):
     if match and released and match["id"] in released["exercises"]:
         return match["id"]
     return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """A test module that calls a stub when it is imported (to build reference arrays, say) is skipped."""
+    outcome = yield
+    report = outcome.get_result()
+    released = assignment()
+    if not report.failed or released is None:
+        return
+    match = re.search(r"NotImplementedError: (?P<id>[a-z][a-z0-9_.]*): implement ", report.longreprtext)
+    if match and match["id"] in released["exercises"]:
+        report.outcome = "skipped"
+        report.longrepr = (str(collector.path), 0,
+                           f"Skipped: needs exercise {match['id']}, which is not implemented yet")
 
 
 @pytest.hookimpl(hookwrapper=True)
