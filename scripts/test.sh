@@ -13,7 +13,10 @@
 #                                 while chapter 3 is re-executed and compared)
 #   5. the HTML build             jupyter-book build --all . -W --keep-going
 #   6. the browser test           pytest tests/browser
-#   7. portability                bash scripts/check-portability.sh (other builds of
+#   7. course kit                 pytest tests/kit (release every exercise, check the student's
+#                                 tree and chapters, solve, grade planted bad submissions;
+#                                 skipped in a student's copy, which has no convlab.instructor)
+#   8. portability                bash scripts/check-portability.sh (other builds of
 #                                 the kernels: no OpenMP, clang, an old CPU, aarch64,
 #                                 the wheel; CONVLAB_PORTABILITY=0 skips it)
 # Every stage runs even if an earlier one failed (the browser test is skipped
@@ -93,6 +96,12 @@ else
     summary+=("FAILED browser test: not run, the HTML build failed")
     failed=1
     total_failed=$((total_failed + 1))
+fi
+
+if [[ -d src/convlab/instructor ]]; then
+    run_stage "course kit" "$VPY" -m pytest tests/kit -p no:cacheprovider || true
+else
+    summary+=("skip   course kit: no src/convlab/instructor (a student's copy)")
 fi
 
 if [[ "${CONVLAB_PORTABILITY:-1}" != 0 ]]; then

@@ -69,6 +69,7 @@ def test_conv_relu_gradient_check(rng, one_openmp_thread):
     assert rel_error(db, db_num) < 1e-9
 
 
+@pytest.mark.exercise("sandwich.conv_relu_pool", points=2)
 def test_conv_relu_pool_gradient_check(rng, one_openmp_thread):
     x = rng.standard_normal((2, 3, 8, 8))
     w = rng.standard_normal((3, 3, 3, 3))

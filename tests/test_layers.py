@@ -96,6 +96,7 @@ def test_leaky_relu_forward_and_backward(rng):
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.exercise("conv.forward", points=2)
 def test_conv_forward_naive_matches_course_reference():
     x_shape, w_shape = (2, 3, 4, 4), (3, 3, 4, 4)
     x = np.linspace(-0.1, 0.5, num=np.prod(x_shape)).reshape(x_shape)
@@ -117,6 +118,7 @@ def test_conv_forward_naive_matches_course_reference():
     assert rel_error(out, correct_out) < 1e-7
 
 
+@pytest.mark.exercise("conv.forward", points=2)
 def test_conv_forward_naive_against_explicit_sum(rng):
     """Non-square filters, stride 2: compare with the defining formula written out."""
     x = rng.standard_normal((2, 3, 7, 6))
@@ -133,6 +135,7 @@ def test_conv_forward_naive_against_explicit_sum(rng):
         assert abs(out[n, f, i, j] - total) < 1e-12
 
 
+@pytest.mark.exercise("conv.backward", points=1)
 @pytest.mark.parametrize(
     "x_shape, w_shape, conv_param",
     [
@@ -162,6 +165,7 @@ def test_conv_backward_naive_gradient_check(rng, x_shape, w_shape, conv_param):
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.exercise("pool.forward", points=1)
 def test_max_pool_forward_naive_matches_course_reference():
     x_shape = (2, 3, 4, 4)
     x = np.linspace(-0.3, 0.4, num=np.prod(x_shape)).reshape(x_shape)
@@ -181,6 +185,7 @@ def test_max_pool_forward_naive_matches_course_reference():
     assert rel_error(out, correct_out) < 1e-7
 
 
+@pytest.mark.exercise("pool.forward", points=1)
 def test_max_pool_forward_overlapping_non_square_windows(rng):
     x = rng.standard_normal((2, 3, 6, 7))
     pool_param = {"pool_height": 3, "pool_width": 2, "stride": 1}
@@ -190,6 +195,7 @@ def test_max_pool_forward_overlapping_non_square_windows(rng):
         assert out[n, c, i, j] == x[n, c, i:i + 3, j:j + 2].max()
 
 
+@pytest.mark.exercise("pool.backward", points=1)
 @pytest.mark.parametrize(
     "x_shape, pool_param",
     [
@@ -208,6 +214,7 @@ def test_max_pool_backward_naive_gradient_check(rng, x_shape, pool_param):
     assert rel_error(dx, dx_num) < 1e-10
 
 
+@pytest.mark.exercise("pool.backward", points=1)
 def test_max_pool_backward_routes_ties_to_first_maximum_in_row_major_order():
     pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
     x = np.array([[[[1.0, 5.0, 7.0, 7.0],
@@ -224,6 +231,7 @@ def test_max_pool_backward_routes_ties_to_first_maximum_in_row_major_order():
     assert np.array_equal(dx, expected)
 
 
+@pytest.mark.exercise("pool.backward", points=1)
 def test_max_pool_backward_overlapping_windows_accumulate():
     """With stride 1, an input that is the maximum of two windows receives both gradients."""
     x = np.array([[[[0.0, 9.0, 0.0]]]])
@@ -234,6 +242,7 @@ def test_max_pool_backward_overlapping_windows_accumulate():
     assert np.array_equal(dx, [[[[0.0, 3.5, 0.0]]]])
 
 
+@pytest.mark.exercise("pool.backward", points=1)
 def test_max_pool_backward_all_equal_window_goes_to_top_left():
     x = np.ones((1, 2, 3, 3))
     out, cache = max_pool_forward_naive(x, {"pool_height": 3, "pool_width": 3, "stride": 1})
@@ -351,6 +360,7 @@ def test_batchnorm_backward_alt_equals_graph_version(rng):
     assert rel_error(dbeta1, dbeta2) < 1e-14
 
 
+@pytest.mark.exercise("spatial_bn.forward", points=1)
 def test_spatial_batchnorm_train_mode_statistics_per_channel(rng):
     x = 4 * rng.standard_normal((2, 3, 4, 5)) + 10
     out, _ = spatial_batchnorm_forward(x, np.ones(3), np.zeros(3), {"mode": "train"})
@@ -363,6 +373,7 @@ def test_spatial_batchnorm_train_mode_statistics_per_channel(rng):
     assert np.allclose(out.std(axis=(0, 2, 3)), gamma, rtol=1e-5)
 
 
+@pytest.mark.exercise("spatial_bn.forward", points=1)
 def test_spatial_batchnorm_test_mode_uses_running_statistics(rng):
     N, C, H, W = 10, 4, 11, 12
     gamma, beta = np.ones(C), np.zeros(C)
@@ -380,6 +391,7 @@ def test_spatial_batchnorm_test_mode_uses_running_statistics(rng):
     assert rel_error(out, expected) < 1e-12
 
 
+@pytest.mark.exercise("spatial_bn.backward", points=2)
 def test_spatial_batchnorm_backward_gradient_check(rng):
     N, C, H, W = 2, 3, 4, 5
     x = 5 * rng.standard_normal((N, C, H, W)) + 12

@@ -47,6 +47,7 @@ def test_seed_makes_initialization_reproducible():
     assert not np.array_equal(a.params["W1"], c.params["W1"])
 
 
+@pytest.mark.exercise("three_layer.loss", points=1)
 def test_initial_loss_is_log_num_classes_and_grows_with_reg(rng, one_openmp_thread):
     model = ThreeLayerConvNet(seed=0)
     X = rng.standard_normal((10, 3, 32, 32))
@@ -60,6 +61,7 @@ def test_initial_loss_is_log_num_classes_and_grows_with_reg(rng, one_openmp_thre
     assert loss_reg > loss + 0.1
 
 
+@pytest.mark.exercise("three_layer.loss", points=1)
 def test_regularization_adds_half_reg_sum_of_squares(rng):
     kwargs = dict(input_dim=(2, 8, 8), num_filters=3, filter_size=3, hidden_dim=5, weight_scale=0.1,
                   dtype=np.float64, seed=5)
@@ -76,6 +78,7 @@ def test_regularization_adds_half_reg_sum_of_squares(rng):
         assert rel_error(grads1[k], expected) < 1e-12, k
 
 
+@pytest.mark.exercise("three_layer.loss", points=1)
 @pytest.mark.parametrize("reg", [0.0, 0.3])
 def test_gradient_check_on_3x16x16_inputs(rng, one_openmp_thread, reg):
     """The check a known broken version could not run: it hard-coded the flattened size.

@@ -128,10 +128,12 @@ def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
     cache : tuple
         For :func:`conv_relu_pool_backward`.
     """
+    # BEGIN SOLUTION sandwich.conv_relu_pool
     a, conv_cache = conv_forward_fast(x, w, b, conv_param)
     s, relu_cache = relu_forward(a)
     out, pool_cache = max_pool_forward_fast(s, pool_param)
     return out, (conv_cache, relu_cache, pool_cache)
+    # END SOLUTION
 
 
 def conv_relu_pool_backward(dout, cache):
@@ -150,9 +152,11 @@ def conv_relu_pool_backward(dout, cache):
     db : ndarray of shape (F,)
     """
     conv_cache, relu_cache, pool_cache = cache
+    # BEGIN SOLUTION sandwich.conv_relu_pool
     ds = max_pool_backward_fast(dout, pool_cache)
     da = relu_backward(ds, relu_cache)
     return conv_backward_fast(da, conv_cache)
+    # END SOLUTION
 
 
 def conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param):

@@ -351,6 +351,7 @@ def conv_forward_naive(x, w, b, conv_param):
     F, _, HH, WW = w.shape
     if b.shape != (F,):
         raise ValueError(f"b must have shape ({F},) to match w of shape {w.shape}; got shape {b.shape}")
+    # BEGIN SOLUTION conv.forward
     stride, pad = int(conv_param["stride"]), int(conv_param["pad"])
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     out = np.zeros((N, F, H_out, W_out), dtype=_float_dtype(x, w, b))
@@ -362,6 +363,7 @@ def conv_forward_naive(x, w, b, conv_param):
                 # One number per filter: the sum of the filter times the window.
                 out[n, :, i, j] = np.sum(w * window, axis=(1, 2, 3)) + b
     return out, (x, w, b, conv_param)
+    # END SOLUTION
 
 
 def conv_backward_naive(dout, cache):
@@ -388,6 +390,7 @@ def conv_backward_naive(dout, cache):
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
     _check_dout(dout, (N, F, H_out, W_out))
+    # BEGIN SOLUTION conv.backward
     stride, pad = int(conv_param["stride"]), int(conv_param["pad"])
     dtype = _float_dtype(x, w, b, dout)
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
@@ -404,6 +407,7 @@ def conv_backward_naive(dout, cache):
     dx = dx_pad[:, :, pad:pad + H, pad:pad + W]
     db = dout.sum(axis=(0, 2, 3)).astype(dtype, copy=False)
     return dx, dw, db
+    # END SOLUTION
 
 
 # --------------------------------------------------------------------------
@@ -439,6 +443,7 @@ def max_pool_forward_naive(x, pool_param):
     x = np.asarray(x)
     H_out, W_out = pool_output_size(x.shape, pool_param)
     N, C, H, W = x.shape
+    # BEGIN SOLUTION pool.forward
     ph, pw, stride = int(pool_param["pool_height"]), int(pool_param["pool_width"]), int(pool_param["stride"])
     out = np.zeros((N, C, H_out, W_out), dtype=x.dtype)
     for n in range(N):
@@ -448,6 +453,7 @@ def max_pool_forward_naive(x, pool_param):
                     top, left = i * stride, j * stride
                     out[n, c, i, j] = np.max(x[n, c, top:top + ph, left:left + pw])
     return out, (x, pool_param)
+    # END SOLUTION
 
 
 def max_pool_backward_naive(dout, cache):
@@ -475,6 +481,7 @@ def max_pool_backward_naive(dout, cache):
     H_out, W_out = pool_output_size(x.shape, pool_param)
     N, C, H, W = x.shape
     _check_dout(dout, (N, C, H_out, W_out))
+    # BEGIN SOLUTION pool.backward
     ph, pw, stride = int(pool_param["pool_height"]), int(pool_param["pool_width"]), int(pool_param["stride"])
     dx = np.zeros(x.shape, dtype=_float_dtype(x, dout))
     for n in range(N):
@@ -486,6 +493,7 @@ def max_pool_backward_naive(dout, cache):
                     p, q = np.unravel_index(np.argmax(window), window.shape)
                     dx[n, c, top + p, left + q] += dout[n, c, i, j]
     return dx
+    # END SOLUTION
 
 
 # --------------------------------------------------------------------------
@@ -726,8 +734,10 @@ def spatial_batchnorm_forward(x, gamma, beta, bn_param):
                 f"{name} must have shape ({C},) to match the channels of x of shape {x.shape}; "
                 f"got shape {np.shape(value)}"
             )
+    # BEGIN SOLUTION spatial_bn.forward
     out_rows, bn_cache = batchnorm_forward(_channels_last(x), gamma, beta, bn_param)
     return _channels_first(out_rows, x.shape), (bn_cache, x.shape)
+    # END SOLUTION
 
 
 def spatial_batchnorm_backward(dout, cache):
@@ -747,8 +757,10 @@ def spatial_batchnorm_backward(dout, cache):
     """
     bn_cache, x_shape = cache
     _check_dout(dout, x_shape)
+    # BEGIN SOLUTION spatial_bn.backward
     drows, dgamma, dbeta = batchnorm_backward_alt(_channels_last(dout), bn_cache)
     return _channels_first(drows, x_shape), dgamma, dbeta
+    # END SOLUTION
 
 
 # --------------------------------------------------------------------------

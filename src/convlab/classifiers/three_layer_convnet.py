@@ -156,6 +156,7 @@ class ThreeLayerConvNet:
             )
         W1, b1, W2, b2, W3, b3 = (self.params[k] for k in ("W1", "b1", "W2", "b2", "W3", "b3"))
 
+        # BEGIN SOLUTION three_layer.loss
         pooled, cache1 = conv_relu_pool_forward(X, W1, b1, self.conv_param, self.pool_param)
         hidden, cache2 = affine_relu_forward(pooled, W2, b2)
         scores, cache3 = affine_forward(hidden, W3, b3)
@@ -173,3 +174,4 @@ class ThreeLayerConvNet:
             grads[name] = grads[name] + self.reg * self.params[name]
         grads = {name: g.astype(self.dtype, copy=False) for name, g in grads.items()}
         return data_loss + reg_loss, grads
+        # END SOLUTION

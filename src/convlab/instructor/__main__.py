@@ -1,0 +1,93 @@
+"""``python -m convlab.instructor``: check, release, solve and grade assignments."""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from convlab.instructor import grade as grading
+from convlab.instructor import release as releasing
+from convlab.instructor.markers import MarkerError
+
+
+def _root():
+    return grading.PRISTINE
+
+
+def cmd_check(args):
+    problems = releasing.check(_root())
+    exercises = releasing.find_exercises(_root())
+    tests = releasing.find_graded_tests(_root())
+    for exercise, places in exercises.items():
+        graded = [t for t in tests if t["exercise"] == exercise]
+        functions = ", ".join(sorted({p["function"] for p in places}))
+        print(f"{exercise:<26} {functions:<50} {len(graded)} test functions")
+    if problems:
+        print("\n".join(["", "problems:"] + [f"  {p}" for p in problems]))
+        return 1
+    print(f"ok: {len(exercises)} exercises, markers balanced, every exercise graded, every mark's exercise exists")
+    return 0
+
+
+def cmd_release(args):
+    problems = releasing.check(_root())
+    if problems:
+        print("error: `check` found problems:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    manifest = releasing.release(_root(), args.assign, args.out, args.bundle)
+    print(f"released {len(manifest['exercises'])} exercises: {', '.join(manifest['exercises'])}")
+    print(f"student files to hand in: {', '.join(manifest['files'])}")
+    print(f"leak scan: clean (no marker, no line of an assigned solution)")
+    print(f"student tree: {args.out}")
+    if args.bundle:
+        print(f"grader bundle: {args.bundle}")
+    return 0
+
+
+def cmd_solve(args):
+    restored = releasing.solve(_root(), args.tree)
+    print(f"solutions put back in {len(restored)} files" + "".join(f"\n  {p}" for p in restored))
+    return 0
+
+
+def cmd_grade(args):
+    start = time.monotonic()
+    results, already = grading.grade(args.submissions, args.bundle, args.out, jobs=args.jobs,
+                                     timeout=args.timeout, memory_mb=args.memory, progress=not args.no_progress)
+    print(grading.table(results))
+    skipped = f" ({len(already)} graded before, not again)" if already else ""
+    print(f"graded {len(results) - len(already)} submissions in {time.monotonic() - start:.0f} s{skipped}; "
+          f"JSON per submission and summary.csv in {args.out}")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m convlab.instructor", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("check", help="markers balanced, ids unique, every exercise graded by a test")
+    release = commands.add_parser("release", help="write a student's tree (and a grader's bundle)")
+    release.add_argument("--assign", required=True, help="comma-separated globs of exercise ids, e.g. 'conv.*,pool.forward'")
+    release.add_argument("--out", required=True, type=Path, help="new directory for the student's tree")
+    release.add_argument("--bundle", type=Path, help="new directory for the grader's bundle (hidden tests, manifest)")
+    solve = commands.add_parser("solve", help="put the solutions back into a released tree")
+    solve.add_argument("tree", type=Path)
+    grade = commands.add_parser("grade", help="grade submissions (directories or zips)")
+    grade.add_argument("submissions", nargs="+", type=Path)
+    grade.add_argument("--bundle", required=True, type=Path, help="the grader's bundle written by release")
+    grade.add_argument("--out", required=True, type=Path, help="directory for the JSON files and summary.csv")
+    grade.add_argument("--jobs", type=int, default=1, help="exercises graded at once (default 1)")
+    grade.add_argument("--timeout", type=float, default=20, help="seconds per test (default 20)")
+    grade.add_argument("--memory", type=int, default=2048, help="memory cap per test process in MB (default 2048)")
+    grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if getattr(args, "jobs", 1) < 1 or getattr(args, "timeout", 1) <= 0 or getattr(args, "memory", 256) < 256:
+        parser.error("--jobs must be >= 1, --timeout > 0 and --memory >= 256")
+    try:
+        return {"check": cmd_check, "release": cmd_release, "solve": cmd_solve, "grade": cmd_grade}[args.command](args)
+    except (releasing.ReleaseError, grading.GradeError, MarkerError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""The guard that keeps a naive layer from handing its work to the fast kernels."""
+
+import numpy as np
+import pytest
+
+import convlab.fast_layers
+import convlab.layers
+from convlab.instructor.guard import FastLayerUsed, fast_layers_forbidden
+
+X, W, B, PARAM = np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), np.zeros(1), {"stride": 1, "pad": 1}
+
+
+def test_naive_layer_runs_and_a_delegating_one_is_caught(monkeypatch):
+    prebound = convlab.fast_layers.conv_forward_fast
+    monkeypatch.setattr(convlab.layers, "cheat", prebound, raising=False)
+    with fast_layers_forbidden(also_in=[convlab.layers]):
+        out, _ = convlab.layers.conv_forward_naive(X, W, B, PARAM)
+        with pytest.raises(FastLayerUsed, match="conv_forward_fast"):
+            convlab.fast_layers.conv_forward_fast(X, W, B, PARAM)
+        with pytest.raises(FastLayerUsed):
+            convlab.layers.cheat(X, W, B, PARAM)  # imported by name before the guard
+        with pytest.raises(FastLayerUsed):
+            prebound(X, W, B, PARAM)  # the fast layer reaches its kernel through the module: caught there
+    assert np.array_equal(convlab.fast_layers.conv_forward_fast(X, W, B, PARAM)[0], out)  # restored

@@ -1,0 +1,29 @@
+"""Release helpers: choosing exercises, the table of contents, and the leak scan."""
+
+import pytest
+
+from convlab.instructor.release import ReleaseError, _release_toc, leak_scan, select
+
+
+def test_select_takes_globs_and_refuses_one_that_matches_nothing():
+    exercises = ["conv.forward", "conv.backward", "pool.forward"]
+    assert select(exercises, "conv.*, pool.forward") == ["conv.backward", "conv.forward", "pool.forward"]
+    with pytest.raises(ReleaseError, match="'pool.backwards' matches no exercise"):
+        select(exercises, "conv.*,pool.backwards")
+
+
+def test_toc_loses_the_entries_of_pages_that_are_not_released():
+    toc = "chapters:\n  - file: book/01-convolution\n  - file: book/instructors\n"
+    assert _release_toc(toc, ["book/instructors.md"]) == "chapters:\n  - file: book/01-convolution\n"
+
+
+def test_leak_scan_finds_markers_and_solution_lines_also_in_notebook_outputs(tmp_path):
+    (tmp_path / "clean.py").write_text("x = 1\n")
+    (tmp_path / "marked.py").write_text("    # BEGIN SOLUTION conv.forward\n")
+    (tmp_path / "copied.md").write_text("Here it is:\n\n    out[n, :, i, j] = np.sum(w * window)\n")
+    (tmp_path / "chapter.ipynb").write_text(
+        '{"cells": [{"cell_type": "code", "execution_count": 1, "id": "a", "metadata": {}, "source": "show()",'
+        ' "outputs": [{"output_type": "stream", "name": "stdout", "text": "out[n, :, i, j] = np.sum(w * window)\\n"}]}],'
+        ' "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    leaks = leak_scan(tmp_path, {"out[n, :, i, j] = np.sum(w * window)"})
+    assert sorted(leak.split(":")[0] for leak in leaks) == ["chapter.ipynb", "copied.md", "marked.py"]

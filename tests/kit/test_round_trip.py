@@ -1,0 +1,276 @@
+"""The course kit's round trip: release every exercise, work as a student would, solve, grade.
+
+1. ``check`` passes; ``release`` of all exercises succeeds with a clean leak scan.
+2. The student's tree imports; its public tests that fail are exactly the
+   assigned exercises' tests; its chapters stop only at assigned stubs; its book builds.
+3. Grading the untouched tree: every exercise scores 0 with status ``fail``.
+4. ``solve`` gives back the source files byte for byte; grading it gives full marks;
+   a re-solved chapter passes nbval.
+5. Planted bad submissions each lose exactly their own exercise's points.
+
+Run with ``pytest tests/kit`` (scripts/test.sh's "course kit" stage); it takes
+a few minutes, most of it grading.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from convlab.instructor import release as releasing
+from convlab.instructor.chapters import run_chapter
+
+ROOT = Path(__file__).resolve().parents[2]
+KERNEL_SOURCES = (".pyx", ".pxd", ".pxi", ".h")
+# The files that hold the public tests of the exercises.
+EXERCISE_TEST_FILES = ["tests/test_layers.py", "tests/test_layer_utils.py", "tests/test_three_layer_convnet.py"]
+
+
+def instructor(*args, cwd):
+    """Run ``python -m convlab.instructor ARGS`` and return its stdout (failing the test on an error)."""
+    run = subprocess.run([sys.executable, "-m", "convlab.instructor", *map(str, args)],
+                         cwd=cwd, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
+
+
+def student_env(tree):
+    """Environment in which ``import convlab`` finds the student's tree first."""
+    return dict(os.environ, PYTHONPATH=str(Path(tree) / "src"), OMP_NUM_THREADS="1")
+
+
+def install_kernels(tree):
+    """Give the student's tree the pristine tree's built kernels, after checking their sources are identical.
+
+    Stands in for ``pip install`` (a build of the same sources): the release
+    never touches the kernels.
+    """
+    fast = ROOT / "src" / "convlab" / "_fast"
+    for source in fast.iterdir():
+        if source.suffix in KERNEL_SOURCES:
+            assert (Path(tree) / "src/convlab/_fast" / source.name).read_bytes() == source.read_bytes(), source.name
+    for built in fast.glob("*.so"):
+        shutil.copy2(built, Path(tree) / "src/convlab/_fast" / built.name)
+
+
+# --- planted bad submissions: (name, exercise it breaks, function, old text, new text)
+PLANTS = [
+    ("missing-bias-gradient", "conv.backward", "conv_backward_naive",
+     "db = dout.sum(axis=(0, 2, 3)).astype(dtype, copy=False)", "db = np.zeros(F, dtype=dtype)"),
+    ("ignored-stride", "conv.forward", "conv_forward_naive",
+     "top, left = i * stride, j * stride", "top, left = i, j"),
+    ("infinite-loop", "pool.backward", "max_pool_backward_naive",
+     "dx = np.zeros(x.shape, dtype=_float_dtype(x, dout))\n",
+     "dx = np.zeros(x.shape, dtype=_float_dtype(x, dout))\n    while True:\n        pass\n"),
+    ("os-exit", "spatial_bn.forward", "spatial_batchnorm_forward",
+     "out_rows, bn_cache = batchnorm_forward(", "__import__('os')._exit(0)\n    out_rows, bn_cache = batchnorm_forward("),
+    ("syntax-error", "spatial_bn.backward", "spatial_batchnorm_backward",
+     "batchnorm_backward_alt(_channels_last(dout), bn_cache)", "batchnorm_backward_alt(_channels_last(dout), bn_cache"),
+    ("naive-calls-fast", "pool.forward", "max_pool_forward_naive",
+     "ph, pw, stride = int(pool_param[\"pool_height\"])",
+     "from convlab.fast_layers import max_pool_forward_fast\n"
+     "    return max_pool_forward_fast(x, pool_param)\n    ph, pw, stride = int(pool_param[\"pool_height\"])"),
+]
+EXPECTED_STATUS = {"missing-bias-gradient": "fail", "ignored-stride": "fail", "infinite-loop": "timeout",
+                   "os-exit": "crash", "syntax-error": "import-error", "naive-calls-fast": "fail"}
+
+
+def plant(solved, out, function, old, new):
+    """A copy of the solved tree's ``layers.py`` submission with ``old`` replaced by ``new`` inside ``function``."""
+    text = (solved / "src/convlab/layers.py").read_text()
+    start = text.index(f"\ndef {function}(")
+    end = text.index("\ndef ", start + 1)
+    body = text[start:end]
+    assert body.count(old) == 1, (function, old)
+    target = out / "src/convlab/layers.py"
+    target.parent.mkdir(parents=True)
+    target.write_text(text[:start] + body.replace(old, new) + text[end:])
+    for name in ("layer_utils.py", "classifiers/three_layer_convnet.py"):
+        (out / "src/convlab" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(solved / "src/convlab" / name, out / "src/convlab" / name)
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    """Release everything, solve a copy, plant the bad submissions, and grade them all once (--jobs 2)."""
+    work = tmp_path_factory.mktemp("kit")
+    check = instructor("check", cwd=work)
+    released = instructor("release", "--assign", "*", "--out", "release", "--bundle", "grading", cwd=work)
+    tree = work / "release"
+    solved = work / "submissions" / "solved"
+    shutil.copytree(tree, solved)
+    solve = instructor("solve", solved, cwd=work)
+    # the untouched tree is handed in as a student would: the zip that `convlab.submit collect` writes
+    (work / "submissions").mkdir(exist_ok=True)
+    collect = subprocess.run([sys.executable, "-m", "convlab.submit", "collect", "--out",
+                              work / "submissions" / "untouched.zip"], cwd=tree, env=student_env(tree),
+                             capture_output=True, text=True)
+    assert collect.returncode == 0, collect.stderr
+    untouched = work / "submissions" / "untouched.zip"
+    for name, _, function, old, new in PLANTS:
+        plant(solved, work / "submissions" / name, function, old, new)
+    submissions = [untouched, solved] + [work / "submissions" / p[0] for p in PLANTS]
+    graded = instructor("grade", *submissions, "--bundle", "grading", "--out", "grades", "--jobs", 2,
+                        "--timeout", 10, "--no-progress", cwd=work)
+    results = {p.stem: json.loads((work / "grades" / f"{p.stem}.json").read_text()) for p in submissions}
+    manifest = json.loads((tree / releasing.MANIFEST).read_text())
+    return {"work": work, "tree": tree, "solved": solved, "check": check, "release": released, "solve": solve,
+            "graded": graded, "results": results, "manifest": manifest}
+
+
+def test_1_check_passes_and_release_of_everything_is_clean(kit):
+    assert kit["check"].rstrip().endswith("every mark's exercise exists")
+    assert "leak scan: clean" in kit["release"]
+    assert set(kit["manifest"]["exercises"]) == set(releasing.find_exercises(ROOT))
+    tree = kit["tree"]
+    for path in ("src/convlab/instructor", "tests/hidden", "benchmarks", "book/instructors.md"):
+        assert not (tree / path).exists(), path
+    assert (tree / "SUBMIT.md").is_file()
+    assert releasing.leak_scan(tree, releasing._secret_lines(ROOT, releasing.repository_files(ROOT),
+                               releasing.find_exercises(ROOT), set(kit["manifest"]["exercises"]))) == []
+
+
+def test_2_student_public_tests_fail_exactly_on_the_assigned_exercises(kit):
+    tree = kit["tree"]
+    install_kernels(tree)
+    imported = subprocess.run([sys.executable, "-c", "import convlab.layers, convlab.fast_layers, convlab.submit;"
+                               "import convlab.layers as L; print(L.__file__)"],
+                              env=student_env(tree), capture_output=True, text=True, cwd=tree)
+    assert imported.returncode == 0 and imported.stdout.strip().startswith(str(tree)), imported.stderr
+    # every public test module can be collected (one that calls a stub at import is skipped)
+    collected = subprocess.run([sys.executable, "-m", "pytest", "tests", "--collect-only", "-q", "-p", "no:cacheprovider"],
+                               env=student_env(tree), cwd=tree, capture_output=True, text=True)
+    assert collected.returncode == 0, collected.stdout[-3000:]
+    report = kit["work"] / "student-tests.xml"
+    subprocess.run([sys.executable, "-m", "pytest", *EXERCISE_TEST_FILES, "-q", "-p", "no:cacheprovider",
+                    f"--junitxml={report}"], env=student_env(tree), cwd=tree, capture_output=True)
+    assigned = set(kit["manifest"]["exercises"])
+    marked = {(t["file"], t["test"]): t["exercise"] for t in releasing.find_graded_tests(ROOT)}
+    failed, needs = set(), {}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        file = case.get("classname").replace(".", "/") + ".py"
+        name = case.get("name").split("[")[0]
+        failure, skipped = case.find("failure"), case.find("skipped")
+        if failure is not None:
+            failed.add((file, name))
+            stub = re.search(r"NotImplementedError: (\S+): implement", failure.get("message", "") + (failure.text or ""))
+            assert stub and stub[1] in assigned and stub[1] == marked.get((file, name)), (file, name)
+        elif skipped is not None and "needs exercise" in skipped.get("message", ""):
+            needs[(file, name)] = re.search(r"needs exercise (\S+),", skipped.get("message"))[1]
+    assert all(exercise in assigned for exercise in needs.values()), needs
+    # every public test of an assigned exercise either fails on its own stub or waits for another assigned one
+    public = {key for key in marked if key[0] in EXERCISE_TEST_FILES}
+    assert public == failed | (public & set(needs)), sorted(public - failed - set(needs))
+    assert failed, "no public test failed"
+
+
+def test_2_released_chapters_stop_only_at_assigned_stubs(kit):
+    """Each chapter that calls an assigned function by name runs until an assigned stub stops it.
+
+    A chapter that names none (the experiments chapter, which trains for
+    minutes) is executed only with CONVLAB_KIT_ALL_CHAPTERS=1; the notebook
+    stage runs its unchanged code on the package anyway.
+    """
+    tree = kit["tree"]
+    install_kernels(tree)
+    assigned = set(kit["manifest"]["exercises"])
+    functions = {p["function"].split(".")[0] for places in kit["manifest"]["exercises"].values() for p in places}
+    stopped = {}
+    for chapter in sorted((tree / "book").glob("*.ipynb")):
+        names = any(f in chapter.read_text() for f in functions)
+        if not names and os.environ.get("CONVLAB_KIT_ALL_CHAPTERS") != "1":
+            continue
+        result = run_chapter(chapter, chapter.parent, timeout=600, env=student_env(tree))
+        if result["error"] is not None:
+            assert result["error"]["exercise"] in assigned, (chapter.name, result)
+            stopped[chapter.name] = result["error"]["exercise"]
+    assert stopped, "no released chapter reached a stub"
+
+
+def test_2_student_book_builds_without_warnings(kit, tmp_path):
+    tree = tmp_path / "book-tree"
+    shutil.copytree(kit["tree"], tree, ignore=shutil.ignore_patterns("_build", "*.so"))
+    assert "instructors" not in (tree / "_toc.yml").read_text()
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    run = subprocess.run([jupyter_book, "build", "--all", ".", "-W", "--keep-going", "--quiet"],
+                         cwd=tree, capture_output=True, text=True)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert (tree / "_build/html/book/01-convolution.html").is_file()
+
+
+def test_2_collect_fails_loudly_when_a_file_is_missing(kit, tmp_path):
+    tree = tmp_path / "tree"
+    shutil.copytree(kit["tree"] / "src", tree / "src")
+    (tree / "src/convlab/layer_utils.py").unlink()
+    run = subprocess.run([sys.executable, "-m", "convlab.submit", "collect", "--out", tmp_path / "s.zip"],
+                         cwd=tree, env=student_env(tree), capture_output=True, text=True)
+    assert run.returncode != 0 and "src/convlab/layer_utils.py" in run.stderr
+    assert not (tmp_path / "s.zip").exists()
+
+
+def test_3_untouched_tree_scores_zero_with_fail_everywhere(kit):
+    result = kit["results"]["untouched"]
+    assert result["score"] == 0 and result["max_score"] > 0
+    assert {t["status"] for t in result["tests"]} == {"fail"}
+    assert all("NotImplementedError" in t["output"] for t in result["tests"])
+
+
+def test_4_solve_restores_the_sources_byte_for_byte_and_scores_full_marks(kit):
+    solved = kit["solved"]
+    for path in releasing.repository_files(ROOT):
+        if path.endswith(releasing.MARKED_SUFFIXES + (".ipynb",)) and (solved / path).exists():
+            assert (solved / path).read_bytes() == (ROOT / path).read_bytes(), path
+    result = kit["results"]["solved"]
+    assert result["score"] == result["max_score"], result
+    assert {t["status"] for t in result["tests"]} == {"pass"}
+
+
+def test_4_a_re_solved_chapter_passes_nbval(kit):
+    """The re-solved chapters are the source chapters byte for byte (above), which the notebook
+    stage checks; one of them is run through nbval here, in the solved tree, as a witness."""
+    solved = kit["solved"]
+    install_kernels(solved)
+    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-q",
+                          "-p", "no:cacheprovider", "book/02-max-pooling.ipynb"],
+                         cwd=solved, env=student_env(solved), capture_output=True, text=True)
+    assert run.returncode == 0 and " passed" in run.stdout, run.stdout[-3000:]
+
+
+@pytest.mark.parametrize("name, exercise", [(p[0], p[1]) for p in PLANTS])
+def test_5_a_planted_fault_costs_exactly_its_own_exercise(kit, name, exercise):
+    """The faulty exercise loses points (all of them, unless a wrong answer still passes some
+    tests, as an ignored stride does at stride 1); every other exercise keeps full marks."""
+    full = {t["name"]: t["max_points"] for t in kit["results"]["solved"]["tests"]}
+    for test in kit["results"][name]["tests"]:
+        if test["name"] == exercise:
+            assert test["status"] == EXPECTED_STATUS[name] and test["points"] < test["max_points"], test
+            if EXPECTED_STATUS[name] != "fail" or name == "naive-calls-fast":
+                assert test["points"] == 0, test
+        else:
+            assert test["points"] == full[test["name"]] and test["status"] == "pass", test
+
+
+def test_grading_table_and_summary(kit):
+    print(kit["graded"])
+    summary = (kit["work"] / "grades" / "summary.csv").read_text().splitlines()
+    assert len(summary) == 1 + 2 + len(PLANTS)
+    again = instructor("grade", *sorted((kit["work"] / "submissions").iterdir()), "--bundle", "grading",
+                       "--out", "grades", "--no-progress", cwd=kit["work"])
+    assert again.splitlines()[-1].startswith("graded 0 submissions in ")
+    assert "(8 graded before, not again)" in again.splitlines()[-1]
+
+
+def test_chapters_state_the_points_the_tests_carry(kit):
+    """Each "Points in the course kit" line of a chapter matches the graded tests' marks."""
+    full = {t["name"]: t["max_points"] for t in kit["results"]["solved"]["tests"]}
+    stated = {}
+    for chapter in sorted((ROOT / "book").glob("*.ipynb")):
+        for line in re.findall(r"Points in the course kit: ([^\n]*)", chapter.read_text()):
+            stated.update({e: float(p) for e, p in re.findall(r"`([a-z_.]+)` (\d+)", line)})
+    assert stated == full
