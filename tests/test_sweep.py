@@ -245,6 +245,17 @@ def test_a_trial_that_fails_once_is_retried_and_one_that_always_fails_is_reporte
     assert states == {0: ("done", 1), 1: ("done", 2), 2: ("failed", 2)}
 
 
+def test_a_worker_with_another_convlab_version_refuses_the_trial(tmp_path, fake):
+    from convlab import __version__
+    from convlab.sweep.trial import TrialFailed, run_trial
+    trial = Trial("tiny", (("activation", "relu"),), 0, ("--epochs", "1"), version="0.0.0-other")
+    with pytest.raises(TrialFailed, match=f"runs convlab {__version__}, the sweep was planned "
+                                          r"with 0\.0\.0-other"):
+        run_trial(trial, tmp_path / "s")
+    assert fake() == []                                # the trainer never started
+    assert not (tmp_path / "s").exists()               # and nothing was written
+
+
 # 6. The driver killed half-way --------------------------------------------------------
 
 def test_a_killed_sweep_re_run_does_not_repeat_finished_trials(tmp_path, fake, monkeypatch):

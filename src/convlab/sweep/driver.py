@@ -160,6 +160,10 @@ class Sweep:
 
     def _submit(self, client, todo):
         from dask.distributed import as_completed
+        # Dask refuses to go on if the client, scheduler and workers run
+        # mismatched Dask versions (and warns about other packages); each
+        # trial checks the worker's convlab version itself.
+        client.get_versions(check=True, packages=["convlab", "numpy"])
         link = getattr(client, "dashboard_link", None)
         if link and self.progress and client.scheduler_info().get("services", {}).get("dashboard"):
             print(f"Dask dashboard: {link}")

@@ -74,11 +74,18 @@ def run_trial(trial, sweep_dir, threads=1):
     Raises
     ------
     TrialFailed
-        If the trainer exits with an error.
+        If the trainer exits with an error, or if this worker runs another
+        convlab version than the one the sweep was planned with (its result
+        would be recorded under the wrong version).
     """
+    from convlab import __version__
     done = read_result(sweep_dir, trial)
     if done is not None:
         return done
+    if trial.version and trial.version != __version__:
+        raise TrialFailed(f"trial {trial.id}: this worker ({socket.gethostname()}) runs convlab "
+                          f"{__version__}, the sweep was planned with {trial.version}; install "
+                          f"the same version on every worker")
     folder = trial_dir(sweep_dir, trial)
     os.makedirs(folder, exist_ok=True)
     if not os.path.exists(os.path.join(folder, "trial.json")):
