@@ -160,9 +160,9 @@ class Sweep:
 
     def _submit(self, client, todo):
         from dask.distributed import as_completed
-        # Dask refuses to go on if the client, scheduler and workers run
-        # mismatched Dask versions (and warns about other packages); each
-        # trial checks the worker's convlab version itself.
+        # Dask warns (with a table) when the client, scheduler and workers run
+        # different versions of Dask, its dependencies, convlab or NumPy; each
+        # trial then refuses a worker with another convlab version itself.
         client.get_versions(check=True, packages=["convlab", "numpy"])
         link = getattr(client, "dashboard_link", None)
         if link and self.progress and client.scheduler_info().get("services", {}).get("dashboard"):
