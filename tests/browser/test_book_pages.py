@@ -41,6 +41,7 @@ PAGES = [
     ("book/07-experiments.html", "7. Experiments", 1),
     ("book/08-performance-notes.html", "8. Performance notes", 0),
     ("book/09-sweeps.html", "9. Sweeps: from one laptop to a cluster", 0),
+    ("book/instructors.html", "10. For instructors", 0),
 ]
 
 WIDTHS = {"1280px": 1280, "400px": 400}
