@@ -8,6 +8,7 @@ CONVLAB_SWEEP_TRAINER); one runs the real ``tiny`` recipe. Everything stays on
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -154,6 +155,21 @@ def test_local_cluster_runs_two_trials_at_a_time_with_the_asked_threads(tmp_path
     assert again.skipped == 6 and len(fake()) == 6
     assert [r["test_accuracy"] for r in again.results] == [r["test_accuracy"] for r in report.results]
     assert {row["state"] for row in status(tmp_path / "s")} == {"done"}
+
+
+def test_progress_shows_the_dashboard_and_counts_done_running_failed(tmp_path, fake,
+                                                                       monkeypatch, capsys):
+    pytest.importorskip("bokeh")                       # the dashboard's dependency
+    monkeypatch.setenv("FAKE_FAIL_ALWAYS_SEED", "1")
+    sweep = Sweep("tiny", grid=parse_grid(["activation=relu"]), seeds=[0, 1], out=str(tmp_path),
+                  epochs=1, retries=0, progress=True, **SIZES)
+    report = sweep.run()
+    out, err = capsys.readouterr()
+    assert len(report.results) == 1 and len(report.failed) == 1
+    link = re.search(r"Dask dashboard: (http://127\.0\.0\.1:\d+/status)", out)
+    assert link, out
+    assert "trials: 100%" in err and "2/2" in err
+    assert "done=1" in err and "failed=1" in err and "running=0" in err
 
 
 # 3. Scale-out: a separately started scheduler and two workers ---------------------
