@@ -67,6 +67,12 @@ class Sweep:
     ValueError
         For a bad option or a grid point that is not a valid recipe; checked
         on construction, before anything runs.
+
+    Notes
+    -----
+    The in-process cluster starts its workers with ``spawn``, which imports
+    the calling script again in each worker: in a script, call :meth:`run`
+    under ``if __name__ == "__main__":`` (a notebook needs nothing).
     """
 
     def __init__(self, recipe, grid=(), seeds=(0,), out="sweeps/sweep", overrides=(),
