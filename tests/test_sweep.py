@@ -172,6 +172,18 @@ def test_progress_shows_the_dashboard_and_counts_done_running_failed(tmp_path, f
     assert "done=1" in err and "failed=1" in err and "running=0" in err
 
 
+def test_a_script_without_a_main_guard_gets_told_why_the_workers_failed(tmp_path, fake):
+    script = tmp_path / "unguarded.py"
+    script.write_text("from convlab.sweep import Sweep\n"
+                      f"Sweep('tiny', seeds=[0], out={str(tmp_path / 's')!r}, epochs=1, "
+                      "num_train=256, num_val=64, num_test=64, progress=False).run()\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode != 0
+    assert "if __name__ == \"__main__\":" in done.stderr.splitlines()[-1], done.stderr[-2000:]
+    assert fake() == []
+
+
 # 3. Scale-out: a separately started scheduler and two workers ---------------------
 
 def test_a_separate_scheduler_and_workers_give_the_same_results(tmp_path, fake):

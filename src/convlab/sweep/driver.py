@@ -130,8 +130,14 @@ class Sweep:
             dashboard = "127.0.0.1:0"
         except ImportError:
             dashboard = None
-        cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                               dashboard_address=dashboard, host="127.0.0.1")
+        try:
+            cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=dashboard, host="127.0.0.1")
+        except RuntimeError as error:
+            raise RuntimeError(
+                f"the sweep's {self.workers} worker processes could not start ({error}). If "
+                "you called Sweep.run() from a script, call it under "
+                "'if __name__ == \"__main__\":' -- the workers import the script again") from error
         return Client(cluster), cluster
 
     def run(self, client=None):
