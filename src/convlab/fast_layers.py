@@ -58,6 +58,7 @@ try:
     from convlab._fast import conv as _conv
     from convlab._fast import im2col as _im2col
     from convlab._fast import pool as _pool
+    from convlab._fast import winograd as _winograd
 except ImportError as error:  # the Cython extension was never compiled (or not for this Python)
     raise ImportError(
         f"convlab.fast_layers needs the compiled kernels of convlab._fast, which cannot be "
@@ -84,10 +85,13 @@ __all__ = [
     "build_info",
     "simd_paths",
     "set_simd_path",
+    "conv_algorithm",
+    "set_conv_algorithm",
+    "winograd_pays",
 ]
 
 # The kernel modules with SIMD paths; each keeps its own choice, set together here.
-_SIMD_MODULES = (_conv, _pool, _bn_act)
+_SIMD_MODULES = (_conv, _pool, _bn_act, _winograd)
 
 
 def simd_paths():
@@ -146,6 +150,83 @@ def build_info():
     }
 
 
+# --------------------------------------------------------------------------
+# Which convolution algorithm: the direct (im2col) kernels or Winograd
+# --------------------------------------------------------------------------
+
+_CONV_ALGORITHMS = ("auto", "direct", "winograd")
+_conv_algorithm = "auto"
+
+
+def conv_algorithm():
+    """The convolution algorithm in force: ``"auto"``, ``"direct"`` or ``"winograd"``."""
+    return _conv_algorithm
+
+
+def set_conv_algorithm(name):
+    """Choose how :func:`conv_forward_fast` and :func:`conv_backward_fast` convolve.
+
+    ``"auto"`` (the default) takes Winograd's F(2x2, 3x3)
+    (:mod:`convlab._fast.winograd`) for the stride-1 3x3 convolutions where
+    :func:`winograd_pays` says it is faster, the direct blocked kernels
+    everywhere else; ``"direct"`` never takes Winograd; ``"winograd"`` takes
+    it for every stride-1 3x3 convolution (for tests and benchmarks).  Other
+    convolutions always run directly.  The forward pass and the input
+    gradient ``dx`` (a stride-1 3x3 convolution too) follow the choice; the
+    filter gradient is always direct.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not one of the three.
+    """
+    global _conv_algorithm
+    if name not in _CONV_ALGORITHMS:
+        raise ValueError(f"set_conv_algorithm: unknown algorithm {name!r}; "
+                         f"choose one of {', '.join(_CONV_ALGORITHMS)}")
+    _conv_algorithm = name
+
+
+def winograd_pays(C, K, H_out, W_out, dtype):
+    """Whether Winograd F(2x2, 3x3) beats the direct kernels on this shape.
+
+    A fixed rule on the shape, so that results never depend on timings.
+
+    Parameters
+    ----------
+    C, K : int
+        Input and output channels.
+    H_out, W_out : int
+        Output map size.
+    dtype : numpy dtype
+        float32 or float64.
+    """
+    return False
+
+
+def _winograd_applies(stride, HH, WW, C, K, H_out, W_out, dtype):
+    """Whether the algorithm in force sends this convolution to Winograd."""
+    if stride != 1 or HH != 3 or WW != 3 or _conv_algorithm == "direct":
+        return False
+    return _conv_algorithm == "winograd" or winograd_pays(C, K, H_out, W_out, dtype)
+
+
+def _conv_forward_into(x, w, b, out, stride, pad_h, pad_w):
+    """Convolve ``x`` with ``w`` (+ ``b``, of shape (F,) or (0,)) into ``out``, by the
+    algorithm :func:`_winograd_applies` picks.
+
+    Winograd reports a non-finite output (an infinity or a NaN in ``x``,
+    ``w`` or ``b``, or an overflow), which its transforms may have spread
+    over a whole 2 x 2 tile; such a convolution is recomputed directly, so
+    that infinities and NaNs land where the naive layer puts them.
+    """
+    F, C, HH, WW = w.shape
+    if _winograd_applies(stride, HH, WW, C, F, out.shape[2], out.shape[3], out.dtype):
+        if not _winograd.conv_forward(x, w, b, out, pad_h, pad_w):
+            return
+    _conv.conv_forward(x, w, b, out, stride, pad_h, pad_w)
+
+
 def conv_forward_fast(x, w, b, conv_param):
     """Forward pass of a convolutional layer (blocked im2col matrix product).
 
@@ -180,7 +261,7 @@ def conv_forward_fast(x, w, b, conv_param):
     """
     x, w, b, stride, pad, H_out, W_out = _prepare_conv(x, w, b, conv_param)
     out = np.empty((x.shape[0], w.shape[0], H_out, W_out), dtype=x.dtype)
-    _conv.conv_forward(x, w, b, out, stride, pad, pad)
+    _conv_forward_into(x, w, b, out, stride, pad, pad)
     return out, (x, w, stride, pad)
 
 
@@ -219,8 +300,9 @@ def conv_backward_fast(dout, cache):
     swapped; that is used when it is cheaper: with fewer filters than
     channels (it generates fewer columns than col2im scatters), and with as
     many when the padded ``dout`` is small enough for the implicit GEMM
-    (no columns at all; see :func:`convlab._fast.conv.implicit_gemm_pays`).
-    The flipped convolution multiplies every filter tap by ``dout``'s zero
+    (no columns at all; see :func:`convlab._fast.conv.implicit_gemm_pays`),
+    and whenever that convolution is 3x3 and goes to Winograd (see
+    :func:`set_conv_algorithm`).  The flipped convolution multiplies every filter tap by ``dout``'s zero
     padding too, which is harmless for finite filters; a filter holding an
     infinity or a NaN would turn those zeros into NaNs where col2im adds
     nothing, so such filters take col2im, which forms exactly the products
@@ -232,10 +314,11 @@ def conv_backward_fast(dout, cache):
     dw, db = _weight_gradients(dout, checked)
     F, C, HH, WW = w.shape
     dx = np.empty(x.shape, dtype=x.dtype)
-    if (stride == 1 and pad <= HH - 1 and pad <= WW - 1 and _flipped_dx_pays(dout, w, pad)
-            and np.isfinite(w).all()):
+    flipped_winograd = _winograd_applies(stride, HH, WW, F, C, x.shape[2], x.shape[3], x.dtype)
+    if (stride == 1 and pad <= HH - 1 and pad <= WW - 1
+            and (flipped_winograd or _flipped_dx_pays(dout, w, pad)) and np.isfinite(w).all()):
         w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        _conv.conv_forward(dout, w_flipped, _NO_BIAS[x.dtype.type], dx, 1, HH - 1 - pad, WW - 1 - pad)
+        _conv_forward_into(dout, w_flipped, _NO_BIAS[x.dtype.type], dx, 1, HH - 1 - pad, WW - 1 - pad)
     else:
         _conv.conv_backward_input_col2im(dout, w, dx, stride, pad)
     return dx, dw, db

@@ -1,0 +1,372 @@
+# cython: language_level=3
+"""Winograd convolution F(2x2, 3x3): stride-1 3x3 convolutions with 16 products per tile instead of 36.
+
+**The 1-D algorithm.**  Two outputs of a 3-tap correlation,
+``y0 = d0 g0 + d1 g1 + d2 g2`` and ``y1 = d1 g0 + d2 g1 + d3 g2``, cost six
+products directly.  Winograd's F(2, 3) needs four::
+
+    m1 = (d0 - d2) g0             m2 = (d1 + d2) (g0 + g1 + g2) / 2
+    m4 = (d1 - d3) g2             m3 = (d2 - d1) (g0 - g1 + g2) / 2
+    y0 = m1 + m2 + m3             y1 = m2 - m3 - m4
+
+that is ``y = A^T [(G g) .* (B^T d)]`` with the matrices of
+``winograd_kernels.h`` and ``G`` below.  (They come from evaluating the
+polynomials ``d(t)`` and ``g(t)`` at the points 0, 1, -1 and infinity,
+multiplying the values, and interpolating back.)
+
+**2-D.**  Nesting F(2, 3) in both directions gives F(2x2, 3x3): a 2 x 2
+tile of outputs from a 4 x 4 tile ``d`` of the (padded) input,
+``Y = A^T [(G g G^T) .* (B^T d B)] A``: 16 products instead of 36.  The
+output map is cut into 2 x 2 tiles (the last row and column of tiles may
+stick out of an odd-sized map; their extra outputs are computed from zero
+padding and dropped), and neighbouring input tiles overlap by two pixels.
+
+**Many channels.**  Summing over the ``C`` input channels commutes with
+``A^T (.) A``, so for each of the 16 positions ``xi`` of a transformed tile
+the products over all channels, filters and tiles form one matrix product::
+
+    M[xi] (K x T) = U[xi] (K x C) @ V[xi] (C x T)
+
+with ``U[xi] = (G g G^T)[xi]`` for every filter and channel (computed once,
+in float64, then rounded to the input's dtype) and ``V[xi] = (B^T d B)[xi]``
+for every channel and tile.  Those 16 products run on the packed GEMM
+micro-kernels of ``conv_kernels.h`` (the same 6 x 16 float / 6 x 8 double
+register tiles as the direct convolution, with their plain, portable and
+AVX2 versions); the transforms are in ``winograd_kernels.h``.
+
+**Blocks and threads.**  The tiles of all images are numbered one after
+the other and processed in blocks of ``NB`` tiles (a multiple of the
+micro-kernel's ``NR``), so that the block's ``V`` and ``M`` stay in the L2
+cache and small maps still fill whole panels.  OpenMP threads take whole
+blocks; every output is computed by one thread from its own block in a
+fixed order, so the result does not depend on the number of threads.
+
+**Rounding.**  The transforms add and subtract inputs before multiplying,
+so float32 results differ from the direct sum by a little more rounding;
+``tests/test_winograd.py`` measures it and states the bound.  An infinity or
+NaN in a tile spreads to the whole tile (``inf - inf``): the output
+transform notices any non-finite output and :func:`conv_forward` reports it,
+so that the caller can fall back to the direct convolution.
+"""
+
+from cython.parallel cimport parallel, prange
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+
+from convlab._fast._threads cimport pick_threads
+
+import numpy as np
+
+ctypedef fused real:
+    float
+    double
+
+
+cdef extern from "conv_kernels.h":
+    void convlab_sgemm_6x16(Py_ssize_t kc, const float *A, const float *B, float *C,
+                            Py_ssize_t ldc, int accumulate) noexcept nogil
+    void convlab_dgemm_6x8(Py_ssize_t kc, const double *A, const double *B, double *C,
+                           Py_ssize_t ldc, int accumulate) noexcept nogil
+
+cdef extern from "winograd_kernels.h":
+    void convlab_wino_input_s(const float *d, float *v, Py_ssize_t vstride) noexcept nogil
+    void convlab_wino_input_d(const double *d, double *v, Py_ssize_t vstride) noexcept nogil
+    void convlab_wino_output_s(const float *m, Py_ssize_t mstride, float bias, float *y,
+                               float *finite) noexcept nogil
+    void convlab_wino_output_d(const double *m, Py_ssize_t mstride, double bias, double *y,
+                               double *finite) noexcept nogil
+
+include "_runtime.pxi"
+
+
+# MR x NR: the micro-kernel's register tile (rows = filters, columns = tiles).
+# ALPHA = 4: input tiles are 4 x 4, TILE = 2: output tiles are 2 x 2, and
+# NPOS = 16 positions per transformed tile.
+# BLOCK_BYTES: the V and M buffers of one block of tiles fit in about this
+# much memory (half of a 512 KiB L2 cache).
+cdef enum:
+    MR = 6
+    S_NR = 16
+    D_NR = 8
+    ALPHA = 4
+    TILE = 2
+    NPOS = 16
+    BLOCK_BYTES = 256 * 1024
+cdef double FLOP_PER_THREAD = 1e7
+
+# The filter transform G (4 x 3) of F(2, 3).
+WINOGRAD_G = np.array([[1.0, 0.0, 0.0],
+                       [0.5, 0.5, 0.5],
+                       [0.5, -0.5, 0.5],
+                       [0.0, 0.0, 1.0]])
+
+
+cdef inline Py_ssize_t _round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return (a + b - 1) // b * b
+
+
+cdef inline Py_ssize_t _nr(real *dummy) noexcept nogil:
+    if real is float:
+        return S_NR
+    else:
+        return D_NR
+
+
+def tiles_per_block(Py_ssize_t C, Py_ssize_t K, Py_ssize_t itemsize):
+    """Tiles per block: a multiple of NR with ``16 * (C + K) * NB`` values in ``BLOCK_BYTES``.
+
+    At least one panel of NR tiles, at most 16 panels.
+    """
+    nr = S_NR if itemsize == 4 else D_NR
+    fit = BLOCK_BYTES // (NPOS * (C + K) * itemsize)
+    return int(min(max(fit // nr, 1), 16) * nr)
+
+
+def transformed_filters(w):
+    """``U = G g G^T`` for every filter ``g``, packed for the micro-kernel.
+
+    Parameters
+    ----------
+    w : ndarray of shape (K, C, 3, 3), float32 or float64
+
+    Returns
+    -------
+    ndarray of shape (16, ceil(K / MR) * C * MR), same dtype
+        For each position ``xi = 4 i + j`` of a transformed tile, the
+        (K, C) matrix ``U[xi]`` as ``ceil(K / MR)`` panels of shape (C, MR)
+        (row ``c`` of a panel holds MR filters; zero past K).  Computed in
+        float64, rounded once to the dtype of ``w``.
+    """
+    K, C = w.shape[:2]
+    U = np.einsum("ai,kcij,bj->abkc", WINOGRAD_G, w.astype(np.float64), WINOGRAD_G)
+    Kp = _round_up(K, MR)
+    packed = np.zeros((NPOS, Kp, C), dtype=np.float64)
+    packed[:, :K, :] = U.reshape(NPOS, K, C)
+    # (16, Kp, C) -> (16, Kp / MR, MR, C) -> (16, Kp / MR, C, MR)
+    packed = packed.reshape(NPOS, Kp // MR, MR, C).transpose(0, 1, 3, 2)
+    return np.ascontiguousarray(packed.reshape(NPOS, Kp * C), dtype=w.dtype)
+
+
+cdef void _gather_patches(const real *x, real *d, const Py_ssize_t *lane_off,
+                          const Py_ssize_t *lane_h0, const Py_ssize_t *lane_w0,
+                          Py_ssize_t c, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                          Py_ssize_t nr) noexcept nogil:
+    """Copy channel ``c`` of the 4 x 4 input patch of each of ``nr`` tiles into ``d[16][nr]``.
+
+    Lane ``l``'s patch starts at row ``lane_h0[l]``, column ``lane_w0[l]`` of
+    its image (negative inside the zero padding), whose first pixel is
+    ``x + lane_off[l]``; ``lane_off[l] < 0`` marks a lane past the last tile.
+    Pixels outside the image are zeros.
+    """
+    cdef Py_ssize_t l, r, s, h, wc, h0, w0
+    cdef const real *src
+    for l in range(nr):
+        h0 = lane_h0[l]
+        w0 = lane_w0[l]
+        if lane_off[l] >= 0 and h0 >= 0 and w0 >= 0 and h0 + ALPHA <= H and w0 + ALPHA <= W:
+            src = x + lane_off[l] + (c * H + h0) * W + w0
+            for r in range(ALPHA):
+                for s in range(ALPHA):
+                    d[(r * ALPHA + s) * nr + l] = src[r * W + s]
+        else:  # a border tile, or no tile at all
+            for r in range(ALPHA):
+                h = h0 + r
+                for s in range(ALPHA):
+                    wc = w0 + s
+                    if lane_off[l] >= 0 and 0 <= h < H and 0 <= wc < W:
+                        d[(r * ALPHA + s) * nr + l] = x[lane_off[l] + (c * H + h) * W + wc]
+                    else:
+                        d[(r * ALPHA + s) * nr + l] = 0
+
+
+cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
+                     real *V, real *M, real *d, real *y, Py_ssize_t *lanes,
+                     Py_ssize_t t0, Py_ssize_t nb, Py_ssize_t NBp,
+                     Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K,
+                     Py_ssize_t pad_h, Py_ssize_t pad_w, Py_ssize_t H_out, Py_ssize_t W_out,
+                     Py_ssize_t tiles_h, Py_ssize_t tiles_w) noexcept nogil:
+    """Convolve tiles ``t0 .. t0 + nb - 1`` (numbered over all images); return 1 if an
+    output is not finite, else 0.
+
+    ``V`` (16 x NBp x C), ``M`` (16 x Kp x NBp), ``d`` (16 x NR), ``y``
+    (4 x NR) and ``lanes`` (3 x NR) are this thread's work buffers.
+
+    1. input transform: ``V[xi][panel][c][lane] = (B^T d B)[xi]`` for the
+       patch of every tile and channel, written straight into the
+       micro-kernel's packed B layout (panels of NR tiles);
+    2. for each ``xi``: ``M[xi] (Kp x NBp) = U[xi] @ V[xi]``, one
+       micro-kernel call per MR x NR tile, the whole channel sum at once;
+    3. output transform: ``Y = A^T M A + bias`` per filter and tile, and the
+       valid pixels of each 2 x 2 tile are written to ``out``.
+    """
+    cdef Py_ssize_t nr = _nr(V)
+    cdef Py_ssize_t Kp = _round_up(K, MR), npanels = NBp // nr
+    cdef Py_ssize_t per_image = tiles_h * tiles_w, vstride = NBp * C
+    cdef Py_ssize_t jp, l, t, n, ti, tj, c, xi, ip, k, a, b, ho, wo
+    cdef Py_ssize_t *lane_off = lanes
+    cdef Py_ssize_t *lane_h0 = lanes + nr
+    cdef Py_ssize_t *lane_w0 = lanes + 2 * nr
+    cdef real finite[16]
+    cdef real *dst
+    for l in range(nr):
+        finite[l] = 0
+    for jp in range(npanels):
+        for l in range(nr):
+            t = jp * nr + l
+            if t < nb:
+                t = t0 + t
+                n = t // per_image
+                ti = (t % per_image) // tiles_w
+                tj = t % tiles_w
+                lane_off[l] = n * C * H * W
+                lane_h0[l] = TILE * ti - pad_h
+                lane_w0[l] = TILE * tj - pad_w
+            else:
+                lane_off[l] = -1
+                lane_h0[l] = 0
+                lane_w0[l] = 0
+        for c in range(C):
+            _gather_patches(x, d, lane_off, lane_h0, lane_w0, c, C, H, W, nr)
+            if real is float:
+                convlab_wino_input_s(d, V + (jp * C + c) * nr, vstride)
+            else:
+                convlab_wino_input_d(d, V + (jp * C + c) * nr, vstride)
+    for xi in range(NPOS):
+        for jp in range(npanels):
+            for ip in range(Kp // MR):
+                if real is float:
+                    convlab_sgemm_6x16(C, Up + (xi * Kp + ip * MR) * C, V + xi * vstride + jp * C * nr,
+                                       M + (xi * Kp + ip * MR) * NBp + jp * nr, NBp, 0)
+                else:
+                    convlab_dgemm_6x8(C, Up + (xi * Kp + ip * MR) * C, V + xi * vstride + jp * C * nr,
+                                      M + (xi * Kp + ip * MR) * NBp + jp * nr, NBp, 0)
+    for jp in range(npanels):
+        for k in range(K):
+            if real is float:
+                convlab_wino_output_s(M + k * NBp + jp * nr, Kp * NBp,
+                                      bias[k] if bias != NULL else 0, y, finite)
+            else:
+                convlab_wino_output_d(M + k * NBp + jp * nr, Kp * NBp,
+                                      bias[k] if bias != NULL else 0, y, finite)
+            for l in range(nr):
+                t = jp * nr + l
+                if t >= nb:
+                    break
+                t = t0 + t
+                n = t // per_image
+                ti = (t % per_image) // tiles_w
+                tj = t % tiles_w
+                dst = out + (n * K + k) * H_out * W_out
+                for a in range(TILE):
+                    ho = TILE * ti + a
+                    if ho < H_out:
+                        for b in range(TILE):
+                            wo = TILE * tj + b
+                            if wo < W_out:
+                                dst[ho * W_out + wo] = y[(a * TILE + b) * nr + l]
+    for l in range(nr):
+        if finite[l] != 0:  # NaN: some output was an infinity or a NaN
+            return 1
+    return 0
+
+
+def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const real[::1] b,
+                 real[:, :, :, ::1] out, int pad_h, int pad_w, int num_threads=0,
+                 block_tiles=None):
+    """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3), writing ``out`` in place.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W), C-contiguous, float32 or float64
+    w : ndarray of shape (K, C, 3, 3), C-contiguous, same dtype
+    b : ndarray of shape (K,) or of shape (0,) for no bias, same dtype
+    out : ndarray of shape (N, K, H + 2 pad_h - 2, W + 2 pad_w - 2), C-contiguous, same dtype
+        Overwritten with the convolution.
+    pad_h, pad_w : int
+        Zero padding of the rows and of the columns (non-negative).
+    num_threads : int, optional
+        OpenMP threads; 0 (default) uses the OpenMP default
+        (``OMP_NUM_THREADS`` or the number of cores), fewer for small problems.
+    block_tiles : int or None, optional
+        Tiles per block (rounded up to a multiple of NR); None (default)
+        picks :func:`tiles_per_block`.  The result does not depend on it.
+
+    Returns
+    -------
+    bool
+        True if some output is an infinity or a NaN (the input, the filters
+        or the bias held one, or a sum overflowed).  Winograd's transforms
+        spread such a value over its whole tile where the direct sum would
+        not: recompute with the direct convolution to get its answer.
+
+    Raises
+    ------
+    ValueError
+        If ``w`` is not 3 x 3, the channels of ``x`` and ``w`` differ, a
+        pad is negative, ``b`` or ``out`` has the wrong shape.
+    """
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t K = w.shape[0]
+    if w.shape[2] != 3 or w.shape[3] != 3:
+        raise ValueError(f"conv_forward: w must hold 3 x 3 filters (Winograd F(2x2, 3x3)); "
+                         f"got w of shape {tuple(w.shape)[:4]}")
+    if w.shape[1] != C:
+        raise ValueError(f"conv_forward: w has {w.shape[1]} input channels, x has {C}")
+    if pad_h < 0 or pad_w < 0:
+        raise ValueError(f"conv_forward: pad_h and pad_w must be >= 0; got {pad_h}, {pad_w}")
+    cdef Py_ssize_t H_out = H + 2 * pad_h - 2, W_out = W + 2 * pad_w - 2
+    if H_out < 1 or W_out < 1:
+        raise ValueError(f"conv_forward: a 3 x 3 filter does not fit x of shape "
+                         f"{tuple(x.shape)[:4]} with pads {pad_h}, {pad_w}")
+    if tuple(out.shape)[:4] != (N, K, H_out, W_out):
+        raise ValueError(f"conv_forward: out must have shape {(N, K, H_out, W_out)}; "
+                         f"got {tuple(out.shape)[:4]}")
+    if b.shape[0] not in (0, K):
+        raise ValueError(f"conv_forward: b must have shape ({K},) or (0,); got ({b.shape[0]},)")
+    if N == 0 or K == 0:
+        return False
+    if C == 0:  # no input channels: the output is the bias
+        np.asarray(out)[...] = np.asarray(b)[:, None, None] if b.shape[0] > 0 else 0
+        return False
+    cdef Py_ssize_t nr = _nr(&out[0, 0, 0, 0])
+    cdef Py_ssize_t tiles_h = (H_out + TILE - 1) // TILE, tiles_w = (W_out + TILE - 1) // TILE
+    cdef Py_ssize_t T = N * tiles_h * tiles_w
+    cdef Py_ssize_t NBp = tiles_per_block(C, K, sizeof(real)) if block_tiles is None else \
+        _round_up(max(int(block_tiles), 1), nr)
+    cdef Py_ssize_t nblocks = (T + NBp - 1) // NBp, Kp = _round_up(K, MR), blk, nb
+    Up_arr = transformed_filters(np.asarray(w))
+    cdef const real[:, ::1] Up = Up_arr
+    cdef const real *bias = &b[0] if b.shape[0] > 0 else NULL
+    cdef real *V
+    cdef real *M
+    cdef real *d
+    cdef real *y
+    cdef Py_ssize_t *lanes
+    cdef int[::1] failed = np.zeros(1, dtype=np.intc)
+    cdef int[::1] nonfinite = np.zeros(nblocks, dtype=np.intc)
+    num_threads = pick_threads(18.0 * N * K * C * H_out * W_out, FLOP_PER_THREAD, num_threads)
+    with nogil, parallel(num_threads=num_threads):
+        V = <real *>malloc(NPOS * NBp * C * sizeof(real))
+        M = <real *>malloc(NPOS * Kp * NBp * sizeof(real))
+        d = <real *>malloc(NPOS * nr * sizeof(real))
+        y = <real *>malloc(TILE * TILE * nr * sizeof(real))
+        lanes = <Py_ssize_t *>malloc(3 * nr * sizeof(Py_ssize_t))
+        if V == NULL or M == NULL or d == NULL or y == NULL or lanes == NULL:
+            failed[0] = 1
+        else:
+            for blk in prange(nblocks, schedule="dynamic"):
+                nb = T - blk * NBp
+                if nb > NBp:
+                    nb = NBp
+                nonfinite[blk] = _conv_block(&x[0, 0, 0, 0], &Up[0, 0], bias, &out[0, 0, 0, 0],
+                                             V, M, d, y, lanes, blk * NBp, nb, NBp,
+                                             C, H, W, K, pad_h, pad_w, H_out, W_out,
+                                             tiles_h, tiles_w)
+        free(V)
+        free(M)
+        free(d)
+        free(y)
+        free(lanes)
+    if failed[0]:
+        raise MemoryError("conv_forward: could not allocate the per-thread work buffers")
+    return bool(np.asarray(nonfinite).any())
