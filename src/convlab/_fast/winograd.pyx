@@ -69,6 +69,10 @@ cdef extern from "conv_kernels.h":
                            Py_ssize_t ldc, int accumulate) noexcept nogil
 
 cdef extern from "winograd_kernels.h":
+    void convlab_wino_gather_row_s(const float *src, Py_ssize_t ld, float *d) noexcept nogil
+    void convlab_wino_gather_row_d(const double *src, Py_ssize_t ld, double *d) noexcept nogil
+    void convlab_wino_scatter_row_s(const float *y, float *dst, Py_ssize_t ld) noexcept nogil
+    void convlab_wino_scatter_row_d(const double *y, double *dst, Py_ssize_t ld) noexcept nogil
     void convlab_wino_input_s(const float *d, float *v, Py_ssize_t vstride) noexcept nogil
     void convlab_wino_input_d(const double *d, double *v, Py_ssize_t vstride) noexcept nogil
     void convlab_wino_output_s(const float *m, Py_ssize_t mstride, float bias, float *y,
@@ -138,49 +142,90 @@ def transformed_filters(w):
         float64, rounded once to the dtype of ``w``.
     """
     K, C = w.shape[:2]
-    U = np.einsum("ai,kcij,bj->abkc", WINOGRAD_G, w.astype(np.float64), WINOGRAD_G)
+    U = WINOGRAD_G @ w.astype(np.float64) @ WINOGRAD_G.T  # (K, C, 4, 4)
     Kp = _round_up(K, MR)
     packed = np.zeros((NPOS, Kp, C), dtype=np.float64)
-    packed[:, :K, :] = U.reshape(NPOS, K, C)
+    packed[:, :K, :] = U.reshape(K, C, NPOS).transpose(2, 0, 1)
     # (16, Kp, C) -> (16, Kp / MR, MR, C) -> (16, Kp / MR, C, MR)
     packed = packed.reshape(NPOS, Kp // MR, MR, C).transpose(0, 1, 3, 2)
     return np.ascontiguousarray(packed.reshape(NPOS, Kp * C), dtype=w.dtype)
 
 
-cdef void _gather_patches(const real *x, real *d, const Py_ssize_t *lane_off,
-                          const Py_ssize_t *lane_h0, const Py_ssize_t *lane_w0,
-                          Py_ssize_t c, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-                          Py_ssize_t nr) noexcept nogil:
-    """Copy channel ``c`` of the 4 x 4 input patch of each of ``nr`` tiles into ``d[16][nr]``.
+cdef inline void _gather_row(const real *src, Py_ssize_t ld, real *d) noexcept nogil:
+    """``d[(r * 4 + s) * NR + l] = src[r * ld + 2 l + s]``: the patches of NR tiles side by side."""
+    if real is float:
+        convlab_wino_gather_row_s(src, ld, d)
+    else:
+        convlab_wino_gather_row_d(src, ld, d)
 
-    Lane ``l``'s patch starts at row ``lane_h0[l]``, column ``lane_w0[l]`` of
-    its image (negative inside the zero padding), whose first pixel is
-    ``x + lane_off[l]``; ``lane_off[l] < 0`` marks a lane past the last tile.
-    Pixels outside the image are zeros.
+
+cdef inline void _scatter_row(const real *y, real *dst, Py_ssize_t ld) noexcept nogil:
+    """``dst[a * ld + 2 l + b] = y[(a * 2 + b) * NR + l]``: NR output tiles side by side."""
+    if real is float:
+        convlab_wino_scatter_row_s(y, dst, ld)
+    else:
+        convlab_wino_scatter_row_d(y, dst, ld)
+
+
+cdef void _copy_rows_padded(const real *plane, real *rowbuf, Py_ssize_t h0, Py_ssize_t w0,
+                            Py_ssize_t H, Py_ssize_t W, Py_ssize_t width) noexcept nogil:
+    """Copy rows ``h0 .. h0 + 3``, columns ``w0 .. w0 + width - 1`` of an (H, W) ``plane``
+    into ``rowbuf`` (4 x width), zeros outside the plane."""
+    cdef Py_ssize_t r, h, s, s0 = max(0, -w0), s1 = min(width, W - w0)
+    cdef const real *src
+    cdef real *dst
+    for r in range(ALPHA):
+        h = h0 + r
+        dst = rowbuf + r * width
+        if h < 0 or h >= H or s1 <= s0:
+            for s in range(width):
+                dst[s] = 0
+            continue
+        src = plane + h * W + w0
+        for s in range(s0):
+            dst[s] = 0
+        for s in range(s0, s1):
+            dst[s] = src[s]
+        for s in range(s1, width):
+            dst[s] = 0
+
+
+cdef void _gather_patches(const real *x, real *d, const Py_ssize_t *lane_in, const Py_ssize_t *lane_h0,
+                          const Py_ssize_t *lane_w0, Py_ssize_t H, Py_ssize_t W,
+                          Py_ssize_t nr) noexcept nogil:
+    """Copy the 4 x 4 input patch of each of ``nr`` tiles (one channel) into ``d[16][nr]``.
+
+    Lane ``l``'s patch starts at row ``lane_h0[l]``, column ``lane_w0[l]``
+    (negative inside the zero padding) of the channel whose first pixel is
+    ``x + lane_in[l]``; ``lane_in[l] < 0`` marks a lane past the last tile.
+    Pixels outside the channel are zeros.
     """
-    cdef Py_ssize_t l, r, s, h, wc, h0, w0
+    cdef Py_ssize_t l, r, s, h0, w0, r0, r1, s0, s1
     cdef const real *src
     for l in range(nr):
         h0 = lane_h0[l]
         w0 = lane_w0[l]
-        if lane_off[l] >= 0 and h0 >= 0 and w0 >= 0 and h0 + ALPHA <= H and w0 + ALPHA <= W:
-            src = x + lane_off[l] + (c * H + h0) * W + w0
+        src = x + lane_in[l] + h0 * W + w0
+        if lane_in[l] >= 0 and h0 >= 0 and w0 >= 0 and h0 + ALPHA <= H and w0 + ALPHA <= W:
             for r in range(ALPHA):
                 for s in range(ALPHA):
                     d[(r * ALPHA + s) * nr + l] = src[r * W + s]
-        else:  # a border tile, or no tile at all
-            for r in range(ALPHA):
-                h = h0 + r
-                for s in range(ALPHA):
-                    wc = w0 + s
-                    if lane_off[l] >= 0 and 0 <= h < H and 0 <= wc < W:
-                        d[(r * ALPHA + s) * nr + l] = x[lane_off[l] + (c * H + h) * W + wc]
-                    else:
-                        d[(r * ALPHA + s) * nr + l] = 0
+            continue
+        # a border tile (only rows r0:r1, columns s0:s1 lie inside), or no tile
+        r0 = max(0, -h0)
+        r1 = min(ALPHA, H - h0)
+        s0 = max(0, -w0)
+        s1 = min(ALPHA, W - w0)
+        for r in range(ALPHA):
+            for s in range(ALPHA):
+                if lane_in[l] >= 0 and r0 <= r < r1 and s0 <= s < s1:
+                    d[(r * ALPHA + s) * nr + l] = src[r * W + s]
+                else:
+                    d[(r * ALPHA + s) * nr + l] = 0
 
 
 cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
-                     real *V, real *M, real *d, real *y, Py_ssize_t *lanes,
+                     real *V, real *M, real *d, real *y, real *rowbuf, Py_ssize_t *lanes,
                      Py_ssize_t t0, Py_ssize_t nb, Py_ssize_t NBp,
                      Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K,
                      Py_ssize_t pad_h, Py_ssize_t pad_w, Py_ssize_t H_out, Py_ssize_t W_out,
@@ -189,7 +234,8 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
     output is not finite, else 0.
 
     ``V`` (16 x NBp x C), ``M`` (16 x Kp x NBp), ``d`` (16 x NR), ``y``
-    (4 x NR) and ``lanes`` (3 x NR) are this thread's work buffers.
+    (4 x NR), ``rowbuf`` (4 x (2 NR + 2)) and ``lanes`` (6 x NR) are this
+    thread's work buffers.
 
     1. input transform: ``V[xi][panel][c][lane] = (B^T d B)[xi]`` for the
        patch of every tile and channel, written straight into the
@@ -198,14 +244,25 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
        micro-kernel call per MR x NR tile, the whole channel sum at once;
     3. output transform: ``Y = A^T M A + bias`` per filter and tile, and the
        valid pixels of each 2 x 2 tile are written to ``out``.
+
+    A panel of NR tiles side by side in one row of tiles (the common case
+    on large maps) is read and written with strided vector copies; other
+    panels tile by tile.
     """
     cdef Py_ssize_t nr = _nr(V)
-    cdef Py_ssize_t Kp = _round_up(K, MR), npanels = NBp // nr
-    cdef Py_ssize_t per_image = tiles_h * tiles_w, vstride = NBp * C
-    cdef Py_ssize_t jp, l, t, n, ti, tj, c, xi, ip, k, a, b, ho, wo
-    cdef Py_ssize_t *lane_off = lanes
+    cdef Py_ssize_t Kp = _round_up(K, MR), npanels = (nb + nr - 1) // nr
+    cdef Py_ssize_t per_image = tiles_h * tiles_w, vstride = NBp * C, P = H_out * W_out
+    cdef Py_ssize_t jp, l, t, n, ti, tj, c, xi, ip, k, a, b
+    # per lane of a panel: input offset of its image (-1: no tile), patch
+    # origin, output offset of its tile, valid output rows and columns
+    cdef Py_ssize_t *lane_in = lanes
     cdef Py_ssize_t *lane_h0 = lanes + nr
     cdef Py_ssize_t *lane_w0 = lanes + 2 * nr
+    cdef Py_ssize_t *lane_out = lanes + 3 * nr
+    cdef Py_ssize_t *lane_rows = lanes + 4 * nr
+    cdef Py_ssize_t *lane_cols = lanes + 5 * nr
+    cdef bint in_row, inside, out_row, whole
+    cdef Py_ssize_t width
     cdef real finite[16]
     cdef real *dst
     for l in range(nr):
@@ -218,15 +275,35 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
                 n = t // per_image
                 ti = (t % per_image) // tiles_w
                 tj = t % tiles_w
-                lane_off[l] = n * C * H * W
+                lane_in[l] = n * C * H * W
                 lane_h0[l] = TILE * ti - pad_h
                 lane_w0[l] = TILE * tj - pad_w
+                lane_out[l] = n * K * P + TILE * ti * W_out + TILE * tj
+                lane_rows[l] = min(TILE, H_out - TILE * ti)
+                lane_cols[l] = min(TILE, W_out - TILE * tj)
             else:
-                lane_off[l] = -1
+                lane_in[l] = -1
                 lane_h0[l] = 0
                 lane_w0[l] = 0
+                lane_out[l] = -1
+                lane_rows[l] = 0
+                lane_cols[l] = 0
+        # whole panel in one row of tiles (then lane l's patch and tile
+        # start 2 l pixels right of lane 0's)?  With every patch inside the
+        # image it is read in place, else from a zero-padded copy of its rows.
+        in_row = (jp + 1) * nr <= nb and lane_in[nr - 1] == lane_in[0] \
+            and lane_h0[nr - 1] == lane_h0[0] and lane_w0[nr - 1] == lane_w0[0] + TILE * (nr - 1)
+        inside = in_row and lane_h0[0] >= 0 and lane_w0[0] >= 0 and lane_h0[0] + ALPHA <= H \
+            and lane_w0[nr - 1] + ALPHA <= W
         for c in range(C):
-            _gather_patches(x, d, lane_off, lane_h0, lane_w0, c, C, H, W, nr)
+            if inside:
+                _gather_row(x + lane_in[0] + (c * H + lane_h0[0]) * W + lane_w0[0], W, d)
+            elif in_row:
+                _copy_rows_padded(x + lane_in[0] + c * H * W, rowbuf, lane_h0[0], lane_w0[0],
+                                  H, W, 2 * nr + 2)
+                _gather_row(rowbuf, 2 * nr + 2, d)
+            else:
+                _gather_patches(x + c * H * W, d, lane_in, lane_h0, lane_w0, H, W, nr)
             if real is float:
                 convlab_wino_input_s(d, V + (jp * C + c) * nr, vstride)
             else:
@@ -241,6 +318,27 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
                     convlab_dgemm_6x8(C, Up + (xi * Kp + ip * MR) * C, V + xi * vstride + jp * C * nr,
                                       M + (xi * Kp + ip * MR) * NBp + jp * nr, NBp, 0)
     for jp in range(npanels):
+        # the lanes of the output side (recomputed: the input loop reused the buffer)
+        for l in range(nr):
+            t = jp * nr + l
+            if t < nb:
+                t = t0 + t
+                n = t // per_image
+                ti = (t % per_image) // tiles_w
+                tj = t % tiles_w
+                lane_out[l] = n * K * P + TILE * ti * W_out + TILE * tj
+                lane_rows[l] = min(TILE, H_out - TILE * ti)
+                lane_cols[l] = min(TILE, W_out - TILE * tj)
+            else:
+                lane_out[l] = -1
+                lane_rows[l] = 0
+                lane_cols[l] = 0
+        # whole panel in one row of tiles?  Then written with a strided
+        # vector copy, in place if all its tiles are whole, else through a
+        # buffer of two output rows (the valid part copied out).
+        out_row = (jp + 1) * nr <= nb and lane_out[nr - 1] == lane_out[0] + TILE * (nr - 1) \
+            and (lane_out[0] % P) // W_out == (lane_out[nr - 1] % P) // W_out
+        whole = out_row and lane_rows[0] == TILE and lane_cols[nr - 1] == TILE
         for k in range(K):
             if real is float:
                 convlab_wino_output_s(M + k * NBp + jp * nr, Kp * NBp,
@@ -248,22 +346,21 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
             else:
                 convlab_wino_output_d(M + k * NBp + jp * nr, Kp * NBp,
                                       bias[k] if bias != NULL else 0, y, finite)
-            for l in range(nr):
-                t = jp * nr + l
-                if t >= nb:
-                    break
-                t = t0 + t
-                n = t // per_image
-                ti = (t % per_image) // tiles_w
-                tj = t % tiles_w
-                dst = out + (n * K + k) * H_out * W_out
-                for a in range(TILE):
-                    ho = TILE * ti + a
-                    if ho < H_out:
-                        for b in range(TILE):
-                            wo = TILE * tj + b
-                            if wo < W_out:
-                                dst[ho * W_out + wo] = y[(a * TILE + b) * nr + l]
+            if whole:
+                _scatter_row(y, out + lane_out[0] + k * P, W_out)
+            elif out_row:
+                _scatter_row(y, rowbuf, 2 * nr)
+                width = min(TILE * nr, W_out - (lane_out[0] % W_out))
+                for a in range(lane_rows[0]):
+                    dst = out + lane_out[0] + k * P + a * W_out
+                    for b in range(width):
+                        dst[b] = rowbuf[a * 2 * nr + b]
+            else:
+                for l in range(nr):
+                    dst = out + lane_out[l] + k * P
+                    for a in range(lane_rows[l]):
+                        for b in range(lane_cols[l]):
+                            dst[a * W_out + b] = y[(a * TILE + b) * nr + l]
     for l in range(nr):
         if finite[l] != 0:  # NaN: some output was an infinity or a NaN
             return 1
@@ -341,6 +438,7 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
     cdef real *M
     cdef real *d
     cdef real *y
+    cdef real *rowbuf
     cdef Py_ssize_t *lanes
     cdef int[::1] failed = np.zeros(1, dtype=np.intc)
     cdef int[::1] nonfinite = np.zeros(nblocks, dtype=np.intc)
@@ -350,8 +448,9 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
         M = <real *>malloc(NPOS * Kp * NBp * sizeof(real))
         d = <real *>malloc(NPOS * nr * sizeof(real))
         y = <real *>malloc(TILE * TILE * nr * sizeof(real))
-        lanes = <Py_ssize_t *>malloc(3 * nr * sizeof(Py_ssize_t))
-        if V == NULL or M == NULL or d == NULL or y == NULL or lanes == NULL:
+        rowbuf = <real *>malloc(ALPHA * (2 * nr + 2) * sizeof(real))
+        lanes = <Py_ssize_t *>malloc(6 * nr * sizeof(Py_ssize_t))
+        if V == NULL or M == NULL or d == NULL or y == NULL or rowbuf == NULL or lanes == NULL:
             failed[0] = 1
         else:
             for blk in prange(nblocks, schedule="dynamic"):
@@ -359,13 +458,14 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
                 if nb > NBp:
                     nb = NBp
                 nonfinite[blk] = _conv_block(&x[0, 0, 0, 0], &Up[0, 0], bias, &out[0, 0, 0, 0],
-                                             V, M, d, y, lanes, blk * NBp, nb, NBp,
+                                             V, M, d, y, rowbuf, lanes, blk * NBp, nb, NBp,
                                              C, H, W, K, pad_h, pad_w, H_out, W_out,
                                              tiles_h, tiles_w)
         free(V)
         free(M)
         free(d)
         free(y)
+        free(rowbuf)
         free(lanes)
     if failed[0]:
         raise MemoryError("conv_forward: could not allocate the per-thread work buffers")

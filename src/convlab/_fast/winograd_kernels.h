@@ -85,17 +85,45 @@
         }
 
 /* ====================================================================
+ * Moving tiles in and out: the common case of NR whole tiles side by side
+ * in one row of tiles, so that lane l's patch starts 2 l pixels to the
+ * right of lane 0's (reads and writes with a stride of 2, which the
+ * compiler vectorizes with shuffles).
+ * ==================================================================== */
+
+/* d[(r * 4 + s) * NR + l] = src[r * ld + 2 l + s] */
+#define CONVLAB_WINO2_GATHER_ROW(T, NR) \
+    for (int r = 0; r < 4; ++r) \
+        for (int s = 0; s < 4; ++s) \
+            for (int l = 0; l < NR; ++l) \
+                d[(r * 4 + s) * NR + l] = src[r * ld + 2 * l + s];
+
+/* dst[a * ld + 2 l + b] = y[(a * 2 + b) * NR + l] */
+#define CONVLAB_WINO2_SCATTER_ROW(T, NR) \
+    for (int a = 0; a < 2; ++a) \
+        for (int l = 0; l < NR; ++l) { \
+            dst[a * ld + 2 * l] = y[(a * 2) * NR + l]; \
+            dst[a * ld + 2 * l + 1] = y[(a * 2 + 1) * NR + l]; \
+        }
+
+/* ====================================================================
  * The functions: plain, AVX2 copies, and the dispatchers.
  * ==================================================================== */
 
 #define CONVLAB_WINO_IN_ARGS(T) const T *d, T *v, ptrdiff_t vstride
 #define CONVLAB_WINO_OUT_ARGS(T) const T *m, ptrdiff_t mstride, T bias, T *y, T *finite
+#define CONVLAB_WINO_GATHER_ARGS(T) const T *src, ptrdiff_t ld, T *d
+#define CONVLAB_WINO_SCATTER_ARGS(T) const T *y, T *dst, ptrdiff_t ld
 
 #define CONVLAB_WINO_DEFINE(SUFFIX, ATTR) \
     ATTR static void convlab_wino2_input_s_##SUFFIX(CONVLAB_WINO_IN_ARGS(float)) { CONVLAB_WINO2_INPUT(float, 16) } \
     ATTR static void convlab_wino2_input_d_##SUFFIX(CONVLAB_WINO_IN_ARGS(double)) { CONVLAB_WINO2_INPUT(double, 8) } \
     ATTR static void convlab_wino2_output_s_##SUFFIX(CONVLAB_WINO_OUT_ARGS(float)) { CONVLAB_WINO2_OUTPUT(float, 16) } \
-    ATTR static void convlab_wino2_output_d_##SUFFIX(CONVLAB_WINO_OUT_ARGS(double)) { CONVLAB_WINO2_OUTPUT(double, 8) }
+    ATTR static void convlab_wino2_output_d_##SUFFIX(CONVLAB_WINO_OUT_ARGS(double)) { CONVLAB_WINO2_OUTPUT(double, 8) } \
+    ATTR static void convlab_wino2_gather_row_s_##SUFFIX(CONVLAB_WINO_GATHER_ARGS(float)) { CONVLAB_WINO2_GATHER_ROW(float, 16) } \
+    ATTR static void convlab_wino2_gather_row_d_##SUFFIX(CONVLAB_WINO_GATHER_ARGS(double)) { CONVLAB_WINO2_GATHER_ROW(double, 8) } \
+    ATTR static void convlab_wino2_scatter_row_s_##SUFFIX(CONVLAB_WINO_SCATTER_ARGS(float)) { CONVLAB_WINO2_SCATTER_ROW(float, 16) } \
+    ATTR static void convlab_wino2_scatter_row_d_##SUFFIX(CONVLAB_WINO_SCATTER_ARGS(double)) { CONVLAB_WINO2_SCATTER_ROW(double, 8) }
 
 CONVLAB_WINO_DEFINE(plain, )
 #ifdef CONVLAB_HAVE_AVX2
@@ -121,6 +149,22 @@ static void convlab_wino_output_s(CONVLAB_WINO_OUT_ARGS(float))
 static void convlab_wino_output_d(CONVLAB_WINO_OUT_ARGS(double))
 {
     CONVLAB_WINO_CALL(convlab_wino2_output_d, (m, mstride, bias, y, finite))
+}
+static void convlab_wino_gather_row_s(CONVLAB_WINO_GATHER_ARGS(float))
+{
+    CONVLAB_WINO_CALL(convlab_wino2_gather_row_s, (src, ld, d))
+}
+static void convlab_wino_gather_row_d(CONVLAB_WINO_GATHER_ARGS(double))
+{
+    CONVLAB_WINO_CALL(convlab_wino2_gather_row_d, (src, ld, d))
+}
+static void convlab_wino_scatter_row_s(CONVLAB_WINO_SCATTER_ARGS(float))
+{
+    CONVLAB_WINO_CALL(convlab_wino2_scatter_row_s, (y, dst, ld))
+}
+static void convlab_wino_scatter_row_d(CONVLAB_WINO_SCATTER_ARGS(double))
+{
+    CONVLAB_WINO_CALL(convlab_wino2_scatter_row_d, (y, dst, ld))
 }
 
 #endif /* CONVLAB_WINOGRAD_KERNELS_H */
