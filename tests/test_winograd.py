@@ -276,3 +276,38 @@ def test_the_algorithms_differ_only_by_rounding_and_direct_is_the_direct_kernel(
     winograd, _ = fast_layers.conv_forward_fast(x, w, b, conv_param)
     assert not np.array_equal(winograd, direct)
     np.testing.assert_allclose(winograd, direct, rtol=0, atol=1e-4 * np.abs(direct).max())
+
+
+@pytest.mark.parametrize("C, K, H, expected", [
+    (24, 16, 31, False), (16, 64, 15, False), (64, 64, 7, False), (32, 128, 15, False),
+    (128, 128, 3, False), (128, 128, 7, True), (64, 128, 7, True), (64, 64, 32, True),
+])
+def test_winograd_pays_is_a_fixed_rule_on_the_shape(C, K, H, expected):
+    """The documented rule: the recipes' layers and the benchmark layer, both dtypes."""
+    for dtype in (np.float32, np.float64):
+        assert fast_layers.winograd_pays(C, K, H, H, np.dtype(dtype)) is expected
+
+
+@pytest.mark.parametrize("x_shape, w_shape, winograd", [
+    ((1, 64, 32, 32), (64, 64, 3, 3), True),
+    ((1, 16, 15, 15), (16, 16, 3, 3), False),
+])
+def test_auto_sends_a_layer_where_winograd_pays(x_shape, w_shape, winograd):
+    """With "auto", the forward pass and dx give exactly the bits of the kernel the rule picks."""
+    rng, x, w, b = random_arrays(x_shape, w_shape, np.float32, seed=2)
+    fast_layers.set_conv_algorithm("auto")
+    out, cache = fast_layers.conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    dx = fast_layers.conv_backward_input_fast(dout, cache)
+    np.testing.assert_array_equal(dx, fast_layers.conv_backward_fast(dout, cache)[0])
+    w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    if winograd:
+        expected, _ = winograd_forward(x, w, b, 1)
+        expected_dx, _ = winograd_forward(dout, w_flipped, np.zeros(0, np.float32), 1)
+    else:
+        expected = np.empty_like(out)
+        conv_kernels.conv_forward(x, w, b, expected, 1, 1, 1)
+        fast_layers.set_conv_algorithm("direct")
+        expected_dx = fast_layers.conv_backward_input_fast(dout, cache)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(dx, expected_dx)

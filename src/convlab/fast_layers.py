@@ -11,7 +11,12 @@ passes take ``(dout, cache)``.  The heavy lifting happens in
   register-tiled micro-kernel, so the full ``cols`` array never exists.  The
   textbook version -- full im2col (:mod:`convlab._fast.im2col`), one BLAS
   product per image through NumPy, col2im -- is kept as
-  :func:`conv_forward_im2col` / :func:`conv_backward_im2col` for comparison;
+  :func:`conv_forward_im2col` / :func:`conv_backward_im2col` for comparison.
+  Stride-1 3x3 convolutions with many channels take Winograd's F(2x2, 3x3)
+  instead (:mod:`convlab._fast.winograd`: 16 products per 2 x 2 tile of
+  outputs instead of 36), forward and ``dx``, where the fixed rule
+  :func:`winograd_pays` says it is faster; :func:`set_conv_algorithm`
+  forces either algorithm;
 * max pooling is a direct loop in :mod:`convlab._fast.pool` that remembers
   each window's winner for the backward pass, with a special case for the
   common 2x2 window with stride 2 (which also pools odd-sized maps by
@@ -72,6 +77,7 @@ __all__ = [
     "conv_forward_fast",
     "conv_backward_fast",
     "conv_backward_weights_fast",
+    "conv_backward_input_fast",
     "max_pool_forward_fast",
     "max_pool_backward_fast",
     "conv_forward_im2col",
@@ -188,20 +194,47 @@ def set_conv_algorithm(name):
 
 
 def winograd_pays(C, K, H_out, W_out, dtype):
-    """Whether Winograd F(2x2, 3x3) beats the direct kernels on this shape.
+    """Whether Winograd F(2x2, 3x3) beats the direct kernels on this stride-1 3x3 shape.
 
-    A fixed rule on the shape, so that results never depend on timings.
+    A fixed rule on the shape, never a timing, so that results are the
+    same on every run:
+
+    * at least 64 input and 64 output channels: each tile's transforms cost
+      about ``16 (C + K)`` additions and copies, against ``20 C K`` saved
+      multiply-adds, and below 64 channels the short matrix products (one per
+      position, ``C`` long) also run the micro-kernel less efficiently;
+    * maps of at least 7 x 7: a 3 x 3 map is computed as 4 x 4 (two tiles
+      each way), wasting most of the saving;
+    * and either 128 channels on one side, or a padded input larger than the
+      direct kernel's implicit GEMM takes
+      (:func:`convlab._fast.conv.implicit_gemm_pays`), where the direct
+      kernel must pack its columns.
+
+    Timed on one core of an AMD EPYC (AVX2) with
+    ``benchmarks/bench_winograd.py``, forward and ``dx``, float32 and
+    float64: Winograd was 1.2 to 1.9 times faster on every shape this rule
+    picks (the 128-channel 7 x 7 layers of the ``best`` recipe, the
+    64-channel 32 x 32 layer of ``benchmarks/bench_layers.py``), and slower
+    or within the timing noise on the others (16 to 32 channels: 0.4 to
+    0.9 times; 64 channels on 7 x 7 or 3 x 3 maps: 0.7 to 1.2 times).
 
     Parameters
     ----------
     C, K : int
         Input and output channels.
     H_out, W_out : int
-        Output map size.
+        Output map size (with pad 1, also the input's).
     dtype : numpy dtype
         float32 or float64.
+
+    Returns
+    -------
+    bool
     """
-    return False
+    if min(C, K) < 64 or min(H_out, W_out) < 7:
+        return False
+    itemsize = np.dtype(dtype).itemsize
+    return max(C, K) >= 128 or not _conv.implicit_gemm_pays(C, H_out + 2, W_out + 2, 1, itemsize)
 
 
 def _winograd_applies(stride, HH, WW, C, K, H_out, W_out, dtype):
@@ -309,9 +342,41 @@ def conv_backward_fast(dout, cache):
     of the naive layer.
     """
     checked = _conv_cache(cache)
-    x, w, stride, pad, _, _ = checked
     dout = _check_conv_dout(dout, checked)
     dw, db = _weight_gradients(dout, checked)
+    return _input_gradient(dout, checked), dw, db
+
+
+def conv_backward_input_fast(dout, cache):
+    """The input gradient ``dx`` of a convolutional layer, without ``dw`` and ``db``.
+
+    The ``dx`` of :func:`conv_backward_fast`, computed the same way (for
+    benchmarks that time the two halves of the backward pass apart).
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, F, H_out, W_out)
+        Upstream gradient.
+    cache : tuple
+        From :func:`conv_forward_fast`.
+
+    Returns
+    -------
+    dx : ndarray of shape (N, C, H, W)
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`conv_backward_fast`.
+    """
+    checked = _conv_cache(cache)
+    return _input_gradient(_check_conv_dout(dout, checked), checked)
+
+
+def _input_gradient(dout, checked):
+    """``dx`` from a ``dout`` checked by :func:`_check_conv_dout` and a cache checked by
+    :func:`_conv_cache` (``checked``); see :func:`conv_backward_fast`."""
+    x, w, stride, pad, _, _ = checked
     F, C, HH, WW = w.shape
     dx = np.empty(x.shape, dtype=x.dtype)
     flipped_winograd = _winograd_applies(stride, HH, WW, F, C, x.shape[2], x.shape[3], x.dtype)
@@ -321,7 +386,7 @@ def conv_backward_fast(dout, cache):
         _conv_forward_into(dout, w_flipped, _NO_BIAS[x.dtype.type], dx, 1, HH - 1 - pad, WW - 1 - pad)
     else:
         _conv.conv_backward_input_col2im(dout, w, dx, stride, pad)
-    return dx, dw, db
+    return dx
 
 
 def _flipped_dx_pays(dout, w, pad):

@@ -190,38 +190,26 @@ cdef void _copy_rows_padded(const real *plane, real *rowbuf, Py_ssize_t h0, Py_s
             dst[s] = 0
 
 
-cdef void _gather_patches(const real *x, real *d, const Py_ssize_t *lane_in, const Py_ssize_t *lane_h0,
-                          const Py_ssize_t *lane_w0, Py_ssize_t H, Py_ssize_t W,
-                          Py_ssize_t nr) noexcept nogil:
-    """Copy the 4 x 4 input patch of each of ``nr`` tiles (one channel) into ``d[16][nr]``.
+cdef void _gather_patches(const real *plane, real *d, const Py_ssize_t *lane_in,
+                          const Py_ssize_t *lane_clip, Py_ssize_t W, Py_ssize_t nr) noexcept nogil:
+    """Copy the part inside the image of the 4 x 4 input patch of each of ``nr`` tiles
+    (one channel) into ``d[16][nr]``.
 
-    Lane ``l``'s patch starts at row ``lane_h0[l]``, column ``lane_w0[l]``
-    (negative inside the zero padding) of the channel whose first pixel is
-    ``x + lane_in[l]``; ``lane_in[l] < 0`` marks a lane past the last tile.
-    Pixels outside the channel are zeros.
+    Lane ``l``'s patch starts at ``plane + lane_in[l]`` (its image's channel
+    plus its origin, which may lie in the zero padding), and only its rows
+    ``r0 <= r < r1`` and columns ``s0 <= s < s1`` lie inside the image, with
+    ``(r0, r1, s0, s1) = lane_clip[4 l : 4 l + 4]`` (an empty range for a
+    lane past the last tile).  The other entries of ``d`` are not touched:
+    the caller zeroes ``d`` once per panel, and they stay zero for every
+    channel.
     """
-    cdef Py_ssize_t l, r, s, h0, w0, r0, r1, s0, s1
+    cdef Py_ssize_t l, r, s
     cdef const real *src
     for l in range(nr):
-        h0 = lane_h0[l]
-        w0 = lane_w0[l]
-        src = x + lane_in[l] + h0 * W + w0
-        if lane_in[l] >= 0 and h0 >= 0 and w0 >= 0 and h0 + ALPHA <= H and w0 + ALPHA <= W:
-            for r in range(ALPHA):
-                for s in range(ALPHA):
-                    d[(r * ALPHA + s) * nr + l] = src[r * W + s]
-            continue
-        # a border tile (only rows r0:r1, columns s0:s1 lie inside), or no tile
-        r0 = max(0, -h0)
-        r1 = min(ALPHA, H - h0)
-        s0 = max(0, -w0)
-        s1 = min(ALPHA, W - w0)
-        for r in range(ALPHA):
-            for s in range(ALPHA):
-                if lane_in[l] >= 0 and r0 <= r < r1 and s0 <= s < s1:
-                    d[(r * ALPHA + s) * nr + l] = src[r * W + s]
-                else:
-                    d[(r * ALPHA + s) * nr + l] = 0
+        src = plane + lane_in[l]
+        for r in range(lane_clip[4 * l], lane_clip[4 * l + 1]):
+            for s in range(lane_clip[4 * l + 2], lane_clip[4 * l + 3]):
+                d[(r * ALPHA + s) * nr + l] = src[r * W + s]
 
 
 cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
@@ -234,7 +222,7 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
     output is not finite, else 0.
 
     ``V`` (16 x NBp x C), ``M`` (16 x Kp x NBp), ``d`` (16 x NR), ``y``
-    (4 x NR), ``rowbuf`` (4 x (2 NR + 2)) and ``lanes`` (6 x NR) are this
+    (4 x NR), ``rowbuf`` (4 x (2 NR + 2)) and ``lanes`` (10 x NR) are this
     thread's work buffers.
 
     1. input transform: ``V[xi][panel][c][lane] = (B^T d B)[xi]`` for the
@@ -261,6 +249,7 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
     cdef Py_ssize_t *lane_out = lanes + 3 * nr
     cdef Py_ssize_t *lane_rows = lanes + 4 * nr
     cdef Py_ssize_t *lane_cols = lanes + 5 * nr
+    cdef Py_ssize_t *lane_clip = lanes + 6 * nr  # 4 per lane
     cdef bint in_row, inside, out_row, whole
     cdef Py_ssize_t width
     cdef real finite[16]
@@ -281,6 +270,10 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
                 lane_out[l] = n * K * P + TILE * ti * W_out + TILE * tj
                 lane_rows[l] = min(TILE, H_out - TILE * ti)
                 lane_cols[l] = min(TILE, W_out - TILE * tj)
+                lane_clip[4 * l] = max(0, -lane_h0[l])
+                lane_clip[4 * l + 1] = min(ALPHA, H - lane_h0[l])
+                lane_clip[4 * l + 2] = max(0, -lane_w0[l])
+                lane_clip[4 * l + 3] = min(ALPHA, W - lane_w0[l])
             else:
                 lane_in[l] = -1
                 lane_h0[l] = 0
@@ -288,6 +281,8 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
                 lane_out[l] = -1
                 lane_rows[l] = 0
                 lane_cols[l] = 0
+                lane_clip[4 * l] = lane_clip[4 * l + 1] = 0
+                lane_clip[4 * l + 2] = lane_clip[4 * l + 3] = 0
         # whole panel in one row of tiles (then lane l's patch and tile
         # start 2 l pixels right of lane 0's)?  With every patch inside the
         # image it is read in place, else from a zero-padded copy of its rows.
@@ -295,6 +290,11 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
             and lane_h0[nr - 1] == lane_h0[0] and lane_w0[nr - 1] == lane_w0[0] + TILE * (nr - 1)
         inside = in_row and lane_h0[0] >= 0 and lane_w0[0] >= 0 and lane_h0[0] + ALPHA <= H \
             and lane_w0[nr - 1] + ALPHA <= W
+        if not in_row:
+            # patch origins relative to their channel; zeros outside the image
+            for l in range(nr):
+                lane_in[l] = lane_in[l] + lane_h0[l] * W + lane_w0[l] if lane_in[l] >= 0 else 0
+            memset(d, 0, NPOS * nr * sizeof(real))
         for c in range(C):
             if inside:
                 _gather_row(x + lane_in[0] + (c * H + lane_h0[0]) * W + lane_w0[0], W, d)
@@ -303,7 +303,7 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
                                   H, W, 2 * nr + 2)
                 _gather_row(rowbuf, 2 * nr + 2, d)
             else:
-                _gather_patches(x + c * H * W, d, lane_in, lane_h0, lane_w0, H, W, nr)
+                _gather_patches(x + c * H * W, d, lane_in, lane_clip, W, nr)
             if real is float:
                 convlab_wino_input_s(d, V + (jp * C + c) * nr, vstride)
             else:
@@ -449,7 +449,7 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
         d = <real *>malloc(NPOS * nr * sizeof(real))
         y = <real *>malloc(TILE * TILE * nr * sizeof(real))
         rowbuf = <real *>malloc(ALPHA * (2 * nr + 2) * sizeof(real))
-        lanes = <Py_ssize_t *>malloc(6 * nr * sizeof(Py_ssize_t))
+        lanes = <Py_ssize_t *>malloc(10 * nr * sizeof(Py_ssize_t))
         if V == NULL or M == NULL or d == NULL or y == NULL or rowbuf == NULL or lanes == NULL:
             failed[0] = 1
         else:
