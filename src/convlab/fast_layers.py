@@ -160,12 +160,12 @@ def build_info():
 # Which convolution algorithm: the direct (im2col) kernels or Winograd
 # --------------------------------------------------------------------------
 
-_CONV_ALGORITHMS = ("auto", "direct", "winograd")
+_CONV_ALGORITHMS = ("auto", "direct", "winograd", "winograd4")
 _conv_algorithm = "auto"
 
 
 def conv_algorithm():
-    """The convolution algorithm in force: ``"auto"``, ``"direct"`` or ``"winograd"``."""
+    """The convolution algorithm in force: ``"auto"``, ``"direct"``, ``"winograd"`` or ``"winograd4"``."""
     return _conv_algorithm
 
 
@@ -176,15 +176,18 @@ def set_conv_algorithm(name):
     (:mod:`convlab._fast.winograd`) for the stride-1 3x3 convolutions where
     :func:`winograd_pays` says it is faster, the direct blocked kernels
     everywhere else; ``"direct"`` never takes Winograd; ``"winograd"`` takes
-    it for every stride-1 3x3 convolution (for tests and benchmarks).  Other
-    convolutions always run directly.  The forward pass and the input
+    it for every stride-1 3x3 convolution (for tests and benchmarks);
+    ``"winograd4"`` takes the larger F(4x4, 3x3) for them instead (36
+    products per 4 x 4 outputs instead of 144, at about four times the
+    float32 rounding error of the direct sums).  Other convolutions always
+    run directly.  The forward pass and the input
     gradient ``dx`` (a stride-1 3x3 convolution too) follow the choice; the
     filter gradient is always direct.
 
     Raises
     ------
     ValueError
-        If ``name`` is not one of the three.
+        If ``name`` is not one of the four.
     """
     global _conv_algorithm
     if name not in _CONV_ALGORITHMS:
@@ -238,10 +241,13 @@ def winograd_pays(C, K, H_out, W_out, dtype):
 
 
 def _winograd_applies(stride, HH, WW, C, K, H_out, W_out, dtype):
-    """Whether the algorithm in force sends this convolution to Winograd."""
+    """The output tile m of the Winograd F(m x m, 3x3) that the algorithm in force sends
+    this convolution to (2 or 4), or 0 for the direct kernels."""
     if stride != 1 or HH != 3 or WW != 3 or _conv_algorithm == "direct":
-        return False
-    return _conv_algorithm == "winograd" or winograd_pays(C, K, H_out, W_out, dtype)
+        return 0
+    if _conv_algorithm == "winograd4":
+        return 4
+    return 2 if _conv_algorithm == "winograd" or winograd_pays(C, K, H_out, W_out, dtype) else 0
 
 
 def _conv_forward_into(x, w, b, out, stride, pad_h, pad_w):
@@ -254,8 +260,9 @@ def _conv_forward_into(x, w, b, out, stride, pad_h, pad_w):
     that infinities and NaNs land where the naive layer puts them.
     """
     F, C, HH, WW = w.shape
-    if _winograd_applies(stride, HH, WW, C, F, out.shape[2], out.shape[3], out.dtype):
-        if not _winograd.conv_forward(x, w, b, out, pad_h, pad_w):
+    tile = _winograd_applies(stride, HH, WW, C, F, out.shape[2], out.shape[3], out.dtype)
+    if tile:
+        if not _winograd.conv_forward(x, w, b, out, pad_h, pad_w, tile=tile):
             return
     _conv.conv_forward(x, w, b, out, stride, pad_h, pad_w)
 

@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""Winograd convolution F(2x2, 3x3): stride-1 3x3 convolutions with 16 products per tile instead of 36.
+"""Winograd convolution F(2x2, 3x3) (and F(4x4, 3x3)): stride-1 3x3 convolutions with fewer products.
 
 **The 1-D algorithm.**  Two outputs of a 3-tap correlation,
 ``y0 = d0 g0 + d1 g1 + d2 g2`` and ``y1 = d1 g0 + d2 g1 + d3 g2``, cost six
@@ -41,6 +41,13 @@ cache and small maps still fill whole panels.  OpenMP threads take whole
 blocks; every output is computed by one thread from its own block in a
 fixed order, so the result does not depend on the number of threads.
 
+**F(4x4, 3x3).**  ``tile=4`` nests F(4, 3) instead: 6 x 6 input tiles,
+4 x 4 outputs, 36 products instead of 144 (4 times fewer), at the points
+0, -1, 1, 1/2, -2 (matrices in ``winograd_kernels.h`` and
+:data:`WINOGRAD_G`).  Its larger constants cost accuracy: about four times
+the float32 rounding error of the direct sum, against about the same for
+F(2x2, 3x3).
+
 **Rounding.**  The transforms add and subtract inputs before multiplying,
 so float32 results differ from the direct sum by a little more rounding;
 ``tests/test_winograd.py`` measures it and states the bound.  An infinity or
@@ -69,40 +76,47 @@ cdef extern from "conv_kernels.h":
                            Py_ssize_t ldc, int accumulate) noexcept nogil
 
 cdef extern from "winograd_kernels.h":
-    void convlab_wino_gather_row_s(const float *src, Py_ssize_t ld, float *d) noexcept nogil
-    void convlab_wino_gather_row_d(const double *src, Py_ssize_t ld, double *d) noexcept nogil
-    void convlab_wino_scatter_row_s(const float *y, float *dst, Py_ssize_t ld) noexcept nogil
-    void convlab_wino_scatter_row_d(const double *y, double *dst, Py_ssize_t ld) noexcept nogil
-    void convlab_wino_input_s(const float *d, float *v, Py_ssize_t vstride) noexcept nogil
-    void convlab_wino_input_d(const double *d, double *v, Py_ssize_t vstride) noexcept nogil
-    void convlab_wino_output_s(const float *m, Py_ssize_t mstride, float bias, float *y,
+    void convlab_wino_gather_row_s(int tile, const float *src, Py_ssize_t ld, float *d) noexcept nogil
+    void convlab_wino_gather_row_d(int tile, const double *src, Py_ssize_t ld, double *d) noexcept nogil
+    void convlab_wino_scatter_row_s(int tile, const float *y, float *dst, Py_ssize_t ld) noexcept nogil
+    void convlab_wino_scatter_row_d(int tile, const double *y, double *dst, Py_ssize_t ld) noexcept nogil
+    void convlab_wino_input_s(int tile, const float *d, float *v, Py_ssize_t vstride) noexcept nogil
+    void convlab_wino_input_d(int tile, const double *d, double *v, Py_ssize_t vstride) noexcept nogil
+    void convlab_wino_output_s(int tile, const float *m, Py_ssize_t mstride, float bias, float *y,
                                float *finite) noexcept nogil
-    void convlab_wino_output_d(const double *m, Py_ssize_t mstride, double bias, double *y,
+    void convlab_wino_output_d(int tile, const double *m, Py_ssize_t mstride, double bias, double *y,
                                double *finite) noexcept nogil
 
 include "_runtime.pxi"
 
 
 # MR x NR: the micro-kernel's register tile (rows = filters, columns = tiles).
-# ALPHA = 4: input tiles are 4 x 4, TILE = 2: output tiles are 2 x 2, and
-# NPOS = 16 positions per transformed tile.
 # BLOCK_BYTES: the V and M buffers of one block of tiles fit in about this
 # much memory (half of a 512 KiB L2 cache).
+# A tile of m x m outputs (m = `tile`, 2 or 4) needs an alpha x alpha input
+# patch, alpha = m + 2, and has npos = alpha**2 transformed positions.
 cdef enum:
     MR = 6
     S_NR = 16
     D_NR = 8
-    ALPHA = 4
-    TILE = 2
-    NPOS = 16
     BLOCK_BYTES = 256 * 1024
 cdef double FLOP_PER_THREAD = 1e7
 
-# The filter transform G (4 x 3) of F(2, 3).
-WINOGRAD_G = np.array([[1.0, 0.0, 0.0],
-                       [0.5, 0.5, 0.5],
-                       [0.5, -0.5, 0.5],
-                       [0.0, 0.0, 1.0]])
+# The filter transforms G ((m + 2) x 3): F(2, 3) at the points 0, 1, -1, and
+# F(4, 3) at 0, -1, 1, 1/2, -2 (row j: the powers of point j divided by the
+# product of its differences to the other points; the last row: infinity).
+WINOGRAD_G = {
+    2: np.array([[1.0, 0.0, 0.0],
+                 [0.5, 0.5, 0.5],
+                 [0.5, -0.5, 0.5],
+                 [0.0, 0.0, 1.0]]),
+    4: np.array([[1.0, 0.0, 0.0],
+                 [-1.0, 1.0, -1.0],
+                 [1.0, 1.0, 1.0],
+                 [-16.0, -8.0, -4.0],
+                 [1.0, -2.0, 4.0],
+                 [0.0, 0.0, 15.0]]) / np.array([[1.0], [3.0], [3.0], [15.0], [15.0], [15.0]]),
+}
 
 
 cdef inline Py_ssize_t _round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -116,65 +130,71 @@ cdef inline Py_ssize_t _nr(real *dummy) noexcept nogil:
         return D_NR
 
 
-def tiles_per_block(Py_ssize_t C, Py_ssize_t K, Py_ssize_t itemsize):
-    """Tiles per block: a multiple of NR with ``16 * (C + K) * NB`` values in ``BLOCK_BYTES``.
+def tiles_per_block(Py_ssize_t C, Py_ssize_t K, Py_ssize_t itemsize, int tile=2):
+    """Tiles per block: a multiple of NR with ``npos * (C + K) * NB`` values in ``BLOCK_BYTES``.
 
     At least one panel of NR tiles, at most 16 panels.
     """
     nr = S_NR if itemsize == 4 else D_NR
-    fit = BLOCK_BYTES // (NPOS * (C + K) * itemsize)
+    fit = BLOCK_BYTES // ((tile + 2) ** 2 * (C + K) * itemsize)
     return int(min(max(fit // nr, 1), 16) * nr)
 
 
-def transformed_filters(w):
+def transformed_filters(w, int tile=2):
     """``U = G g G^T`` for every filter ``g``, packed for the micro-kernel.
 
     Parameters
     ----------
     w : ndarray of shape (K, C, 3, 3), float32 or float64
+    tile : int
+        2 for F(2x2, 3x3), 4 for F(4x4, 3x3).
 
     Returns
     -------
-    ndarray of shape (16, ceil(K / MR) * C * MR), same dtype
-        For each position ``xi = 4 i + j`` of a transformed tile, the
+    ndarray of shape (npos, ceil(K / MR) * C * MR), same dtype
+        ``npos = (tile + 2)**2``.  For each position ``xi = alpha i + j`` of
+        a transformed tile, the
         (K, C) matrix ``U[xi]`` as ``ceil(K / MR)`` panels of shape (C, MR)
         (row ``c`` of a panel holds MR filters; zero past K).  Computed in
         float64, rounded once to the dtype of ``w``.
     """
     K, C = w.shape[:2]
-    U = WINOGRAD_G @ w.astype(np.float64) @ WINOGRAD_G.T  # (K, C, 4, 4)
+    G = WINOGRAD_G[tile]
+    npos = G.shape[0] ** 2
+    U = G @ w.astype(np.float64) @ G.T  # (K, C, alpha, alpha)
     Kp = _round_up(K, MR)
-    packed = np.zeros((NPOS, Kp, C), dtype=np.float64)
-    packed[:, :K, :] = U.reshape(K, C, NPOS).transpose(2, 0, 1)
-    # (16, Kp, C) -> (16, Kp / MR, MR, C) -> (16, Kp / MR, C, MR)
-    packed = packed.reshape(NPOS, Kp // MR, MR, C).transpose(0, 1, 3, 2)
-    return np.ascontiguousarray(packed.reshape(NPOS, Kp * C), dtype=w.dtype)
+    packed = np.zeros((npos, Kp, C), dtype=np.float64)
+    packed[:, :K, :] = U.reshape(K, C, npos).transpose(2, 0, 1)
+    # (npos, Kp, C) -> (npos, Kp / MR, MR, C) -> (npos, Kp / MR, C, MR)
+    packed = packed.reshape(npos, Kp // MR, MR, C).transpose(0, 1, 3, 2)
+    return np.ascontiguousarray(packed.reshape(npos, Kp * C), dtype=w.dtype)
 
 
-cdef inline void _gather_row(const real *src, Py_ssize_t ld, real *d) noexcept nogil:
-    """``d[(r * 4 + s) * NR + l] = src[r * ld + 2 l + s]``: the patches of NR tiles side by side."""
+cdef inline void _gather_row(int tile, const real *src, Py_ssize_t ld, real *d) noexcept nogil:
+    """``d[(r * alpha + s) * NR + l] = src[r * ld + tile * l + s]``: the patches of NR
+    tiles side by side."""
     if real is float:
-        convlab_wino_gather_row_s(src, ld, d)
+        convlab_wino_gather_row_s(tile, src, ld, d)
     else:
-        convlab_wino_gather_row_d(src, ld, d)
+        convlab_wino_gather_row_d(tile, src, ld, d)
 
 
-cdef inline void _scatter_row(const real *y, real *dst, Py_ssize_t ld) noexcept nogil:
-    """``dst[a * ld + 2 l + b] = y[(a * 2 + b) * NR + l]``: NR output tiles side by side."""
+cdef inline void _scatter_row(int tile, const real *y, real *dst, Py_ssize_t ld) noexcept nogil:
+    """``dst[a * ld + tile * l + b] = y[(a * tile + b) * NR + l]``: NR output tiles side by side."""
     if real is float:
-        convlab_wino_scatter_row_s(y, dst, ld)
+        convlab_wino_scatter_row_s(tile, y, dst, ld)
     else:
-        convlab_wino_scatter_row_d(y, dst, ld)
+        convlab_wino_scatter_row_d(tile, y, dst, ld)
 
 
 cdef void _copy_rows_padded(const real *plane, real *rowbuf, Py_ssize_t h0, Py_ssize_t w0,
-                            Py_ssize_t H, Py_ssize_t W, Py_ssize_t width) noexcept nogil:
-    """Copy rows ``h0 .. h0 + 3``, columns ``w0 .. w0 + width - 1`` of an (H, W) ``plane``
-    into ``rowbuf`` (4 x width), zeros outside the plane."""
+                            Py_ssize_t H, Py_ssize_t W, Py_ssize_t width, Py_ssize_t alpha) noexcept nogil:
+    """Copy rows ``h0 .. h0 + alpha - 1``, columns ``w0 .. w0 + width - 1`` of an (H, W)
+    ``plane`` into ``rowbuf`` (alpha x width), zeros outside the plane."""
     cdef Py_ssize_t r, h, s, s0 = max(0, -w0), s1 = min(width, W - w0)
     cdef const real *src
     cdef real *dst
-    for r in range(ALPHA):
+    for r in range(alpha):
         h = h0 + r
         dst = rowbuf + r * width
         if h < 0 or h >= H or s1 <= s0:
@@ -191,9 +211,10 @@ cdef void _copy_rows_padded(const real *plane, real *rowbuf, Py_ssize_t h0, Py_s
 
 
 cdef void _gather_patches(const real *plane, real *d, const Py_ssize_t *lane_in,
-                          const Py_ssize_t *lane_clip, Py_ssize_t W, Py_ssize_t nr) noexcept nogil:
-    """Copy the part inside the image of the 4 x 4 input patch of each of ``nr`` tiles
-    (one channel) into ``d[16][nr]``.
+                          const Py_ssize_t *lane_clip, Py_ssize_t W, Py_ssize_t nr,
+                          Py_ssize_t alpha) noexcept nogil:
+    """Copy the part inside the image of the alpha x alpha input patch of each of ``nr``
+    tiles (one channel) into ``d[alpha * alpha][nr]``.
 
     Lane ``l``'s patch starts at ``plane + lane_in[l]`` (its image's channel
     plus its origin, which may lie in the zero padding), and only its rows
@@ -209,7 +230,7 @@ cdef void _gather_patches(const real *plane, real *d, const Py_ssize_t *lane_in,
         src = plane + lane_in[l]
         for r in range(lane_clip[4 * l], lane_clip[4 * l + 1]):
             for s in range(lane_clip[4 * l + 2], lane_clip[4 * l + 3]):
-                d[(r * ALPHA + s) * nr + l] = src[r * W + s]
+                d[(r * alpha + s) * nr + l] = src[r * W + s]
 
 
 cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
@@ -217,13 +238,14 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
                      Py_ssize_t t0, Py_ssize_t nb, Py_ssize_t NBp,
                      Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K,
                      Py_ssize_t pad_h, Py_ssize_t pad_w, Py_ssize_t H_out, Py_ssize_t W_out,
-                     Py_ssize_t tiles_h, Py_ssize_t tiles_w) noexcept nogil:
+                     Py_ssize_t tiles_h, Py_ssize_t tiles_w, int tile) noexcept nogil:
     """Convolve tiles ``t0 .. t0 + nb - 1`` (numbered over all images); return 1 if an
     output is not finite, else 0.
 
-    ``V`` (16 x NBp x C), ``M`` (16 x Kp x NBp), ``d`` (16 x NR), ``y``
-    (4 x NR), ``rowbuf`` (4 x (2 NR + 2)) and ``lanes`` (10 x NR) are this
-    thread's work buffers.
+    ``tile`` is m = 2 or 4 (F(m x m, 3 x 3)), ``alpha = m + 2`` and
+    ``npos = alpha**2``.  ``V`` (npos x NBp x C), ``M`` (npos x Kp x NBp),
+    ``d`` (npos x NR), ``y`` (m * m x NR), ``rowbuf`` (alpha x (m NR + 2))
+    and ``lanes`` (10 x NR) are this thread's work buffers.
 
     1. input transform: ``V[xi][panel][c][lane] = (B^T d B)[xi]`` for the
        patch of every tile and channel, written straight into the
@@ -231,13 +253,13 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
     2. for each ``xi``: ``M[xi] (Kp x NBp) = U[xi] @ V[xi]``, one
        micro-kernel call per MR x NR tile, the whole channel sum at once;
     3. output transform: ``Y = A^T M A + bias`` per filter and tile, and the
-       valid pixels of each 2 x 2 tile are written to ``out``.
+       valid pixels of each m x m tile are written to ``out``.
 
     A panel of NR tiles side by side in one row of tiles (the common case
     on large maps) is read and written with strided vector copies; other
     panels tile by tile.
     """
-    cdef Py_ssize_t nr = _nr(V)
+    cdef Py_ssize_t nr = _nr(V), alpha = tile + 2, npos = alpha * alpha
     cdef Py_ssize_t Kp = _round_up(K, MR), npanels = (nb + nr - 1) // nr
     cdef Py_ssize_t per_image = tiles_h * tiles_w, vstride = NBp * C, P = H_out * W_out
     cdef Py_ssize_t jp, l, t, n, ti, tj, c, xi, ip, k, a, b
@@ -265,15 +287,15 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
                 ti = (t % per_image) // tiles_w
                 tj = t % tiles_w
                 lane_in[l] = n * C * H * W
-                lane_h0[l] = TILE * ti - pad_h
-                lane_w0[l] = TILE * tj - pad_w
-                lane_out[l] = n * K * P + TILE * ti * W_out + TILE * tj
-                lane_rows[l] = min(TILE, H_out - TILE * ti)
-                lane_cols[l] = min(TILE, W_out - TILE * tj)
+                lane_h0[l] = tile * ti - pad_h
+                lane_w0[l] = tile * tj - pad_w
+                lane_out[l] = n * K * P + tile * ti * W_out + tile * tj
+                lane_rows[l] = min(tile, H_out - tile * ti)
+                lane_cols[l] = min(tile, W_out - tile * tj)
                 lane_clip[4 * l] = max(0, -lane_h0[l])
-                lane_clip[4 * l + 1] = min(ALPHA, H - lane_h0[l])
+                lane_clip[4 * l + 1] = min(alpha, H - lane_h0[l])
                 lane_clip[4 * l + 2] = max(0, -lane_w0[l])
-                lane_clip[4 * l + 3] = min(ALPHA, W - lane_w0[l])
+                lane_clip[4 * l + 3] = min(alpha, W - lane_w0[l])
             else:
                 lane_in[l] = -1
                 lane_h0[l] = 0
@@ -287,28 +309,28 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
         # start 2 l pixels right of lane 0's)?  With every patch inside the
         # image it is read in place, else from a zero-padded copy of its rows.
         in_row = (jp + 1) * nr <= nb and lane_in[nr - 1] == lane_in[0] \
-            and lane_h0[nr - 1] == lane_h0[0] and lane_w0[nr - 1] == lane_w0[0] + TILE * (nr - 1)
-        inside = in_row and lane_h0[0] >= 0 and lane_w0[0] >= 0 and lane_h0[0] + ALPHA <= H \
-            and lane_w0[nr - 1] + ALPHA <= W
+            and lane_h0[nr - 1] == lane_h0[0] and lane_w0[nr - 1] == lane_w0[0] + tile * (nr - 1)
+        inside = in_row and lane_h0[0] >= 0 and lane_w0[0] >= 0 and lane_h0[0] + alpha <= H \
+            and lane_w0[nr - 1] + alpha <= W
         if not in_row:
             # patch origins relative to their channel; zeros outside the image
             for l in range(nr):
                 lane_in[l] = lane_in[l] + lane_h0[l] * W + lane_w0[l] if lane_in[l] >= 0 else 0
-            memset(d, 0, NPOS * nr * sizeof(real))
+            memset(d, 0, npos * nr * sizeof(real))
         for c in range(C):
             if inside:
-                _gather_row(x + lane_in[0] + (c * H + lane_h0[0]) * W + lane_w0[0], W, d)
+                _gather_row(tile, x + lane_in[0] + (c * H + lane_h0[0]) * W + lane_w0[0], W, d)
             elif in_row:
                 _copy_rows_padded(x + lane_in[0] + c * H * W, rowbuf, lane_h0[0], lane_w0[0],
-                                  H, W, 2 * nr + 2)
-                _gather_row(rowbuf, 2 * nr + 2, d)
+                                  H, W, tile * nr + 2, alpha)
+                _gather_row(tile, rowbuf, tile * nr + 2, d)
             else:
-                _gather_patches(x + c * H * W, d, lane_in, lane_clip, W, nr)
+                _gather_patches(x + c * H * W, d, lane_in, lane_clip, W, nr, alpha)
             if real is float:
-                convlab_wino_input_s(d, V + (jp * C + c) * nr, vstride)
+                convlab_wino_input_s(tile, d, V + (jp * C + c) * nr, vstride)
             else:
-                convlab_wino_input_d(d, V + (jp * C + c) * nr, vstride)
-    for xi in range(NPOS):
+                convlab_wino_input_d(tile, d, V + (jp * C + c) * nr, vstride)
+    for xi in range(npos):
         for jp in range(npanels):
             for ip in range(Kp // MR):
                 if real is float:
@@ -326,9 +348,9 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
                 n = t // per_image
                 ti = (t % per_image) // tiles_w
                 tj = t % tiles_w
-                lane_out[l] = n * K * P + TILE * ti * W_out + TILE * tj
-                lane_rows[l] = min(TILE, H_out - TILE * ti)
-                lane_cols[l] = min(TILE, W_out - TILE * tj)
+                lane_out[l] = n * K * P + tile * ti * W_out + tile * tj
+                lane_rows[l] = min(tile, H_out - tile * ti)
+                lane_cols[l] = min(tile, W_out - tile * tj)
             else:
                 lane_out[l] = -1
                 lane_rows[l] = 0
@@ -336,31 +358,31 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
         # whole panel in one row of tiles?  Then written with a strided
         # vector copy, in place if all its tiles are whole, else through a
         # buffer of two output rows (the valid part copied out).
-        out_row = (jp + 1) * nr <= nb and lane_out[nr - 1] == lane_out[0] + TILE * (nr - 1) \
+        out_row = (jp + 1) * nr <= nb and lane_out[nr - 1] == lane_out[0] + tile * (nr - 1) \
             and (lane_out[0] % P) // W_out == (lane_out[nr - 1] % P) // W_out
-        whole = out_row and lane_rows[0] == TILE and lane_cols[nr - 1] == TILE
+        whole = out_row and lane_rows[0] == tile and lane_cols[nr - 1] == tile
         for k in range(K):
             if real is float:
-                convlab_wino_output_s(M + k * NBp + jp * nr, Kp * NBp,
+                convlab_wino_output_s(tile, M + k * NBp + jp * nr, Kp * NBp,
                                       bias[k] if bias != NULL else 0, y, finite)
             else:
-                convlab_wino_output_d(M + k * NBp + jp * nr, Kp * NBp,
+                convlab_wino_output_d(tile, M + k * NBp + jp * nr, Kp * NBp,
                                       bias[k] if bias != NULL else 0, y, finite)
             if whole:
-                _scatter_row(y, out + lane_out[0] + k * P, W_out)
+                _scatter_row(tile, y, out + lane_out[0] + k * P, W_out)
             elif out_row:
-                _scatter_row(y, rowbuf, 2 * nr)
-                width = min(TILE * nr, W_out - (lane_out[0] % W_out))
+                _scatter_row(tile, y, rowbuf, tile * nr)
+                width = min(tile * nr, W_out - (lane_out[0] % W_out))
                 for a in range(lane_rows[0]):
                     dst = out + lane_out[0] + k * P + a * W_out
                     for b in range(width):
-                        dst[b] = rowbuf[a * 2 * nr + b]
+                        dst[b] = rowbuf[a * tile * nr + b]
             else:
                 for l in range(nr):
                     dst = out + lane_out[l] + k * P
                     for a in range(lane_rows[l]):
                         for b in range(lane_cols[l]):
-                            dst[a * W_out + b] = y[(a * TILE + b) * nr + l]
+                            dst[a * W_out + b] = y[(a * tile + b) * nr + l]
     for l in range(nr):
         if finite[l] != 0:  # NaN: some output was an infinity or a NaN
             return 1
@@ -369,8 +391,8 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
 
 def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const real[::1] b,
                  real[:, :, :, ::1] out, int pad_h, int pad_w, int num_threads=0,
-                 block_tiles=None):
-    """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3), writing ``out`` in place.
+                 block_tiles=None, int tile=2):
+    """Stride-1 3x3 convolution by Winograd's F(m x m, 3x3), writing ``out`` in place.
 
     Parameters
     ----------
@@ -387,6 +409,11 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
     block_tiles : int or None, optional
         Tiles per block (rounded up to a multiple of NR); None (default)
         picks :func:`tiles_per_block`.  The result does not depend on it.
+    tile : int, optional
+        m, the output tile: 2 (default) for F(2x2, 3x3), 16 products per
+        2 x 2 outputs; 4 for F(4x4, 3x3), 36 products per 4 x 4 outputs,
+        with about four times the float32 rounding error of the direct sum
+        (see ``tests/test_winograd.py``).
 
     Returns
     -------
@@ -400,10 +427,13 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
     ------
     ValueError
         If ``w`` is not 3 x 3, the channels of ``x`` and ``w`` differ, a
-        pad is negative, ``b`` or ``out`` has the wrong shape.
+        pad is negative, ``b`` or ``out`` has the wrong shape, or ``tile``
+        is not 2 or 4.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t K = w.shape[0]
+    if tile != 2 and tile != 4:
+        raise ValueError(f"conv_forward: tile must be 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)); got {tile}")
     if w.shape[2] != 3 or w.shape[3] != 3:
         raise ValueError(f"conv_forward: w must hold 3 x 3 filters (Winograd F(2x2, 3x3)); "
                          f"got w of shape {tuple(w.shape)[:4]}")
@@ -426,12 +456,13 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
         np.asarray(out)[...] = np.asarray(b)[:, None, None] if b.shape[0] > 0 else 0
         return False
     cdef Py_ssize_t nr = _nr(&out[0, 0, 0, 0])
-    cdef Py_ssize_t tiles_h = (H_out + TILE - 1) // TILE, tiles_w = (W_out + TILE - 1) // TILE
+    cdef Py_ssize_t alpha = tile + 2, npos = alpha * alpha
+    cdef Py_ssize_t tiles_h = (H_out + tile - 1) // tile, tiles_w = (W_out + tile - 1) // tile
     cdef Py_ssize_t T = N * tiles_h * tiles_w
-    cdef Py_ssize_t NBp = tiles_per_block(C, K, sizeof(real)) if block_tiles is None else \
+    cdef Py_ssize_t NBp = tiles_per_block(C, K, sizeof(real), tile) if block_tiles is None else \
         _round_up(max(int(block_tiles), 1), nr)
     cdef Py_ssize_t nblocks = (T + NBp - 1) // NBp, Kp = _round_up(K, MR), blk, nb
-    Up_arr = transformed_filters(np.asarray(w))
+    Up_arr = transformed_filters(np.asarray(w), tile)
     cdef const real[:, ::1] Up = Up_arr
     cdef const real *bias = &b[0] if b.shape[0] > 0 else NULL
     cdef real *V
@@ -444,11 +475,11 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
     cdef int[::1] nonfinite = np.zeros(nblocks, dtype=np.intc)
     num_threads = pick_threads(18.0 * N * K * C * H_out * W_out, FLOP_PER_THREAD, num_threads)
     with nogil, parallel(num_threads=num_threads):
-        V = <real *>malloc(NPOS * NBp * C * sizeof(real))
-        M = <real *>malloc(NPOS * Kp * NBp * sizeof(real))
-        d = <real *>malloc(NPOS * nr * sizeof(real))
-        y = <real *>malloc(TILE * TILE * nr * sizeof(real))
-        rowbuf = <real *>malloc(ALPHA * (2 * nr + 2) * sizeof(real))
+        V = <real *>malloc(npos * NBp * C * sizeof(real))
+        M = <real *>malloc(npos * Kp * NBp * sizeof(real))
+        d = <real *>malloc(npos * nr * sizeof(real))
+        y = <real *>malloc(tile * tile * nr * sizeof(real))
+        rowbuf = <real *>malloc(alpha * (tile * nr + 2) * sizeof(real))
         lanes = <Py_ssize_t *>malloc(10 * nr * sizeof(Py_ssize_t))
         if V == NULL or M == NULL or d == NULL or y == NULL or rowbuf == NULL or lanes == NULL:
             failed[0] = 1
@@ -460,7 +491,7 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
                 nonfinite[blk] = _conv_block(&x[0, 0, 0, 0], &Up[0, 0], bias, &out[0, 0, 0, 0],
                                              V, M, d, y, rowbuf, lanes, blk * NBp, nb, NBp,
                                              C, H, W, K, pad_h, pad_w, H_out, W_out,
-                                             tiles_h, tiles_w)
+                                             tiles_h, tiles_w, tile)
         free(V)
         free(M)
         free(d)
