@@ -1,4 +1,4 @@
-"""Time the direct convolution kernels against Winograd F(2x2, 3x3), layer by layer.
+"""Time the direct convolution kernels against Winograd F(2x2, 3x3) and F(4x4, 3x3), layer by layer.
 
 Usage::
 
@@ -11,11 +11,13 @@ recipes (airbench-style networks at batch 256: whitening conv to 31 x 31,
 then blocks of 31/15, 15/7, 7/3 maps) and the 64-channel 32 x 32 layer of
 ``bench_layers.py``.  For each, the forward pass (``conv_forward_fast``) and
 the input gradient (``conv_backward_input_fast``) run with the algorithm
-forced to ``"direct"`` and to ``"winograd"`` (:func:`convlab.fast_layers.set_conv_algorithm`),
-alternating call by call so that a change in machine load hits both alike;
-the table gives the fastest of ``--repeats`` calls and the ratio
-direct / Winograd (above 1: Winograd is faster), and the column ``auto``
-says which one :func:`convlab.fast_layers.winograd_pays` picks.
+forced to ``"direct"``, ``"winograd"`` (F(2x2, 3x3)) and ``"winograd4"``
+(F(4x4, 3x3)) (:func:`convlab.fast_layers.set_conv_algorithm`), alternating
+call by call so that a change in machine load hits all alike.  The table
+gives the direct kernels' time (fastest of ``--repeats`` calls) and the
+ratios direct / F(2x2) and direct / F(4x4) (above 1: Winograd is faster);
+the column ``auto`` says which one :func:`convlab.fast_layers.winograd_pays`
+picks for the forward pass and for ``dx`` (``dir`` or ``F2``).
 
 With ``--threads 1`` the clock is the process's CPU time
 (``time.process_time``), which a busy machine disturbs less than wall time.
@@ -60,17 +62,20 @@ def workloads():
             + [("conv 64->64 32x32", 64, 64, 32, 128)])
 
 
-def time_pair(run, repeats, clock):
-    """Fastest of ``repeats`` calls of ``run(algorithm)`` for direct and Winograd, alternating."""
-    best = {"direct": np.inf, "winograd": np.inf}
+ALGORITHMS = ("direct", "winograd", "winograd4")
+
+
+def time_algorithms(run, repeats, clock):
+    """Fastest of ``repeats`` calls of ``run()`` under each algorithm, alternating."""
+    best = dict.fromkeys(ALGORITHMS, np.inf)
     for _ in range(repeats):
-        for algorithm in best:
+        for algorithm in ALGORITHMS:
             fast_layers.set_conv_algorithm(algorithm)
             t0 = clock()
             run()
             best[algorithm] = min(best[algorithm], clock() - t0)
     fast_layers.set_conv_algorithm("auto")
-    return best["direct"], best["winograd"]
+    return [best[a] for a in ALGORITHMS]
 
 
 def cpu_name():
@@ -100,8 +105,8 @@ def main():
     print(f"CPU: {cpu_name()}; SIMD path {info['simd_path']}; {threads} thread(s); "
           f"{'CPU' if args.threads == 1 else 'wall'} time, fastest of {args.repeats}, ms")
     header = (f"{'workload':18} {'C':>4} {'K':>4} {'map':>5} {'N':>4} {'dtype':8} "
-              f"{'fwd dir':>8} {'fwd win':>8} {'ratio':>6} {'dx dir':>8} {'dx win':>8} "
-              f"{'ratio':>6} {'auto fwd/dx':>12}")
+              f"{'fwd ms':>7} {'F2 x':>5} {'F4 x':>5} {'dx ms':>7} {'F2 x':>5} {'F4 x':>5} "
+              f"{'auto fwd/dx':>12}")
     print(header)
     print("-" * len(header))
     rng = np.random.default_rng(0)
@@ -116,15 +121,15 @@ def main():
                 dout = rng.standard_normal((N, K, H, H)).astype(dtype)
                 conv_param = {"stride": 1, "pad": 1}
                 _, cache = fast_layers.conv_forward_fast(x, w, b, conv_param)
-                fwd = time_pair(lambda: fast_layers.conv_forward_fast(x, w, b, conv_param),
-                                args.repeats, clock)
-                dx = time_pair(lambda: fast_layers.conv_backward_input_fast(dout, cache),
-                               args.repeats, clock)
-                auto = ("win" if fast_layers.winograd_pays(C, K, H, H, np.dtype(dtype)) else "dir",
-                        "win" if fast_layers.winograd_pays(K, C, H, H, np.dtype(dtype)) else "dir")
+                fwd = time_algorithms(lambda: fast_layers.conv_forward_fast(x, w, b, conv_param),
+                                      args.repeats, clock)
+                dx = time_algorithms(lambda: fast_layers.conv_backward_input_fast(dout, cache),
+                                     args.repeats, clock)
+                auto = ("F2" if fast_layers.winograd_pays(C, K, H, H, np.dtype(dtype)) else "dir",
+                        "F2" if fast_layers.winograd_pays(K, C, H, H, np.dtype(dtype)) else "dir")
                 print(f"{label:18} {C:4d} {K:4d} {H:2d}x{H:<2d} {N:4d} {dtype:8} "
-                      f"{fwd[0] * 1e3:8.1f} {fwd[1] * 1e3:8.1f} {fwd[0] / fwd[1]:6.2f} "
-                      f"{dx[0] * 1e3:8.1f} {dx[1] * 1e3:8.1f} {dx[0] / dx[1]:6.2f} "
+                      f"{fwd[0] * 1e3:7.1f} {fwd[0] / fwd[1]:5.2f} {fwd[0] / fwd[2]:5.2f} "
+                      f"{dx[0] * 1e3:7.1f} {dx[0] / dx[1]:5.2f} {dx[0] / dx[2]:5.2f} "
                       f"{'/'.join(auto):>12}", flush=True)
 
 
