@@ -111,6 +111,24 @@ def test_winograd_kernel_matches_naive(problem):
     assert normwise(out, expected, magnitude) <= TOL[dtype]
 
 
+@pytest.mark.parametrize("tile", [2, 4])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, K, pad", [
+    ((3, 1, 3, 8), 1, 0),    # one row of tiles per image: panels span images
+    ((4, 2, 5, 6), 1, 0),    # odd map height: the last row of tiles is partial
+    ((5, 3, 2, 16), 2, 1),   # two rows of tiles per image, 16 tiles wide
+    ((2, 1, 9, 34), 1, 0),   # rows of 16 and 8 tiles, partial last column
+])
+def test_panels_across_rows_and_images(x_shape, K, pad, dtype, tile):
+    """Panels of NR tiles that run across rows of tiles and across images, with
+    partial tiles among them: every output written once, and right."""
+    _, x, w, b = random_arrays(x_shape, (K, x_shape[1], 3, 3), dtype, seed=21)
+    out, _ = winograd_forward(x, w, b, pad, tile=tile)
+    expected, magnitude = naive_conv(x, w, b, pad)
+    assert np.isfinite(out).all()
+    assert normwise(out, expected, magnitude) <= TOL[dtype]
+
+
 @SETTINGS
 @given(winograd_problems())
 def test_layers_forced_to_winograd_match_naive(problem):

@@ -306,10 +306,10 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
                 lane_clip[4 * l] = lane_clip[4 * l + 1] = 0
                 lane_clip[4 * l + 2] = lane_clip[4 * l + 3] = 0
         # whole panel in one row of tiles (then lane l's patch and tile
-        # start 2 l pixels right of lane 0's)?  With every patch inside the
+        # start m l pixels right of lane 0's)?  With every patch inside the
         # image it is read in place, else from a zero-padded copy of its rows.
-        in_row = (jp + 1) * nr <= nb and lane_in[nr - 1] == lane_in[0] \
-            and lane_h0[nr - 1] == lane_h0[0] and lane_w0[nr - 1] == lane_w0[0] + tile * (nr - 1)
+        in_row = (jp + 1) * nr <= nb \
+            and (t0 + jp * nr) // tiles_w == (t0 + jp * nr + nr - 1) // tiles_w
         inside = in_row and lane_h0[0] >= 0 and lane_w0[0] >= 0 and lane_h0[0] + alpha <= H \
             and lane_w0[nr - 1] + alpha <= W
         if not in_row:
@@ -358,8 +358,11 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
         # whole panel in one row of tiles?  Then written with a strided
         # vector copy, in place if all its tiles are whole, else through a
         # buffer of two output rows (the valid part copied out).
-        out_row = (jp + 1) * nr <= nb and lane_out[nr - 1] == lane_out[0] + tile * (nr - 1) \
-            and (lane_out[0] % P) // W_out == (lane_out[nr - 1] % P) // W_out
+        # (tiles t are numbered row by row, image by image: t // tiles_w
+        # names the image and the row of tiles)
+        out_row = (jp + 1) * nr <= nb \
+            and (t0 + jp * nr) // tiles_w == (t0 + jp * nr + nr - 1) // tiles_w
+        # (only the last row and the last column of tiles can be partial)
         whole = out_row and lane_rows[0] == tile and lane_cols[nr - 1] == tile
         for k in range(K):
             if real is float:
