@@ -49,8 +49,9 @@ the float32 rounding error of the direct sum, against about the same for
 F(2x2, 3x3).
 
 **Rounding.**  The transforms add and subtract inputs before multiplying,
-so float32 results differ from the direct sum by a little more rounding;
-``tests/test_winograd.py`` measures it and states the bound.  An infinity or
+so results round differently from the direct sum: in float32 about as much
+for F(2x2, 3x3), about four times as much for F(4x4, 3x3);
+``tests/test_winograd.py`` measures it and states the bounds.  An infinity or
 NaN in a tile spreads to the whole tile (``inf - inf``): the output
 transform notices any non-finite output and :func:`conv_forward` reports it,
 so that the caller can fall back to the direct convolution.
@@ -104,7 +105,8 @@ cdef double FLOP_PER_THREAD = 1e7
 
 # The filter transforms G ((m + 2) x 3): F(2, 3) at the points 0, 1, -1, and
 # F(4, 3) at 0, -1, 1, 1/2, -2 (row j: the powers of point j divided by the
-# product of its differences to the other points; the last row: infinity).
+# product of its differences to the other points -- for F(2, 3) the sign of
+# row 0 is moved into B^T -- and the last row for the point at infinity).
 WINOGRAD_G = {
     2: np.array([[1.0, 0.0, 0.0],
                  [0.5, 0.5, 0.5],
