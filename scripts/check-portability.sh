@@ -222,8 +222,9 @@ stage_clang() {
 
 # sanitize: the kernels compiled with AddressSanitizer and UndefinedBehaviorSanitizer
 # (GCC's -fsanitize=address,undefined, in a separate build folder) run the
-# fast-layer tests and the tampered-cache tests: an out-of-bounds read or write,
-# a use after free or undefined behaviour in a kernel stops the run with a report,
+# fast-layer tests, the Winograd tests and the tampered-cache tests: an
+# out-of-bounds read or write, a use after free or undefined behaviour in a
+# kernel stops the run with a report,
 # where a normal build might go on with a corrupted heap. Python itself is not
 # instrumented, so the ASan runtime is preloaded (LD_PRELOAD), leak checking is
 # off (the interpreter keeps memory until exit by design) and PYTHONMALLOC=malloc
@@ -231,7 +232,7 @@ stage_clang() {
 # the build really checks: a kernel called directly (past the cache checks of
 # convlab.fast_layers) with a pooling index one past the end of its output must
 # die with ASan's heap-buffer-overflow report.
-SANITIZE_TESTS=("$TEST_FILE" tests/test_fast_layer_caches.py)
+SANITIZE_TESTS=("$TEST_FILE" tests/test_winograd.py tests/test_fast_layer_caches.py)
 stage_sanitize() {
     need_packages gcc
     local asan

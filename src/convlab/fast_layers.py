@@ -11,7 +11,12 @@ passes take ``(dout, cache)``.  The heavy lifting happens in
   register-tiled micro-kernel, so the full ``cols`` array never exists.  The
   textbook version -- full im2col (:mod:`convlab._fast.im2col`), one BLAS
   product per image through NumPy, col2im -- is kept as
-  :func:`conv_forward_im2col` / :func:`conv_backward_im2col` for comparison;
+  :func:`conv_forward_im2col` / :func:`conv_backward_im2col` for comparison.
+  Stride-1 3x3 convolutions with many channels take Winograd's F(2x2, 3x3)
+  instead (:mod:`convlab._fast.winograd`: 16 products per 2 x 2 tile of
+  outputs instead of 36), forward and ``dx``, where the fixed rule
+  :func:`winograd_pays` says it is faster; :func:`set_conv_algorithm`
+  forces either algorithm;
 * max pooling is a direct loop in :mod:`convlab._fast.pool` that remembers
   each window's winner for the backward pass, with a special case for the
   common 2x2 window with stride 2 (which also pools odd-sized maps by
@@ -58,6 +63,7 @@ try:
     from convlab._fast import conv as _conv
     from convlab._fast import im2col as _im2col
     from convlab._fast import pool as _pool
+    from convlab._fast import winograd as _winograd
 except ImportError as error:  # the Cython extension was never compiled (or not for this Python)
     raise ImportError(
         f"convlab.fast_layers needs the compiled kernels of convlab._fast, which cannot be "
@@ -71,6 +77,7 @@ __all__ = [
     "conv_forward_fast",
     "conv_backward_fast",
     "conv_backward_weights_fast",
+    "conv_backward_input_fast",
     "max_pool_forward_fast",
     "max_pool_backward_fast",
     "conv_forward_im2col",
@@ -84,10 +91,13 @@ __all__ = [
     "build_info",
     "simd_paths",
     "set_simd_path",
+    "conv_algorithm",
+    "set_conv_algorithm",
+    "winograd_pays",
 ]
 
 # The kernel modules with SIMD paths; each keeps its own choice, set together here.
-_SIMD_MODULES = (_conv, _pool, _bn_act)
+_SIMD_MODULES = (_conv, _pool, _bn_act, _winograd)
 
 
 def simd_paths():
@@ -146,6 +156,117 @@ def build_info():
     }
 
 
+# --------------------------------------------------------------------------
+# Which convolution algorithm: the direct (im2col) kernels or Winograd
+# --------------------------------------------------------------------------
+
+_CONV_ALGORITHMS = ("auto", "direct", "winograd", "winograd4")
+_conv_algorithm = "auto"
+
+
+def conv_algorithm():
+    """The convolution algorithm in force: ``"auto"``, ``"direct"``, ``"winograd"`` or ``"winograd4"``."""
+    return _conv_algorithm
+
+
+def set_conv_algorithm(name):
+    """Choose how :func:`conv_forward_fast` and :func:`conv_backward_fast` convolve.
+
+    ``"auto"`` (the default) takes Winograd's F(2x2, 3x3)
+    (:mod:`convlab._fast.winograd`) for the stride-1 3x3 convolutions where
+    :func:`winograd_pays` says it is faster, the direct blocked kernels
+    everywhere else; ``"direct"`` never takes Winograd; ``"winograd"`` takes
+    it for every stride-1 3x3 convolution (for tests and benchmarks);
+    ``"winograd4"`` takes the larger F(4x4, 3x3) for them instead (36
+    products per 4 x 4 outputs instead of 144, at about four times the
+    float32 rounding error of the direct sums).  Other convolutions always
+    run directly.  The forward pass and the input
+    gradient ``dx`` (a stride-1 3x3 convolution too) follow the choice; the
+    filter gradient is always direct.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not one of the four.
+    """
+    global _conv_algorithm
+    if name not in _CONV_ALGORITHMS:
+        raise ValueError(f"set_conv_algorithm: unknown algorithm {name!r}; "
+                         f"choose one of {', '.join(_CONV_ALGORITHMS)}")
+    _conv_algorithm = name
+
+
+def winograd_pays(C, K, H_out, W_out, dtype):
+    """Whether Winograd F(2x2, 3x3) beats the direct kernels on this stride-1 3x3 shape.
+
+    A fixed rule on the shape, never a timing, so that results are the
+    same on every run:
+
+    * at least 64 input and 64 output channels: each tile's transforms cost
+      about ``16 (C + K)`` additions and copies, against ``20 C K`` saved
+      multiply-adds, and below 64 channels the short matrix products (one per
+      position, ``C`` long) also run the micro-kernel less efficiently;
+    * maps of at least 7 x 7: a 3 x 3 map is computed as 4 x 4 (two tiles
+      each way), wasting most of the saving;
+    * and either 128 channels on one side, or a padded input larger than the
+      direct kernel's implicit GEMM takes
+      (:func:`convlab._fast.conv.implicit_gemm_pays`), where the direct
+      kernel must pack its columns.
+
+    Timed on one core of an AMD EPYC (AVX2) with
+    ``benchmarks/bench_winograd.py``, forward and ``dx``, float32 and
+    float64: Winograd was 1.2 to 1.9 times faster on every shape this rule
+    picks (the 128-channel 7 x 7 layers of the ``best`` recipe, the
+    64-channel 32 x 32 layer of ``benchmarks/bench_layers.py``), and slower
+    or within the timing noise on the others (16 to 32 channels: 0.4 to
+    0.9 times; 64 channels on 7 x 7 or 3 x 3 maps: 0.7 to 1.2 times).
+
+    Parameters
+    ----------
+    C, K : int
+        Input and output channels.
+    H_out, W_out : int
+        Output map size (with pad 1, also the input's).
+    dtype : numpy dtype
+        float32 or float64.
+
+    Returns
+    -------
+    bool
+    """
+    if min(C, K) < 64 or min(H_out, W_out) < 7:
+        return False
+    itemsize = np.dtype(dtype).itemsize
+    return max(C, K) >= 128 or not _conv.implicit_gemm_pays(C, H_out + 2, W_out + 2, 1, itemsize)
+
+
+def _winograd_applies(stride, HH, WW, C, K, H_out, W_out, dtype):
+    """The output tile m of the Winograd F(m x m, 3x3) that the algorithm in force sends
+    this convolution to (2 or 4), or 0 for the direct kernels."""
+    if stride != 1 or HH != 3 or WW != 3 or _conv_algorithm == "direct":
+        return 0
+    if _conv_algorithm == "winograd4":
+        return 4
+    return 2 if _conv_algorithm == "winograd" or winograd_pays(C, K, H_out, W_out, dtype) else 0
+
+
+def _conv_forward_into(x, w, b, out, stride, pad_h, pad_w):
+    """Convolve ``x`` with ``w`` (+ ``b``, of shape (F,) or (0,)) into ``out``, by the
+    algorithm :func:`_winograd_applies` picks.
+
+    Winograd reports a non-finite output (an infinity or a NaN in ``x``,
+    ``w`` or ``b``, or an overflow), which its transforms may have spread
+    over a whole 2 x 2 tile; such a convolution is recomputed directly, so
+    that infinities and NaNs land where the naive layer puts them.
+    """
+    F, C, HH, WW = w.shape
+    tile = _winograd_applies(stride, HH, WW, C, F, out.shape[2], out.shape[3], out.dtype)
+    if tile:
+        if not _winograd.conv_forward(x, w, b, out, pad_h, pad_w, tile=tile):
+            return
+    _conv.conv_forward(x, w, b, out, stride, pad_h, pad_w)
+
+
 def conv_forward_fast(x, w, b, conv_param):
     """Forward pass of a convolutional layer (blocked im2col matrix product).
 
@@ -180,7 +301,7 @@ def conv_forward_fast(x, w, b, conv_param):
     """
     x, w, b, stride, pad, H_out, W_out = _prepare_conv(x, w, b, conv_param)
     out = np.empty((x.shape[0], w.shape[0], H_out, W_out), dtype=x.dtype)
-    _conv.conv_forward(x, w, b, out, stride, pad, pad)
+    _conv_forward_into(x, w, b, out, stride, pad, pad)
     return out, (x, w, stride, pad)
 
 
@@ -219,26 +340,60 @@ def conv_backward_fast(dout, cache):
     swapped; that is used when it is cheaper: with fewer filters than
     channels (it generates fewer columns than col2im scatters), and with as
     many when the padded ``dout`` is small enough for the implicit GEMM
-    (no columns at all; see :func:`convlab._fast.conv.implicit_gemm_pays`).
-    The flipped convolution multiplies every filter tap by ``dout``'s zero
+    (no columns at all; see :func:`convlab._fast.conv.implicit_gemm_pays`),
+    and whenever that convolution is 3x3 and goes to Winograd (see
+    :func:`set_conv_algorithm`).  The flipped convolution multiplies every filter tap by ``dout``'s zero
     padding too, which is harmless for finite filters; a filter holding an
     infinity or a NaN would turn those zeros into NaNs where col2im adds
     nothing, so such filters take col2im, which forms exactly the products
     of the naive layer.
     """
     checked = _conv_cache(cache)
-    x, w, stride, pad, _, _ = checked
     dout = _check_conv_dout(dout, checked)
     dw, db = _weight_gradients(dout, checked)
+    return _input_gradient(dout, checked), dw, db
+
+
+def conv_backward_input_fast(dout, cache):
+    """The input gradient ``dx`` of a convolutional layer, without ``dw`` and ``db``.
+
+    The ``dx`` of :func:`conv_backward_fast`, computed the same way (for
+    benchmarks that time the two halves of the backward pass apart).
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, F, H_out, W_out)
+        Upstream gradient.
+    cache : tuple
+        From :func:`conv_forward_fast`.
+
+    Returns
+    -------
+    dx : ndarray of shape (N, C, H, W)
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`conv_backward_fast`.
+    """
+    checked = _conv_cache(cache)
+    return _input_gradient(_check_conv_dout(dout, checked), checked)
+
+
+def _input_gradient(dout, checked):
+    """``dx`` from a ``dout`` checked by :func:`_check_conv_dout` and a cache checked by
+    :func:`_conv_cache` (``checked``); see :func:`conv_backward_fast`."""
+    x, w, stride, pad, _, _ = checked
     F, C, HH, WW = w.shape
     dx = np.empty(x.shape, dtype=x.dtype)
-    if (stride == 1 and pad <= HH - 1 and pad <= WW - 1 and _flipped_dx_pays(dout, w, pad)
-            and np.isfinite(w).all()):
+    flipped_winograd = _winograd_applies(stride, HH, WW, F, C, x.shape[2], x.shape[3], x.dtype)
+    if (stride == 1 and pad <= HH - 1 and pad <= WW - 1
+            and (flipped_winograd or _flipped_dx_pays(dout, w, pad)) and np.isfinite(w).all()):
         w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        _conv.conv_forward(dout, w_flipped, _NO_BIAS[x.dtype.type], dx, 1, HH - 1 - pad, WW - 1 - pad)
+        _conv_forward_into(dout, w_flipped, _NO_BIAS[x.dtype.type], dx, 1, HH - 1 - pad, WW - 1 - pad)
     else:
         _conv.conv_backward_input_col2im(dout, w, dx, stride, pad)
-    return dx, dw, db
+    return dx
 
 
 def _flipped_dx_pays(dout, w, pad):
