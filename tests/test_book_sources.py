@@ -17,7 +17,9 @@ NOTEBOOKS = sorted(BOOK.glob("*.ipynb"))
 # book/CONVENTIONS.md is for authors and is not rendered; it names the rules.
 PAGES = sorted(p for p in BOOK.glob("*.md") if p.name != "CONVENTIONS.md")
 
-MAX_CODE_LINE = 79
+# At 1280 px a code cell holds 77 characters; a 79-character line overflowed
+# the column by 14 px in the browser test.
+MAX_CODE_LINE = 77
 MACHINE_PATHS = re.compile(r"/work/|/tmp/|/root/|/home/|/Users/")
 PROJECT_WORDS = re.compile(r"the issue|development machine", re.IGNORECASE)
 NBVAL_COMMENT = re.compile(r"#\s*NBVAL", re.IGNORECASE)
