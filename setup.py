@@ -23,7 +23,11 @@ compiler is known:
   the tests: AddressSanitizer and UndefinedBehaviorSanitizer, ``-O1`` without
   debug information (the usual optimisation for sanitizers, and a quicker
   build).  Such modules need the ASan runtime preloaded into Python;
-  ``scripts/check-portability.sh --only sanitize`` builds and runs one.
+  ``scripts/check-portability.sh --only sanitize`` builds and runs one;
+* ``CONVLAB_AVX512_ON_AVX2=1`` (GCC and Clang) builds a copy for the tests
+  whose AVX-512 kernels are compiled for AVX2, so that the wide tiles can be
+  tested on a CPU without AVX-512 (``--only avx512-on-avx2``); never for
+  use, as that path is slower than AVX2 there.
 """
 
 import os
@@ -119,6 +123,10 @@ def compile_flags(compiler):
                     "-fno-omit-frame-pointer"]
         compile_args = ["-O1", "-g0"] + sanitize
         link_args = sanitize
+    if _setting("CONVLAB_AVX512_ON_AVX2", ("0", "1"), "0") == "1":
+        if msvc:
+            raise SystemExit("error: CONVLAB_AVX512_ON_AVX2=1 needs GCC or Clang")
+        compile_args.append("-DCONVLAB_AVX512_ON_AVX2")
     if _setting("CONVLAB_NATIVE", ("0", "1"), "0") == "1" and not msvc:
         arm = platform.machine().lower() in ("arm64", "aarch64")
         compile_args.append("-mcpu=native" if arm else "-march=native")

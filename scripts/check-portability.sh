@@ -20,6 +20,9 @@
 #   sanitize       built with -fsanitize=address,undefined (GCC): after a self-test
 #                  that AddressSanitizer reports an out-of-bounds write by a kernel,
 #                  the fast-layer and tampered-cache tests run with no report
+#   avx512-on-avx2 built with CONVLAB_AVX512_ON_AVX2=1, which compiles the AVX-512
+#                  kernels for AVX2: the "avx512" path's tests pass, bit for bit
+#                  equal to the AVX2 path (skipped on a CPU without AVX2)
 #   objdump        no AVX-or-later instruction outside functions named *avx2*/*avx512*
 #                  (see scripts/portability/check_isa.py)
 #   nehalem        the fast-layer tests pass under qemu-x86_64 -cpu Nehalem (no AVX)
@@ -52,7 +55,7 @@
 # the emulated -O3 build ~10-18, tests ~1.5), ~1.5 min with everything cached.
 set -euo pipefail
 
-STAGES=(openmp-off clang sanitize objdump nehalem aarch64-cross aarch64-qemu wheel)
+STAGES=(openmp-off clang sanitize avx512-on-avx2 objdump nehalem aarch64-cross aarch64-qemu wheel)
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PORT="$HERE/portability"
 
@@ -284,6 +287,40 @@ print("no report")') >"$WORK/sanitize-selftest.log" 2>&1 || rc=$?
     fi
     [[ $rc -eq 0 ]] || { tail -n 40 "$WORK/sanitize-pytest.log" >&2; fail "pytest against the sanitizer build: exit $rc, ${summary:-no summary}"; }
     detail "ASan self-test ok; address+undefined sanitizers, no report: $summary"
+}
+
+# avx512-on-avx2: the AVX-512 kernels (6 x 32 float and 6 x 16 double tiles,
+# conv_kernels.h) are written with vector extensions, so this build can compile
+# the very same functions for AVX2 instead (CONVLAB_AVX512_ON_AVX2=1, see
+# simd.h). On a CPU without AVX-512 that is how the "avx512" path -- the wide
+# tiles and the convolution code that packs for them -- runs the fast-layer,
+# Winograd, cache and SIMD tests; test_simd.py also checks that it agrees bit
+# for bit with the AVX2 path. (On a CPU with AVX-512 the normal build runs the
+# same tests on the real path.)
+stage_avx512_on_avx2() {
+    need_packages gcc
+    grep -qw avx2 /proc/cpuinfo || skip "this CPU has no AVX2"
+    copy_sources
+    local lib="$WORK/avx512-on-avx2/lib"
+    log "building with CONVLAB_AVX512_ON_AVX2=1 into $lib"
+    (cd "$SRC" && CONVLAB_AVX512_ON_AVX2=1 \
+        "$VPY" setup.py build --build-base "$WORK/avx512-on-avx2" --build-lib "$lib" -j "$JOBS") \
+        >"$WORK/avx512-on-avx2-build.log" 2>&1 || { tail -n 40 "$WORK/avx512-on-avx2-build.log" >&2; fail "setup.py build with CONVLAB_AVX512_ON_AVX2=1 failed"; }
+    (cd "$SRC" && PYTHONPATH="$lib" "$VPY" -m convlab.info) | tee "$WORK/avx512-on-avx2.info"
+    grep -q "SIMD path: avx512" "$WORK/avx512-on-avx2.info" || fail "the test build did not choose the avx512 path at import"
+    grep -q "compiled for AVX2" "$WORK/avx512-on-avx2.info" || fail "the test build does not say its avx512 kernels are compiled for AVX2"
+    local rc=0
+    (cd "$SRC" && PYTHONPATH="$lib" "$VPY" -m pytest -p no:cacheprovider -q -rs -k avx512 \
+        "$TEST_FILE" tests/test_winograd.py tests/test_fast_layer_caches.py tests/test_simd.py) \
+        >"$WORK/avx512-on-avx2-pytest.log" 2>&1 || rc=$?
+    tail -n 3 "$WORK/avx512-on-avx2-pytest.log"
+    local summary
+    summary="$(pytest_summary "$WORK/avx512-on-avx2-pytest.log")"
+    [[ $rc -eq 0 ]] || { tail -n 40 "$WORK/avx512-on-avx2-pytest.log" >&2; fail "pytest on the avx512 path: exit $rc, ${summary:-no summary}"; }
+    if grep -q "cannot run the avx512" "$WORK/avx512-on-avx2-pytest.log"; then
+        fail "tests skipped the avx512 path: $summary"
+    fi
+    detail "avx512 path (compiled for AVX2): $summary"
 }
 
 # ================================================================ stage 1

@@ -32,7 +32,17 @@ def one_openmp_thread():
         yield
 
 
-@pytest.fixture(scope="module", params=["avx2", "portable", "plain"])
+def pytest_report_header(config):
+    """Name the SIMD path the kernels take and the ones this CPU can run, atop every run."""
+    from convlab import fast_layers
+
+    info = fast_layers.build_info()
+    note = ", a test build: avx512 compiled for AVX2" if info["avx512_on_avx2"] else ""
+    return (f"convlab kernels: SIMD path {info['simd_path']} "
+            f"(this CPU can run: {', '.join(info['simd_paths'])}{note})")
+
+
+@pytest.fixture(scope="module", params=["avx512", "avx2", "portable", "plain"])
 def simd_path(request):
     """Run every test of a module once per SIMD path of the kernels (skipped where the CPU lacks it).
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from convlab import fast_layers
@@ -88,3 +89,66 @@ def test_info_command_prints_the_path():
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert "SIMD path: " in result.stdout and "OpenMP:" in result.stdout
+
+
+def _conv_results(dtype, shape, stride, pad, rng):
+    """Forward and backward of one direct convolution on the current path."""
+    from convlab.fast_layers import conv_backward_fast, conv_forward_fast
+
+    N, C, H, W, F, HH = shape
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((F, C, HH, HH)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    conv_param = {"stride": stride, "pad": pad}
+    out, cache = conv_forward_fast(x, w, b, conv_param)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    return (out,) + tuple(conv_backward_fast(dout, cache))
+
+
+# shapes (N, C, H, W, F, HH): tiles cut at every edge (F, taps and pixels not
+# multiples of 32), the implicit and the packed GEMM, dw with few and many filters
+WIDE_TILE_SHAPES = [
+    ((2, 3, 9, 11, 5, 3), 1, 1),
+    ((2, 16, 15, 15, 64, 3), 1, 1),
+    ((1, 64, 32, 32, 40, 3), 1, 1),   # padded image over the implicit GEMM's limit
+    ((3, 7, 13, 11, 33, 5), 2, 2),    # stride 2: packed columns
+    ((2, 12, 8, 8, 17, 1), 1, 0),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, stride, pad", WIDE_TILE_SHAPES)
+def test_avx512_tiles_agree_bit_for_bit_with_avx2(dtype, shape, stride, pad):
+    """The 6 x 32 (6 x 16) AVX-512 tiles sum the same fused products as AVX2's 6 x 16 (6 x 8)."""
+    paths = fast_layers.simd_paths()
+    if "avx512" not in paths:
+        pytest.skip("this CPU cannot run the avx512 kernels")
+    from convlab._fast import conv as _conv
+
+    before = fast_layers.build_info()["simd_path"]
+    results, widths = {}, {}
+    try:
+        for name in ("avx2", "avx512"):
+            fast_layers.set_simd_path(name)
+            widths[name] = _conv.tile_columns(np.dtype(dtype).itemsize)
+            results[name] = _conv_results(dtype, shape, stride, pad, np.random.default_rng(7))
+    finally:
+        fast_layers.set_simd_path(before)
+    assert widths["avx512"] == 2 * widths["avx2"]
+    for got, want, what in zip(results["avx512"], results["avx2"], ("out", "dx", "dw", "db")):
+        np.testing.assert_array_equal(got, want, err_msg=f"{what} differs between the paths")
+
+
+def test_tile_columns_follow_the_path_and_reject_bad_sizes():
+    from convlab._fast import conv as _conv
+
+    before = fast_layers.build_info()["simd_path"]
+    try:
+        for name in fast_layers.simd_paths():
+            fast_layers.set_simd_path(name)
+            wide = name == "avx512"
+            assert (_conv.tile_columns(4), _conv.tile_columns(8)) == ((32, 16) if wide else (16, 8))
+    finally:
+        fast_layers.set_simd_path(before)
+    with pytest.raises(ValueError, match="itemsize must be 4 or 8, got 2"):
+        _conv.tile_columns(2)

@@ -106,7 +106,9 @@ def simd_paths():
     Returns
     -------
     list of str
-        Some of ``"avx2"`` (AVX2 + FMA, x86-64 only), ``"portable"`` (the
+        Some of ``"avx512"`` (AVX-512F for the convolution's products on
+        wider tiles, AVX2 for the rest; x86-64 with GCC or Clang only),
+        ``"avx2"`` (AVX2 + FMA, x86-64 only), ``"portable"`` (the
         vector code every CPU of the architecture runs: SSE2 on x86-64, NEON
         on arm64) and ``"plain"`` (plain C loops, the readable reference).
     """
@@ -141,7 +143,8 @@ def build_info():
         (whether the kernels were compiled with OpenMP), ``openmp_version``
         (as ``yyyymm``, 0 without OpenMP), ``threads`` (how many a parallel
         kernel may use: ``OMP_NUM_THREADS`` or the number of cores, 1 without
-        OpenMP) and ``compiler``.
+        OpenMP), ``compiler`` and ``avx512_on_avx2`` (True only for the
+        test build whose "avx512" kernels are compiled for AVX2).
     """
     paths = {module.simd_path() for module in _SIMD_MODULES}
     compiled = _conv.compiled_with()
@@ -153,6 +156,7 @@ def build_info():
         "openmp_version": compiled["openmp"],
         "threads": compiled["max_threads"],
         "compiler": compiled["compiler"],
+        "avx512_on_avx2": compiled["avx512_on_avx2"],
     }
 
 

@@ -32,7 +32,8 @@ def format_build_info(info=None):
         f"SIMD path: {info['simd_path']} (this CPU can run: {', '.join(info['simd_paths'])})",
         f"OpenMP:    {openmp}",
         f"compiler:  {info['compiler']}",
-    ])
+    ] + (["note:      a test build: its avx512 kernels are compiled for AVX2"]
+         if info.get("avx512_on_avx2") else []))
 
 
 def main():

@@ -2,11 +2,14 @@
 
 Every kernel with SIMD has a plain C version, a portable vector version
 (SSE2 on x86-64, NEON on arm64) and, on x86-64, an AVX2 + FMA version; the
-fastest one the CPU can run is chosen at import.  The environment variable
+convolution's micro-kernels also have an AVX-512 version.  The fastest path
+the CPU can run is chosen at import.  The environment variable
 ``CONVLAB_SIMD`` overrides the choice:
 
 =============  ==============================================================
 ``auto``       the fastest path this CPU runs (the default, also when unset)
+``avx512``     AVX-512F for the convolution's products (AVX2 for the rest);
+               an error on a CPU without it
 ``avx2``       AVX2 + FMA; an error on a CPU without them
 ``portable``   the portable vector code (also ``0``): what any CPU of the
                architecture runs
@@ -16,7 +19,7 @@ fastest one the CPU can run is chosen at import.  The environment variable
 
 import os
 
-SIMD_PATHS = ("avx2", "portable", "plain")
+SIMD_PATHS = ("avx512", "avx2", "portable", "plain")
 _ALIASES = {"0": "portable", "": "auto"}
 
 

@@ -9,9 +9,11 @@ cdef extern from "simd.h":
     int CONVLAB_PATH_PLAIN
     int CONVLAB_PATH_PORTABLE
     int CONVLAB_PATH_AVX2
+    int CONVLAB_PATH_AVX512
     int convlab_simd_path
     int convlab_simd_path_available(int path) noexcept nogil
     const char *convlab_compiler
+    const int convlab_avx512_on_avx2
 
 cdef extern from "omp_compat.h":
     int CONVLAB_OPENMP
@@ -22,7 +24,7 @@ import os
 
 from convlab._fast import SIMD_PATHS, choose_simd_path
 
-_PATH_CODES = {"avx2": CONVLAB_PATH_AVX2, "portable": CONVLAB_PATH_PORTABLE,
+_PATH_CODES = {"avx512": CONVLAB_PATH_AVX512, "avx2": CONVLAB_PATH_AVX2, "portable": CONVLAB_PATH_PORTABLE,
                "plain": CONVLAB_PATH_PLAIN}
 
 
@@ -32,14 +34,14 @@ def simd_paths():
     Returns
     -------
     list of str
-        A subset of ``("avx2", "portable", "plain")``; "portable" and
-        "plain" are always there.
+        A subset of ``("avx512", "avx2", "portable", "plain")``; "portable"
+        and "plain" are always there.
     """
     return [name for name in SIMD_PATHS if convlab_simd_path_available(_PATH_CODES[name])]
 
 
 def simd_path():
-    """The SIMD path this module's kernels take now ("avx2", "portable" or "plain")."""
+    """The SIMD path this module's kernels take now ("avx512", "avx2", "portable" or "plain")."""
     for name, code in _PATH_CODES.items():
         if code == convlab_simd_path:
             return name
@@ -70,10 +72,13 @@ def compiled_with():
         ``compiler`` (name and version), ``openmp`` (the OpenMP version as
         ``yyyymm``, or 0 for a build without OpenMP) and ``max_threads``
         (the threads a parallel kernel may use: ``OMP_NUM_THREADS`` or the
-        number of cores; 1 without OpenMP).
+        number of cores; 1 without OpenMP) and ``avx512_on_avx2`` (True
+        for the test build whose "avx512" kernels are compiled for AVX2,
+        see simd.h).
     """
     return {"compiler": convlab_compiler.decode(), "openmp": CONVLAB_OPENMP,
-            "max_threads": omp_get_max_threads()}
+            "max_threads": omp_get_max_threads(),
+            "avx512_on_avx2": bool(convlab_avx512_on_avx2)}
 
 
 def _one_thread_after_fork():

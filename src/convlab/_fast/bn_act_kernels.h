@@ -105,7 +105,7 @@ CONVLAB_TARGET_AVX2 static void convlab_act_row_avx2(CONVLAB_ACT_ROW_ARGS) { CON
 CONVLAB_TARGET_AVX2 static void convlab_dact_row_avx2(CONVLAB_DACT_ROW_ARGS) { CONVLAB_DACT_ROW_BODY }
 CONVLAB_TARGET_AVX2 static void convlab_dot_row_avx2(CONVLAB_DOT_ROW_ARGS) { CONVLAB_DOT_ROW_BODY }
 #define CONVLAB_BN_DISPATCH(NAME, ARGS) \
-    if (convlab_simd_path == CONVLAB_PATH_AVX2) NAME##_avx2 ARGS; else NAME##_plain ARGS;
+    if (CONVLAB_USE_AVX2) NAME##_avx2 ARGS; else NAME##_plain ARGS;
 #else
 #define CONVLAB_BN_DISPATCH(NAME, ARGS) NAME##_plain ARGS;
 #endif

@@ -19,11 +19,13 @@ follow the classic blocked layout of fast matrix products:
    loaded as vectors, each of the ``MR`` weights is broadcast, and ``MR * NR``
    fused multiply-adds are issued.  This is where the time goes: with data
    in L1, it runs close to the CPU's peak of vector multiply-adds.  It is
-   written in C (``conv_kernels.h``) in three versions, all with the same
-   tile: plain loops, portable vectors (SSE2 on x86-64, NEON on arm64) and
-   AVX2 + FMA; the fastest one this CPU runs is chosen at import.
+   written in C (``conv_kernels.h``) in four versions: plain loops,
+   portable vectors (SSE2 on x86-64, NEON on arm64) and AVX2 + FMA, all with
+   a 6 x 16 float (6 x 8 double) tile, and AVX-512, whose vectors are twice
+   as wide, with a 6 x 32 (6 x 16) tile; the fastest one this CPU runs is
+   chosen at import.
 
-3. **Implicit GEMM (stride 1).**  With stride 1, the 16 (or 8) consecutive
+3. **Implicit GEMM (stride 1).**  With stride 1, the NR consecutive
    pixels of a B panel row are consecutive in the padded image too, if the
    output is computed on a grid as wide as the padded image; the
    micro-kernel then reads each tap's row in place (``base + off[k]``) and
@@ -65,25 +67,29 @@ ctypedef fused real:
     double
 
 
-# The micro-kernels, in plain C, portable vector and AVX2 versions, and the
-# functions that dispatch between them: conv_kernels.h.
+# The micro-kernels, in plain C, portable vector, AVX2 and AVX-512 versions,
+# and the functions that dispatch between them: conv_kernels.h.  A tile is
+# MR x NR, and NR (convlab_s_nr / convlab_d_nr) depends on the SIMD path: 16
+# floats or 8 doubles, twice that on the AVX-512 path.
 cdef extern from "conv_kernels.h":
-    void convlab_sgemm_6x16(Py_ssize_t kc, const float *A, const float *B, float *C,
+    Py_ssize_t convlab_s_nr() noexcept nogil
+    Py_ssize_t convlab_d_nr() noexcept nogil
+    void convlab_sgemm_tile(Py_ssize_t kc, const float *A, const float *B, float *C,
                             Py_ssize_t ldc, int accumulate) noexcept nogil
-    void convlab_dgemm_6x8(Py_ssize_t kc, const double *A, const double *B, double *C,
-                           Py_ssize_t ldc, int accumulate) noexcept nogil
-    void convlab_sgemm_6x16_rows(Py_ssize_t kc, const float *A, const float *base,
+    void convlab_dgemm_tile(Py_ssize_t kc, const double *A, const double *B, double *C,
+                            Py_ssize_t ldc, int accumulate) noexcept nogil
+    void convlab_sgemm_tile_rows(Py_ssize_t kc, const float *A, const float *base,
                                  const Py_ssize_t *off, float *C, Py_ssize_t ldc,
                                  int accumulate) noexcept nogil
-    void convlab_dgemm_6x8_rows(Py_ssize_t kc, const double *A, const double *base,
-                                const Py_ssize_t *off, double *C, Py_ssize_t ldc,
-                                int accumulate) noexcept nogil
-    void convlab_sgemm_dw_6x16(Py_ssize_t nrows, Py_ssize_t ncols, const float *base,
+    void convlab_dgemm_tile_rows(Py_ssize_t kc, const double *A, const double *base,
+                                 const Py_ssize_t *off, double *C, Py_ssize_t ldc,
+                                 int accumulate) noexcept nogil
+    void convlab_sgemm_dw_tile(Py_ssize_t nrows, Py_ssize_t ncols, const float *base,
                                const Py_ssize_t *off, Py_ssize_t ld, const float *B, float *C,
                                Py_ssize_t ldc, int accumulate) noexcept nogil
-    void convlab_dgemm_dw_6x8(Py_ssize_t nrows, Py_ssize_t ncols, const double *base,
-                              const Py_ssize_t *off, Py_ssize_t ld, const double *B, double *C,
-                              Py_ssize_t ldc, int accumulate) noexcept nogil
+    void convlab_dgemm_dw_tile(Py_ssize_t nrows, Py_ssize_t ncols, const double *base,
+                               const Py_ssize_t *off, Py_ssize_t ld, const double *B, double *C,
+                               Py_ssize_t ldc, int accumulate) noexcept nogil
     void convlab_transpose_8x8_ps(const float *base, const Py_ssize_t *off, float *dst,
                                   Py_ssize_t ldd) noexcept nogil
     void convlab_transpose_4x4_pd(const double *base, const Py_ssize_t *off, double *dst,
@@ -103,8 +109,7 @@ include "_runtime.pxi"
 cdef enum:
     MR = 6
     KC = 256
-    S_NR = 16
-    D_NR = 8
+    MAX_NR = 32
     S_NC = 384
     D_NC = 192
     DW_CHUNK = 8
@@ -115,11 +120,12 @@ cdef inline Py_ssize_t _round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b * b
 
 
-cdef inline Py_ssize_t _nr(real *dummy) noexcept nogil:
+cdef inline Py_ssize_t _nr(const real *dummy) noexcept nogil:
+    """NR, the width of a tile on the current SIMD path (at most MAX_NR; NC is a multiple)."""
     if real is float:
-        return S_NR
+        return convlab_s_nr()
     else:
-        return D_NR
+        return convlab_d_nr()
 
 
 cdef inline Py_ssize_t _nc(real *dummy) noexcept nogil:
@@ -132,27 +138,27 @@ cdef inline Py_ssize_t _nc(real *dummy) noexcept nogil:
 cdef inline void _gemm_tile(Py_ssize_t kc, const real *A, const real *B, real *C,
                             Py_ssize_t ldc, int accumulate) noexcept nogil:
     if real is float:
-        convlab_sgemm_6x16(kc, A, B, C, ldc, accumulate)
+        convlab_sgemm_tile(kc, A, B, C, ldc, accumulate)
     else:
-        convlab_dgemm_6x8(kc, A, B, C, ldc, accumulate)
+        convlab_dgemm_tile(kc, A, B, C, ldc, accumulate)
 
 
 cdef inline void _gemm_tile_rows(Py_ssize_t kc, const real *A, const real *base,
                                  const Py_ssize_t *off, real *C, Py_ssize_t ldc,
                                  int accumulate) noexcept nogil:
     if real is float:
-        convlab_sgemm_6x16_rows(kc, A, base, off, C, ldc, accumulate)
+        convlab_sgemm_tile_rows(kc, A, base, off, C, ldc, accumulate)
     else:
-        convlab_dgemm_6x8_rows(kc, A, base, off, C, ldc, accumulate)
+        convlab_dgemm_tile_rows(kc, A, base, off, C, ldc, accumulate)
 
 
 cdef inline void _gemm_dw_tile(Py_ssize_t nrows, Py_ssize_t ncols, const real *base,
                                const Py_ssize_t *off, Py_ssize_t ld, const real *B, real *C,
                                Py_ssize_t ldc) noexcept nogil:
     if real is float:
-        convlab_sgemm_dw_6x16(nrows, ncols, base, off, ld, B, C, ldc, 1)
+        convlab_sgemm_dw_tile(nrows, ncols, base, off, ld, B, C, ldc, 1)
     else:
-        convlab_dgemm_dw_6x8(nrows, ncols, base, off, ld, B, C, ldc, 1)
+        convlab_dgemm_dw_tile(nrows, ncols, base, off, ld, B, C, ldc, 1)
 
 
 cdef void _pad_image(const real *x, real *xpad, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
@@ -165,15 +171,9 @@ cdef void _pad_image(const real *x, real *xpad, Py_ssize_t C, Py_ssize_t H, Py_s
             memcpy(xpad + (c * Hp + h + pad_h) * Wp + pad_w, x + (c * H + h) * W, W * sizeof(real))
 
 
-cdef inline void _copy_panel_row(real *dst, const real *src) noexcept nogil:
-    """Copy NR contiguous values (a fixed size, so the compiler emits two vector moves)."""
-    cdef int t
-    if real is float:
-        for t in range(S_NR):
-            dst[t] = src[t]
-    else:
-        for t in range(D_NR):
-            dst[t] = src[t]
+cdef inline void _copy_panel_row(real *dst, const real *src, Py_ssize_t nr) noexcept nogil:
+    """Copy ``nr`` contiguous values."""
+    memcpy(dst, src, nr * sizeof(real))
 
 
 cdef void _pack_cols(const real *xpad, real *Bp, Py_ssize_t nr, Py_ssize_t Hp, Py_ssize_t Wp,
@@ -207,7 +207,7 @@ cdef void _pack_cols(const real *xpad, real *Bp, Py_ssize_t nr, Py_ssize_t Hp, P
             ho = p // W_out
             wo = p % W_out
             if stride == 1 and qend - q == nr and W_out - wo >= nr:
-                _copy_panel_row(dst, tap + ho * Wp + wo)  # the common case: one full run
+                _copy_panel_row(dst, tap + ho * Wp + wo, nr)  # the common case: one full run
                 continue
             l = 0
             while q < qend:
@@ -311,6 +311,17 @@ cdef void _conv_image(const real *x, const real *Ap, const real *bias, real *out
                     for wo in range(qend - q):
                         dst[wo] = src[wo] + bf
                 q = (ho + 1) * ld
+
+
+def tile_columns(Py_ssize_t itemsize):
+    """NR, the columns of a micro-kernel tile on the current SIMD path.
+
+    16 floats (``itemsize`` 4) or 8 doubles (8); on the "avx512" path
+    32 and 16.
+    """
+    if itemsize not in (4, 8):
+        raise ValueError(f"tile_columns: itemsize must be 4 or 8, got {itemsize}")
+    return convlab_s_nr() if itemsize == 4 else convlab_d_nr()
 
 
 def implicit_gemm_pays(Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t stride,
@@ -441,7 +452,7 @@ cdef void _pack_cols_transposed(const real *xpad, real *Bp, Py_ssize_t nr, Py_ss
     every tap, and G x G blocks are transposed in registers (G = 8 floats or
     4 doubles); other pixels are gathered one at a time.
     """
-    cdef Py_ssize_t toff[16]  # nr <= 16: offset of each tap in the padded image
+    cdef Py_ssize_t toff[MAX_NR]  # offset of each tap in the padded image
     cdef Py_ssize_t g = 8 if real is float else 4
     cdef Py_ssize_t l, l0, k, c, i, j, q, ho, wo
     cdef bint full = k0 + nr <= K
@@ -705,7 +716,7 @@ cdef void _dx_image(const real *dout, const real *Atp, real *dx, real *dxpad, re
                     dst = Bp + (jp * fb + f) * nr
                     src = dout + (f0 + f) * P + p0 + jp * nr
                     if (jp + 1) * nr <= nb:
-                        _copy_panel_row(dst, src)
+                        _copy_panel_row(dst, src, nr)
                     else:
                         for l in range(nr):
                             dst[l] = src[l] if jp * nr + l < nb else 0

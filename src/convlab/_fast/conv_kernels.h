@@ -2,7 +2,8 @@
  *
  * Every product of the blocked convolution ends in one of three small
  * kernels, each updating a tile of MR = 6 rows by NR columns, NR = 16 floats
- * or 8 doubles (see conv.pyx for the packing around them):
+ * or 8 doubles -- twice that on the AVX-512 path, whose vectors are twice as
+ * wide (see conv.pyx for the packing around them):
  *
  *   gemm      C[i*ldc + j] (+)= sum_k A[6k + i] * Brow(k)[j]
  *             A is a packed panel of 6 rows; Brow(k) points at the NR values
@@ -16,8 +17,8 @@
  *   transpose G x G values from G tap rows into G pixel rows of a cols.T
  *             panel (G = 8 floats or 4 doubles).
  *
- * Each comes in the three versions of simd.h, which the dispatching
- * functions at the end choose between at run time.  Within one version the
+ * Each comes in the versions of simd.h, which the dispatching functions at
+ * the end choose between at run time.  Within one version the
  * results do not depend on how a product is split into tiles or threads;
  * between versions they differ by rounding only (the AVX2 kernels fuse each
  * multiply-add into one rounding, the others may not).
@@ -302,13 +303,80 @@ CONVLAB_TARGET_AVX2 static void convlab_transpose_4x4_pd_avx2(CONVLAB_TRANSPOSE_
 }
 #endif /* CONVLAB_HAVE_AVX2 */
 
+/* ---- 2c. AVX-512: 64-byte vectors on tiles twice as wide ----
+ *
+ * The same register tiling with W = 16 floats (8 doubles) per vector covers
+ * 2W = 32 columns (16 doubles): a 6 x 32 tile.  Its 12 accumulators, 2 B
+ * vectors and a broadcast use 15 of the 32 zmm registers, and each tap costs
+ * 12 fused multiply-adds for 8 loads, so the two FMA units of a server core
+ * stay busy.  (A 6 x 16 tile would have one vector per row: 6 accumulators,
+ * too few to hide the 4-cycle FMA latency, and a broadcast load per FMA.)
+ *
+ * Written with vector extensions rather than intrinsics, so that the test
+ * build of simd.h can compile exactly these functions for AVX2.  c + a * b
+ * is contracted into one FMA (GCC's and Clang's default for GNU C), so each
+ * output sums the same fused products in the same order as on the AVX2 path:
+ * the two paths agree bit for bit, which tests/test_simd.py checks. */
+#ifdef CONVLAB_HAVE_AVX512
+typedef float convlab_v16sf __attribute__((vector_size(64)));
+typedef double convlab_v8df __attribute__((vector_size(64)));
+/* the same, aligned only like their elements: for unaligned loads and stores */
+typedef float convlab_v16sf_u __attribute__((vector_size(64), aligned(4)));
+typedef double convlab_v8df_u __attribute__((vector_size(64), aligned(8)));
+
+#define CONVLAB_Z_S_T float
+#define CONVLAB_Z_S_V convlab_v16sf
+#define CONVLAB_Z_S_W 16
+#define CONVLAB_Z_S_LOAD(p) (*(const convlab_v16sf_u *)(p))
+#define CONVLAB_Z_S_STORE(p, v) (*(convlab_v16sf_u *)(p) = (v))
+#define CONVLAB_Z_S_BCAST(p) ({ float x_ = *(p); \
+    (convlab_v16sf){x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_, x_}; })
+#define CONVLAB_Z_S_FMA(a, b, c) ((c) + (a) * (b))
+#define CONVLAB_Z_S_ADD(x, y) ((x) + (y))
+#define CONVLAB_Z_S_ZERO ((convlab_v16sf){0})
+#define CONVLAB_Z_D_T double
+#define CONVLAB_Z_D_V convlab_v8df
+#define CONVLAB_Z_D_W 8
+#define CONVLAB_Z_D_LOAD(p) (*(const convlab_v8df_u *)(p))
+#define CONVLAB_Z_D_STORE(p, v) (*(convlab_v8df_u *)(p) = (v))
+#define CONVLAB_Z_D_BCAST(p) ({ double x_ = *(p); (convlab_v8df){x_, x_, x_, x_, x_, x_, x_, x_}; })
+#define CONVLAB_Z_D_FMA(a, b, c) ((c) + (a) * (b))
+#define CONVLAB_Z_D_ADD(x, y) ((x) + (y))
+#define CONVLAB_Z_D_ZERO ((convlab_v8df){0})
+
+CONVLAB_TARGET_AVX512 static void convlab_sgemm_6x32_avx512(CONVLAB_GEMM_ARGS(float))
+{
+    CONVLAB_GEMM_VEC(Z_S, B + 32 * k, 0)
+}
+CONVLAB_TARGET_AVX512 static void convlab_dgemm_6x16_avx512(CONVLAB_GEMM_ARGS(double))
+{
+    CONVLAB_GEMM_VEC(Z_D, B + 16 * k, 0)
+}
+CONVLAB_TARGET_AVX512 static void convlab_sgemm_6x32_rows_avx512(CONVLAB_GEMM_ROWS_ARGS(float))
+{
+    CONVLAB_GEMM_VEC(Z_S, base + off[k], 0)
+}
+CONVLAB_TARGET_AVX512 static void convlab_dgemm_6x16_rows_avx512(CONVLAB_GEMM_ROWS_ARGS(double))
+{
+    CONVLAB_GEMM_VEC(Z_D, base + off[k], 0)
+}
+CONVLAB_TARGET_AVX512 static void convlab_sgemm_dw_6x32_avx512(CONVLAB_GEMM_DW_ARGS(float))
+{
+    CONVLAB_GEMM_DW_VEC(Z_S, 32, 0)
+}
+CONVLAB_TARGET_AVX512 static void convlab_dgemm_dw_6x16_avx512(CONVLAB_GEMM_DW_ARGS(double))
+{
+    CONVLAB_GEMM_DW_VEC(Z_D, 16, 0)
+}
+#endif /* CONVLAB_HAVE_AVX512 */
+
 /* ====================================================================
  * 3. Dispatch: the functions conv.pyx calls.
  * ==================================================================== */
 
 #ifdef CONVLAB_HAVE_AVX2
 #define CONVLAB_TRY_AVX2(NAME, ARGS) \
-    if (convlab_simd_path == CONVLAB_PATH_AVX2) { NAME##_avx2 ARGS; return; }
+    if (CONVLAB_USE_AVX2) { NAME##_avx2 ARGS; return; }
 #else
 #define CONVLAB_TRY_AVX2(NAME, ARGS)
 #endif
@@ -354,6 +422,54 @@ static void convlab_transpose_4x4_pd(CONVLAB_TRANSPOSE_ARGS(double))
 {
     CONVLAB_TRY_AVX2(convlab_transpose_4x4_pd, (base, off, dst, ldd))
     convlab_transpose_4x4_pd_plain(base, off, dst, ldd);
+}
+
+/* The tile the direct convolution uses on the current path: NR columns,
+ * 6 x NR products per call (6 x 32 floats or 6 x 16 doubles on the AVX-512
+ * path, 6 x 16 and 6 x 8 on every other).  The Winograd kernels keep the
+ * narrow tiles on every path. */
+#ifdef CONVLAB_HAVE_AVX512
+#define CONVLAB_WIDE (convlab_simd_path == CONVLAB_PATH_AVX512)
+#else
+#define CONVLAB_WIDE 0
+#endif
+static ptrdiff_t convlab_s_nr(void) { return CONVLAB_WIDE ? 2 * CONVLAB_S_NR : CONVLAB_S_NR; }
+static ptrdiff_t convlab_d_nr(void) { return CONVLAB_WIDE ? 2 * CONVLAB_D_NR : CONVLAB_D_NR; }
+
+#ifdef CONVLAB_HAVE_AVX512
+#define CONVLAB_TRY_WIDE(WIDE_NAME, ARGS) if (CONVLAB_WIDE) { WIDE_NAME##_avx512 ARGS; return; }
+#else
+#define CONVLAB_TRY_WIDE(WIDE_NAME, ARGS)
+#endif
+static void convlab_sgemm_tile(CONVLAB_GEMM_ARGS(float))
+{
+    CONVLAB_TRY_WIDE(convlab_sgemm_6x32, (kc, A, B, C, ldc, accumulate))
+    convlab_sgemm_6x16(kc, A, B, C, ldc, accumulate);
+}
+static void convlab_dgemm_tile(CONVLAB_GEMM_ARGS(double))
+{
+    CONVLAB_TRY_WIDE(convlab_dgemm_6x16, (kc, A, B, C, ldc, accumulate))
+    convlab_dgemm_6x8(kc, A, B, C, ldc, accumulate);
+}
+static void convlab_sgemm_tile_rows(CONVLAB_GEMM_ROWS_ARGS(float))
+{
+    CONVLAB_TRY_WIDE(convlab_sgemm_6x32_rows, (kc, A, base, off, C, ldc, accumulate))
+    convlab_sgemm_6x16_rows(kc, A, base, off, C, ldc, accumulate);
+}
+static void convlab_dgemm_tile_rows(CONVLAB_GEMM_ROWS_ARGS(double))
+{
+    CONVLAB_TRY_WIDE(convlab_dgemm_6x16_rows, (kc, A, base, off, C, ldc, accumulate))
+    convlab_dgemm_6x8_rows(kc, A, base, off, C, ldc, accumulate);
+}
+static void convlab_sgemm_dw_tile(CONVLAB_GEMM_DW_ARGS(float))
+{
+    CONVLAB_TRY_WIDE(convlab_sgemm_dw_6x32, (nrows, ncols, base, off, ld, B, C, ldc, accumulate))
+    convlab_sgemm_dw_6x16(nrows, ncols, base, off, ld, B, C, ldc, accumulate);
+}
+static void convlab_dgemm_dw_tile(CONVLAB_GEMM_DW_ARGS(double))
+{
+    CONVLAB_TRY_WIDE(convlab_dgemm_dw_6x16, (nrows, ncols, base, off, ld, B, C, ldc, accumulate))
+    convlab_dgemm_dw_6x8(nrows, ncols, base, off, ld, B, C, ldc, accumulate);
 }
 
 #endif /* CONVLAB_CONV_KERNELS_H */

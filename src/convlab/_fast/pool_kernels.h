@@ -195,7 +195,7 @@ CONVLAB_TARGET_AVX2 static void convlab_pool2x2_row_d_avx2(CONVLAB_POOL_ARGS(dou
 static void convlab_pool2x2_row_s(CONVLAB_POOL_ARGS(float))
 {
 #ifdef CONVLAB_HAVE_AVX2
-    if (convlab_simd_path == CONVLAB_PATH_AVX2) { convlab_pool2x2_row_s_avx2(r0, r1, o, a, n); return; }
+    if (CONVLAB_USE_AVX2) { convlab_pool2x2_row_s_avx2(r0, r1, o, a, n); return; }
 #endif
 #ifdef CONVLAB_POOL_HAVE_VEC
     if (convlab_simd_path == CONVLAB_PATH_PORTABLE) { convlab_pool2x2_row_s_vec(r0, r1, o, a, n); return; }
@@ -206,7 +206,7 @@ static void convlab_pool2x2_row_s(CONVLAB_POOL_ARGS(float))
 static void convlab_pool2x2_row_d(CONVLAB_POOL_ARGS(double))
 {
 #ifdef CONVLAB_HAVE_AVX2
-    if (convlab_simd_path == CONVLAB_PATH_AVX2) { convlab_pool2x2_row_d_avx2(r0, r1, o, a, n); return; }
+    if (CONVLAB_USE_AVX2) { convlab_pool2x2_row_d_avx2(r0, r1, o, a, n); return; }
 #endif
 #ifdef CONVLAB_POOL_HAVE_VEC
     if (convlab_simd_path == CONVLAB_PATH_PORTABLE) { convlab_pool2x2_row_d_vec(r0, r1, o, a, n); return; }

@@ -11,7 +11,12 @@
  *                          on every CPU the module can be loaded on;
  *   CONVLAB_PATH_AVX2      AVX2 + FMA intrinsics in functions compiled for
  *                          those instructions only (target attribute), so the
- *                          rest of the module stays baseline code.
+ *                          rest of the module stays baseline code;
+ *   CONVLAB_PATH_AVX512    the convolution's GEMM micro-kernels with 64-byte
+ *                          vectors (AVX-512F, GCC/Clang vector extensions),
+ *                          on wider tiles; every other kernel takes its AVX2
+ *                          version on this path, since a CPU with AVX-512
+ *                          has AVX2.
  *
  * The module is never compiled for the build machine's CPU (no -march=native
  * unless asked for), so a wheel built anywhere runs everywhere, and the AVX2
@@ -26,6 +31,10 @@
 #define CONVLAB_PATH_PLAIN 0
 #define CONVLAB_PATH_PORTABLE 1
 #define CONVLAB_PATH_AVX2 2
+#define CONVLAB_PATH_AVX512 3
+
+/* The AVX2 kernels run on the AVX2 and the AVX-512 paths. */
+#define CONVLAB_USE_AVX2 (convlab_simd_path >= CONVLAB_PATH_AVX2)
 
 /* Vector extensions (typedef float v __attribute__((vector_size(16)))) are a
  * GCC and Clang feature; MSVC has none, so its portable path is the plain one. */
@@ -46,6 +55,25 @@
 #define CONVLAB_TARGET_AVX2
 #include <immintrin.h>
 #include <intrin.h>
+#endif
+#endif
+
+/* The AVX-512 kernels are written with GCC/Clang vector extensions (64-byte
+ * vectors), so they exist where the AVX2 ones do, except under MSVC.
+ *
+ * A test build (setup.py with CONVLAB_AVX512_ON_AVX2=1) compiles the very
+ * same functions for AVX2 + FMA instead: the compiler splits each 64-byte
+ * vector into two 32-byte ones, the arithmetic stays the same, and the
+ * path counts as available wherever AVX2 is.  That is how the wide tiles
+ * and everything around them are tested on a CPU without AVX-512 (see
+ * scripts/check-portability.sh, stage avx512-on-avx2); on such a build the
+ * path is slower than AVX2, never faster. */
+#if defined(CONVLAB_HAVE_AVX2) && (defined(__GNUC__) || defined(__clang__)) && !defined(CONVLAB_NO_AVX512)
+#define CONVLAB_HAVE_AVX512 1
+#ifdef CONVLAB_AVX512_ON_AVX2
+#define CONVLAB_TARGET_AVX512 __attribute__((target("avx2,fma")))
+#else
+#define CONVLAB_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #endif
 #endif
 
@@ -75,9 +103,23 @@ static int convlab_cpu_has_avx2_fma(void)
 #endif
 }
 
+/* Does this CPU run AVX-512F, with the OS saving the zmm and mask registers?
+ * (libgcc and compiler-rt report avx512f only when XGETBV says so.) */
+static int convlab_cpu_has_avx512f(void)
+{
+#if defined(CONVLAB_HAVE_AVX512) && defined(CONVLAB_AVX512_ON_AVX2)
+    return convlab_cpu_has_avx2_fma();
+#elif defined(CONVLAB_HAVE_AVX512)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && convlab_cpu_has_avx2_fma();
+#else
+    return 0;
+#endif
+}
+
 /* Can path `p` run here?  Plain always; portable always (on a compiler
- * without vector extensions it is the plain code); AVX2 if compiled in and
- * the CPU has it. */
+ * without vector extensions it is the plain code); AVX2 and AVX-512 if
+ * compiled in and the CPU has them. */
 static int convlab_simd_path_available(int p)
 {
     switch (p) {
@@ -90,6 +132,8 @@ static int convlab_simd_path_available(int p)
 #else
         return 0;
 #endif
+    case CONVLAB_PATH_AVX512:
+        return convlab_cpu_has_avx512f();
     default:
         return 0;
     }
@@ -111,5 +155,12 @@ static int convlab_simd_path = CONVLAB_PATH_PLAIN;
 #define CONVLAB_COMPILER "unknown"
 #endif
 static const char *convlab_compiler = CONVLAB_COMPILER;
+
+/* 1 in the test build whose AVX-512 kernels are compiled for AVX2 (above). */
+#ifdef CONVLAB_AVX512_ON_AVX2
+static const int convlab_avx512_on_avx2 = 1;
+#else
+static const int convlab_avx512_on_avx2 = 0;
+#endif
 
 #endif /* CONVLAB_SIMD_H */

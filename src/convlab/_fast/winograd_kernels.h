@@ -201,7 +201,7 @@ CONVLAB_WINO_DEFINE(plain, )
 #ifdef CONVLAB_HAVE_AVX2
 CONVLAB_WINO_DEFINE(avx2, CONVLAB_TARGET_AVX2)
 #define CONVLAB_WINO_CALL(NAME, ARGS) \
-    if (convlab_simd_path == CONVLAB_PATH_AVX2) NAME##_avx2 ARGS; else NAME##_plain ARGS;
+    if (CONVLAB_USE_AVX2) NAME##_avx2 ARGS; else NAME##_plain ARGS;
 #else
 #define CONVLAB_WINO_CALL(NAME, ARGS) NAME##_plain ARGS;
 #endif
