@@ -24,13 +24,14 @@ take minutes per call).
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import time
 
 import numpy as np
+
+from machine import describe  # benchmarks/machine.py
 
 # name, kind, x shape, w shape or pool window, stride, pad, dtypes, naive?
 WORKLOADS = [
@@ -219,8 +220,8 @@ def main():
                 s["fwd"] += r["fwd"]
                 s["bwd"] += r["bwd"]
 
-    print(f"convlab layer benchmark: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
-          f"{args.rounds} round(s) x {args.repeats} repeats, medians in ms")
+    print(f"convlab layer benchmark: {args.rounds} round(s) x {args.repeats} repeats, medians in ms")
+    print(describe())
     header = (f"{'workload':18} {'dtype':8} {'backend':10} {'fwd ms':>9} {'bwd ms':>9} {'total':>9} "
               f"{'GFLOP/s':>8} {'vs torch':>9} {'naive/fast':>10}")
     print("'vs torch' divides fast's fwd + bwd time by that of PyTorch's faster layout.")

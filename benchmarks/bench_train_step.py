@@ -33,6 +33,8 @@ import time
 
 import numpy as np
 
+from machine import describe  # benchmarks/machine.py
+
 NUM_TRAIN = 49000
 BACKENDS = ("convlab", "torch", "torch-nhwc")
 
@@ -157,8 +159,8 @@ def main():
         results[backend] = json.loads(done.stdout)
 
     settings = "".join(f" --set {item}" for item in overrides)
-    print(f"training step of the {args.recipe!r} recipe{settings}: {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f}, median of {args.steps} steps")
+    print(f"training step of the {args.recipe!r} recipe{settings}: median of {args.steps} steps")
+    print(describe())
     print(f"{'backend':11s} {'batch':>5s} {'ms/step':>9s} {'s/epoch':>8s} {'vs torch':>9s}")
     medians = {b: statistics.median(r["times"]) for b, r in results.items()}
     torch_best = min((medians[b] for b in ("torch", "torch-nhwc") if b in medians), default=None)

@@ -24,8 +24,6 @@ With ``--threads 1`` the clock is the process's CPU time
 """
 
 import argparse
-import platform
-import subprocess
 import time
 
 import numpy as np
@@ -33,6 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from convlab import fast_layers
 from convlab.recipes import RECIPES
+from machine import cpu_name  # benchmarks/machine.py
 
 BATCH = 256
 
@@ -76,17 +75,6 @@ def time_algorithms(run, repeats, clock):
             best[algorithm] = min(best[algorithm], clock() - t0)
     fast_layers.set_conv_algorithm("auto")
     return [best[a] for a in ALGORITHMS]
-
-
-def cpu_name():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    except OSError:
-        return platform.processor()
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    flags = fields.get("Flags", "").split()
-    simd = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f") if f in flags]
-    return f"{fields.get('Model name', '?').strip()} ({' '.join(simd)})"
 
 
 def main():
