@@ -24,8 +24,8 @@ import os
 
 from convlab._fast import SIMD_PATHS, choose_simd_path
 
-_PATH_CODES = {"avx512": CONVLAB_PATH_AVX512, "avx2": CONVLAB_PATH_AVX2, "portable": CONVLAB_PATH_PORTABLE,
-               "plain": CONVLAB_PATH_PLAIN}
+_PATH_CODES = {"avx512": CONVLAB_PATH_AVX512, "avx2": CONVLAB_PATH_AVX2,
+               "portable": CONVLAB_PATH_PORTABLE, "plain": CONVLAB_PATH_PLAIN}
 
 
 def simd_paths():
@@ -70,7 +70,7 @@ def compiled_with():
     -------
     dict
         ``compiler`` (name and version), ``openmp`` (the OpenMP version as
-        ``yyyymm``, or 0 for a build without OpenMP) and ``max_threads``
+        ``yyyymm``, or 0 for a build without OpenMP), ``max_threads``
         (the threads a parallel kernel may use: ``OMP_NUM_THREADS`` or the
         number of cores; 1 without OpenMP) and ``avx512_on_avx2`` (True
         for the test build whose "avx512" kernels are compiled for AVX2,
