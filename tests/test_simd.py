@@ -8,6 +8,7 @@ here: that the choice is made as documented, and bad choices fail clearly.
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -91,6 +92,19 @@ def test_info_command_prints_the_path():
     assert "SIMD path: " in result.stdout and "OpenMP:" in result.stdout
 
 
+@contextmanager
+def _kernels(simd_path, conv_algorithm="auto"):
+    """Run the kernels on this SIMD path and convolution algorithm, then restore both."""
+    before = (fast_layers.build_info()["simd_path"], fast_layers.conv_algorithm())
+    fast_layers.set_simd_path(simd_path)
+    fast_layers.set_conv_algorithm(conv_algorithm)
+    try:
+        yield
+    finally:
+        fast_layers.set_simd_path(before[0])
+        fast_layers.set_conv_algorithm(before[1])
+
+
 def _conv_results(dtype, shape, stride, pad, rng):
     """Forward and backward of one direct convolution on the current path."""
     from convlab.fast_layers import conv_backward_fast, conv_forward_fast
@@ -125,15 +139,11 @@ def test_avx512_tiles_agree_bit_for_bit_with_avx2(dtype, shape, stride, pad):
         pytest.skip("this CPU cannot run the avx512 kernels")
     from convlab._fast import conv as _conv
 
-    before = fast_layers.build_info()["simd_path"]
     results, widths = {}, {}
-    try:
-        for name in ("avx2", "avx512"):
-            fast_layers.set_simd_path(name)
+    for name in ("avx2", "avx512"):
+        with _kernels(name, "direct"):  # Winograd keeps the narrow tiles on every path
             widths[name] = _conv.tile_columns(np.dtype(dtype).itemsize)
             results[name] = _conv_results(dtype, shape, stride, pad, np.random.default_rng(7))
-    finally:
-        fast_layers.set_simd_path(before)
     assert widths["avx512"] == 2 * widths["avx2"]
     for got, want, what in zip(results["avx512"], results["avx2"], ("out", "dx", "dw", "db")):
         np.testing.assert_array_equal(got, want, err_msg=f"{what} differs between the paths")
@@ -142,13 +152,9 @@ def test_avx512_tiles_agree_bit_for_bit_with_avx2(dtype, shape, stride, pad):
 def test_tile_columns_follow_the_path_and_reject_bad_sizes():
     from convlab._fast import conv as _conv
 
-    before = fast_layers.build_info()["simd_path"]
-    try:
-        for name in fast_layers.simd_paths():
-            fast_layers.set_simd_path(name)
+    for name in fast_layers.simd_paths():
+        with _kernels(name):
             wide = name == "avx512"
             assert (_conv.tile_columns(4), _conv.tile_columns(8)) == ((32, 16) if wide else (16, 8))
-    finally:
-        fast_layers.set_simd_path(before)
     with pytest.raises(ValueError, match="itemsize must be 4 or 8, got 2"):
         _conv.tile_columns(2)
