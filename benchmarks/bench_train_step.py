@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_train_step.py                    # the quick recipe
     python benchmarks/bench_train_step.py --recipe best --steps 5
+    python benchmarks/bench_train_step.py --rounds 5          # more repeats on a busy machine
     python benchmarks/bench_train_step.py --batch-size 512  # another batch size
     python benchmarks/bench_train_step.py --recipe best --set "widths=[64,256,256]"  # full width
 
@@ -17,10 +18,15 @@ linear layer, label smoothing) with ``torch.optim.SGD(nesterov=True)``, in
 float32, in both NCHW and channels-last layouts.  The data are random images
 of CIFAR-10's shape: only the time is of interest here.
 
-Each backend runs in its own subprocess, so thread pools never compete.  The
-script prints the median time per step and per epoch of 49,000 images, and
-convlab's time relative to PyTorch's faster layout.  PyTorch is an optional
-benchmark dependency only; convlab never imports it.
+Each backend runs in its own subprocess, so thread pools never compete.  A
+*round* times every backend once, one after the other; ``--rounds`` (default
+3) repeats that, starting each round with the next backend, so that a burst of
+other work on the machine cannot land on one backend only.  The table shows
+each backend's best round (the median of its steps in that round), the time
+per epoch of 49,000 images, and convlab's time relative to PyTorch's faster
+layout; the line under it lists that ratio round by round, each from times
+taken minutes apart at most.  PyTorch is an optional benchmark dependency
+only; convlab never imports it.
 """
 
 import argparse
@@ -126,10 +132,25 @@ def main():
                         help="override a recipe setting, as in python -m convlab.train (repeatable)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per backend (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of every backend in turn; the table keeps each one's best (default 3)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it is installed")
     parser.add_argument("--backend", choices=BACKENDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    overrides = args.set + ([f"batch_size={args.batch_size}"] if args.batch_size else [])
+    for name, value, least in (("--steps", args.steps, 1), ("--warmup", args.warmup, 0),
+                               ("--rounds", args.rounds, 1)):
+        if value < least:
+            parser.error(f"{name} must be at least {least}, got {value}")
+    overrides = args.set + ([f"batch_size={args.batch_size}"] if args.batch_size is not None else [])
+    if not args.backend:  # check the recipe here, before any backend starts
+        from convlab import recipes
+        try:
+            recipe = recipes.resolve_recipe(args.recipe, overrides)
+        except ValueError as err:
+            parser.error(f"--recipe/--set: {err}")
+        if recipe["model"] != "convnet":
+            parser.error(f"--recipe {args.recipe!r} is not a ConvNet recipe; "
+                         f"choose one whose model is 'convnet', e.g. quick or best")
 
     if args.backend:  # child process: time one backend, print JSON
         if args.backend == "convlab":
@@ -147,28 +168,38 @@ def main():
             backends += ["torch", "torch-nhwc"]
         except ImportError:
             pass
-    results = {}
-    for backend in backends:
-        cmd = [sys.executable, __file__, "--backend", backend, "--recipe", args.recipe,
-               "--steps", str(args.steps), "--warmup", str(args.warmup)]
-        for item in overrides:
-            cmd += ["--set", item]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            sys.exit(f"the {backend} backend failed:\n{done.stderr}")
-        results[backend] = json.loads(done.stdout)
+    rounds = {backend: [] for backend in backends}      # median step time per round
+    batch_size = {}
+    for r in range(args.rounds):
+        for backend in backends[r % len(backends):] + backends[:r % len(backends)]:
+            cmd = [sys.executable, __file__, "--backend", backend, "--recipe", args.recipe,
+                   "--steps", str(args.steps), "--warmup", str(args.warmup)]
+            for item in overrides:
+                cmd += ["--set", item]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                sys.exit(f"the {backend} backend failed:\n{done.stderr}")
+            result = json.loads(done.stdout)
+            batch_size[backend] = result["batch_size"]
+            rounds[backend].append(statistics.median(result["times"]))
 
     settings = "".join(f" --set {item}" for item in overrides)
-    print(f"training step of the {args.recipe!r} recipe{settings}: median of {args.steps} steps")
+    print(f"training step of the {args.recipe!r} recipe{settings}: "
+          f"median of {args.steps} steps, best of {args.rounds} round(s)")
     print(describe())
     print(f"{'backend':11s} {'batch':>5s} {'ms/step':>9s} {'s/epoch':>8s} {'vs torch':>9s}")
-    medians = {b: statistics.median(r["times"]) for b, r in results.items()}
-    torch_best = min((medians[b] for b in ("torch", "torch-nhwc") if b in medians), default=None)
-    for backend, r in results.items():
-        B, med = r["batch_size"], medians[backend]
-        ratio = f"{med / torch_best:8.2f}x" if torch_best and backend == "convlab" else ""
-        print(f"{backend:11s} {B:5d} {med * 1e3:9.1f} {med * (NUM_TRAIN // B):8.1f} {ratio:>9s}")
-
+    best = {backend: min(times) for backend, times in rounds.items()}
+    torch_backends = [b for b in ("torch", "torch-nhwc") if b in rounds]
+    torch_best = min((best[b] for b in torch_backends), default=None)
+    for backend, step in best.items():
+        B = batch_size[backend]
+        ratio = f"{step / torch_best:8.2f}x" if torch_best and backend == "convlab" else ""
+        print(f"{backend:11s} {B:5d} {step * 1e3:9.1f} {step * (NUM_TRAIN // B):8.1f} {ratio:>9s}")
+    if torch_backends:
+        per_round = [rounds["convlab"][r] / min(rounds[b][r] for b in torch_backends)
+                     for r in range(args.rounds)]
+        print("convlab / faster PyTorch, round by round: "
+              + " ".join(f"{ratio:.2f}x" for ratio in per_round))
 
 if __name__ == "__main__":
     main()
