@@ -33,9 +33,9 @@
 #                  bundles libgomp and passes the tests installed in a fresh venv
 #
 # It exits non-zero if any stage failed ("skipped" does not fail the run).
-# Needs Debian packages (binutils gcc qemu-user qemu-user-static
-# gcc-aarch64-linux-gnu mmdebstrap): installed with apt-get when missing, which
-# needs root. Nothing in ROOT is written: every build runs in a copy of the
+# Needs Debian packages, per stage as scripts/debian-packages.txt lists them:
+# each stage installs its missing ones with apt-get (root, or sudo -n), printing
+# what it installs, and checks them with dpkg -s. Nothing in ROOT is written: every build runs in a copy of the
 # tracked and untracked-but-not-ignored files, in a temporary folder.
 #
 # Environment:
@@ -132,26 +132,11 @@ skip() { detail "$*"; exit 77; }
 fail() { detail "$*"; echo "error: $*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- packages
-apt_updated=0
-# need_packages PKG...: install missing Debian packages (root only)
+source "$HERE/debian-packages.sh"
+# need_packages: install the Debian packages scripts/debian-packages.txt names for
+# the running stage ($stage), missing ones only (root, or sudo -n), checked with dpkg -s
 need_packages() {
-    local missing=() p
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    if [[ $(id -u) -ne 0 ]]; then
-        fail "missing Debian packages: ${missing[*]}; run as root or 'apt-get install ${missing[*]}'"
-    fi
-    log "apt-get install ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    if [[ $apt_updated == 0 && ! -f "$WORK/apt-updated" ]]; then
-        apt-get update -qq
-        touch "$WORK/apt-updated"
-        apt_updated=1
-    fi
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$WORK/apt.log" 2>&1 \
-        || { cat "$WORK/apt.log" >&2; fail "apt-get install ${missing[*]} failed"; }
+    install_packages "$stage" || fail "the Debian packages of the $stage stage are missing ($(stage_packages "$stage" | paste -sd' ' -)); see the error above"
 }
 
 # ---------------------------------------------------------------- shared steps
@@ -210,7 +195,7 @@ build_variant() {
 # openmp-off: CONVLAB_OPENMP=0 gives kernels that need no OpenMP runtime at all
 # (omp_compat.h stands in for omp_get_max_threads) and run on one thread.
 stage_openmp_off() {
-    need_packages gcc
+    need_packages
     build_variant openmp-off CONVLAB_OPENMP=0
     detail "serial build; $(pytest_summary "$WORK/openmp-off-pytest.log")"
 }
@@ -218,7 +203,7 @@ stage_openmp_off() {
 # clang: Debian's clang without libomp, what Apple's clang is: setup.py finds no
 # OpenMP, prints one warning, and builds serial kernels that pass the tests.
 stage_clang() {
-    need_packages clang
+    need_packages
     if dpkg-query -W -f='${Status}' libomp-dev 2>/dev/null | grep -q 'install ok installed'; then
         skip "libomp-dev is installed, so clang has OpenMP here"
     fi
@@ -241,7 +226,7 @@ stage_clang() {
 # die with ASan's heap-buffer-overflow report.
 SANITIZE_TESTS=("$TEST_FILE" tests/test_winograd.py tests/test_fast_layer_caches.py)
 stage_sanitize() {
-    need_packages gcc
+    need_packages
     local asan
     asan="$(gcc -print-file-name=libasan.so)"
     [[ "$asan" == /* && -e "$asan" ]] || fail "gcc has no AddressSanitizer runtime (libasan.so; Debian: libasan8)"
@@ -302,7 +287,7 @@ print("no report")') >"$WORK/sanitize-selftest.log" 2>&1 || rc=$?
 # for bit with the AVX2 path. (On a CPU with AVX-512 the normal build runs the
 # same tests on the real path.)
 stage_avx512_on_avx2() {
-    need_packages gcc
+    need_packages
     grep -qw avx2 /proc/cpuinfo || skip "this CPU has no AVX2"
     copy_sources
     local lib="$WORK/avx512-on-avx2/lib"
@@ -334,7 +319,7 @@ stage_avx512_on_avx2() {
 # checker first proves on
 # a fixture library that it sees AVX at all and fails a -mavx2 plain function.
 stage_objdump() {
-    need_packages binutils gcc
+    need_packages
     log "self-test of the checker"
     "$VPY" "$PORT/check_isa.py" --selftest || fail "check_isa.py --selftest failed"
     build_x86
@@ -357,7 +342,7 @@ stage_objdump() {
 # SIGILL for an AVX2 instruction under -cpu Nehalem (and runs it under -cpu max),
 # so the stage cannot pass just because the emulator ignores the CPU model.
 stage_nehalem() {
-    need_packages qemu-user gcc
+    need_packages
     local probe="$WORK/avx-probe" rc
     cat >"$probe.c" <<'EOF'
 #include <immintrin.h>
@@ -426,7 +411,7 @@ print("all kernel modules imported")' $mods) >"$WORK/nehalem-import.log" 2>&1 ||
 # compiles with aarch64-linux-gnu-gcc -march=armv8-a, with -fopenmp and without.
 # Python's and NumPy's headers are the host's (LP64 on both, so their sizes agree).
 stage_aarch64_cross() {
-    need_packages gcc-aarch64-linux-gnu
+    need_packages
     copy_sources
     local cy="$WORK/cython-c" pyinc npinc f n
     mkdir -p "$cy"
@@ -486,7 +471,7 @@ stage_aarch64_qemu() {
     if [[ $(id -u) -ne 0 ]]; then
         skip "needs root (chroot, binfmt_misc)"
     fi
-    need_packages qemu-user-static mmdebstrap
+    need_packages
     # binfmt_misc: mount it if needed, register qemu-aarch64 with the F flag (the
     # interpreter is opened now, so it also works inside the chroot).
     if [[ ! -e /proc/sys/fs/binfmt_misc/register ]]; then
@@ -553,7 +538,7 @@ stage_aarch64_qemu() {
 # then the fast-layer tests run against that wheel installed in a fresh venv,
 # from a folder where `import convlab` can only find site-packages.
 stage_wheel() {
-    need_packages patchelf unzip
+    need_packages
     copy_sources
     local tools="$WORK/tool-venv" venv="$WORK/wheel-venv" base
     base="$("$VPY" -c 'import sys; print(sys._base_executable)')"

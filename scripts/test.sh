@@ -4,21 +4,28 @@
 #   bash scripts/test.sh
 #
 # After the same set-up as build-book.sh (.venv, `pip install -e ".[test,book]"`),
-# and installing Debian's chromium with apt-get if /usr/bin/chromium is missing
-# (needs root or sudo), it runs, in order:
+# and installing Debian's chromium (scripts/debian-packages.sh: apt-get, root or
+# sudo) unless it is there, it runs, in order:
 #   1. unit tests                 pytest tests/
 #   2. unit tests, portable path  CONVLAB_SIMD=portable pytest tests/
-#   3. the book's notebooks       pytest --nbval --nbval-current-env book/
-#   4. chapter 3 under load       pytest tests/load (two CPU-burning processes run
+#   3. the book's notebooks       pytest --nbval --nbval-current-env book/, with
+#                                 CONVLAB_CHECK_MARGINS=1 (no printed figure near a
+#                                 point where another CPU would print it differently)
+#   4. other numerics             pytest tests/numerics (the chapters again under other
+#                                 CPUs' rounding: SIMD paths, BLAS kernels, NumPy loops,
+#                                 threads)
+#   5. chapter 3 under load       pytest tests/load (two CPU-burning processes run
 #                                 while chapter 3 is re-executed and compared)
-#   5. the HTML build             jupyter-book build --all . -W --keep-going
-#   6. the browser test           pytest tests/browser
-#   7. course kit                 pytest tests/kit (release every exercise, check the student's
+#   6. the HTML build             jupyter-book build --all . -W --keep-going
+#   7. the browser test           pytest tests/browser
+#   8. course kit                 pytest tests/kit (release every exercise, check the student's
 #                                 tree and chapters, solve, grade planted bad submissions;
 #                                 skipped in a student's copy, which has no convlab.instructor)
-#   8. portability                bash scripts/check-portability.sh (other builds of
+#   9. portability                bash scripts/check-portability.sh (other builds of
 #                                 the kernels: no OpenMP, clang, an old CPU, aarch64,
-#                                 the wheel; CONVLAB_PORTABILITY=0 skips it)
+#                                 the wheel; CONVLAB_PORTABILITY=0 skips it), then
+#                                 tests/test_debian_packages.py against the Debian
+#                                 packages its stages installed
 # Every stage runs even if an earlier one failed (the browser test is skipped
 # when the build failed); the script ends with a summary and fails if any
 # stage failed, including a pytest run that collected no tests (exit code 5).
@@ -27,21 +34,16 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup-env.sh"
 cd "$ROOT"
 
+# Debian packages: the browser test's chromium now (unless CONVLAB_CHROMIUM names
+# another browser); the portability stages install their own when they run.
+# scripts/debian-packages.txt lists them all.
+source "$ROOT/scripts/debian-packages.sh"
 CHROMIUM="${CONVLAB_CHROMIUM:-/usr/bin/chromium}"
-if [[ ! -x "$CHROMIUM" ]]; then
-    echo "== installing Debian's chromium for the browser test"
-    if [[ $(id -u) -eq 0 ]]; then
-        sudo_=()
-    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-        sudo_=(sudo -n)
-    else
-        echo "error: $CHROMIUM is missing and this user cannot install it;" \
-             "run 'sudo apt-get install chromium' (or set CONVLAB_CHROMIUM)" >&2
-        exit 1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    "${sudo_[@]}" apt-get update -qq
-    "${sudo_[@]}" apt-get install -y -qq chromium >/dev/null
+if [[ -z "${CONVLAB_CHROMIUM:-}" ]]; then
+    install_packages browser
+elif [[ ! -x "$CHROMIUM" ]]; then
+    echo "error: CONVLAB_CHROMIUM=$CHROMIUM is not an executable" >&2
+    exit 1
 fi
 
 logdir="$(mktemp -d "${TMPDIR:-/tmp}/convlab-test.XXXXXX")"
@@ -87,9 +89,12 @@ run_stage "unit tests" "$VPY" -m pytest tests/ || true
 # the same with the kernels' portable vector code instead of the fastest path (AVX2 here);
 # the sweep tests orchestrate processes (their trainer is a stand-in) and run once
 run_stage "unit tests (CONVLAB_SIMD=portable)" env CONVLAB_SIMD=portable "$VPY" -m pytest tests/ \
-    -p no:cacheprovider --ignore=tests/test_sweep.py || true
-run_stage "notebooks" "$VPY" -m pytest --nbval --nbval-current-env book/ || true
-run_stage "chapter 3 under load" "$VPY" -m pytest tests/load || true
+    -p no:cacheprovider --ignore=tests/test_sweep.py --ignore=tests/test_debian_packages.py || true
+# CONVLAB_CHECK_MARGINS=1: a printed figure too close to where it would print
+# differently on another CPU fails (convlab.checks.margin_problem)
+run_stage "notebooks" env CONVLAB_CHECK_MARGINS=1 "$VPY" -m pytest --nbval --nbval-current-env book/ || true
+run_stage "notebooks under other numerics" "$VPY" -m pytest tests/numerics -p no:cacheprovider || true
+run_stage "chapter 3 under load" env CONVLAB_CHECK_MARGINS=1 "$VPY" -m pytest tests/load || true
 if run_stage "html build" "$VENV/bin/jupyter-book" build --all . -W --keep-going --quiet; then
     run_stage "browser test" "$VPY" -m pytest tests/browser || true
 else
@@ -106,6 +111,8 @@ fi
 
 if [[ "${CONVLAB_PORTABILITY:-1}" != 0 ]]; then
     run_stage "portability" bash scripts/check-portability.sh "$VPY" "$ROOT" || true
+    # the stages above installed their Debian packages: check the lists against them
+    run_stage "package lists" "$VPY" -m pytest tests/test_debian_packages.py -p no:cacheprovider || true
 else
     summary+=("skip   portability: CONVLAB_PORTABILITY=0")
 fi
