@@ -579,3 +579,17 @@ def test_status_and_aggregate_name_a_damaged_plan(tmp_path):
         with pytest.raises(SystemExit) as exit_info:
             main(["status", str(out)])
         assert exit_info.value.code == 2
+
+
+def test_ctrl_c_in_the_sweep_command_is_one_line(tmp_path, fake, monkeypatch, capsys):
+    from convlab.sweep.__main__ import main
+
+    def interrupted(self, client=None):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Sweep, "run", interrupted)
+    code = main(["run", "--recipe", "tiny", "--epochs", "1", "--num-train", "256", "--num-val",
+                 "64", "--num-test", "64", "--out", str(tmp_path / "s"), "--no-progress"])
+    assert code == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "python -m convlab.sweep: interrupted; finished trials are kept: run the same command "
+        "again to continue the sweep"]

@@ -59,6 +59,10 @@ def main(argv=None):
             report = sweep.run()
         except ValueError as error:
             parser.error(str(error))
+        except KeyboardInterrupt:
+            print(f"{parser.prog}: interrupted; finished trials are kept: run the same command "
+                  "again to continue the sweep", file=sys.stderr)
+            return 130
         for problem in report.damaged:
             print(f"note: {problem}", file=sys.stderr)
         diverged = f", {len(report.diverged)} diverged" if report.diverged else ""

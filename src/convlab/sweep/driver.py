@@ -186,8 +186,11 @@ class Sweep:
         that of two sweeps started at once into one folder only one writes
         its plan; the other is then refused by :meth:`_check_plan`.
         """
-        os.makedirs(self.out, exist_ok=True)
         path = os.path.join(self.out, "sweep.json")
+        if os.path.exists(path):        # this plan (or another, refused): nothing to write
+            self._check_plan()
+            return
+        os.makedirs(self.out, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.out, prefix=".sweep.json.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
