@@ -439,7 +439,7 @@ def test_a_used_folder_refuses_another_plan_and_equal_values_are_one_point(tmp_p
 
 
 # Row 5: --random 1 over a 10^7-point grid built the whole product; --seeds 0-20000000 too.
-def test_huge_grids_are_sampled_without_being_built_and_trials_are_capped():
+def test_huge_grids_are_sampled_without_being_built_and_trials_are_capped(tmp_path):
     import itertools
     import tracemalloc
 
@@ -468,9 +468,17 @@ def test_huge_grids_are_sampled_without_being_built_and_trials_are_capped():
     with pytest.raises(ValueError, match="--seeds: '0-20000000' names 20000001 seeds; a sweep "
                                          f"has at most {MAX_TRIALS} trials"):
         parse_seeds("0-20000000")
-    done = _sweep_cli("run", "--recipe", "tiny", "--seeds", "0-20000000", "--out", "unused",
-                      "--no-progress")
+    done = _sweep_cli("run", "--recipe", "tiny", "--seeds", "0-20000000", "--out",
+                      str(tmp_path / "s"), "--no-progress")
     assert done.returncode == 2 and "names 20000001 seeds" in done.stderr
+    # the sweep itself: one of 10^7 valid grid points planned and checked
+    keys = ("learning_rate", "weight_decay", "momentum", "label_smoothing", "bn_momentum",
+            "logit_scale", "bias_lr_scale")
+    grid = parse_grid([f"{key}=" + ",".join(f"0.{i}1" for i in range(10)) for key in keys])
+    sweep = Sweep("tiny", grid=grid, seeds=[0], out=str(tmp_path / "s"), epochs=1, random=1,
+                  progress=False, **SIZES)
+    assert len(sweep.trials) == 1 and len(sweep.plan["trials"]) == 1
+    assert os.listdir(tmp_path) == []
 
 
 # Row 6: a missing scheduler file waited forever, a bad address was a traceback, an
