@@ -601,3 +601,19 @@ def test_ctrl_c_in_the_sweep_command_is_one_line(tmp_path, fake, monkeypatch, ca
     assert capsys.readouterr().err.splitlines() == [
         "python -m convlab.sweep: interrupted; finished trials are kept: run the same command "
         "again to continue the sweep"]
+
+
+def test_a_plan_that_cannot_be_written_is_an_error_before_any_trial(tmp_path, fake,
+                                                                     monkeypatch):
+    # row 9: a full disk at the start is one error, not a traceback
+    import errno
+    import tempfile
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    sweep = _sweep(tmp_path / "s", seeds=[0])
+    monkeypatch.setattr(tempfile, "mkstemp", full_disk)
+    with pytest.raises(ValueError, match=f"--out {re.escape(str(tmp_path / 's'))}: cannot write "
+                                         "the sweep's plan there \\(No space left on device\\)"):
+        sweep.run()
+    assert fake() == []

@@ -255,7 +255,8 @@ class Sweep:
         ------
         ValueError
             Before the folder is created or a trial starts: ``out`` holds
-            another sweep's plan, or the named scheduler does not answer.
+            another sweep's plan or cannot be written, or the named scheduler
+            does not answer.
 
         Notes
         -----
@@ -278,7 +279,11 @@ class Sweep:
         if own:
             client, cluster = self._client()
         try:
-            self._write_plan()
+            try:
+                self._write_plan()
+            except OSError as error:
+                raise ValueError(f"--out {self.out}: cannot write the sweep's plan there "
+                                 f"({error.strerror or error})") from None
             if todo:
                 failed = self._submit(client, todo)
         finally:
