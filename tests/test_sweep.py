@@ -434,7 +434,9 @@ def test_a_used_folder_refuses_another_plan_and_equal_values_are_one_point(tmp_p
     assert parse_grid(["learning_rate=0.0010,2e-3"]) == [("learning_rate", ["0.001", "0.002"])]
     with pytest.raises(ValueError, match="repeated value"):
         parse_grid(["learning_rate=0.1,0.10"])
-    again = _sweep(out, grid=parse_grid(["learning_rate=1e-3,0.0020"]), seeds=[0]).run()
+    with pytest.raises(ValueError, match="--grid learning_rate: a value is given twice"):
+        _sweep(out, grid=[("learning_rate", ["0.1", "0.10"])])
+    again = _sweep(out, grid=[("learning_rate", ["1e-3", "0.0020"])], seeds=[0]).run()
     assert again.skipped == 2 and len(fake()) == 3      # 2 in s, 1 in t: nothing re-run
 
 

@@ -60,7 +60,9 @@ class Sweep:
     ----------
     recipe : str
     grid : list of (key, list of str)
-        From :func:`convlab.sweep.plan.parse_grid`.
+        From :func:`convlab.sweep.plan.parse_grid` (values are taken in
+        their :func:`~convlab.sweep.plan.canonical_value` spelling, so
+        ``"0.10"`` and ``"0.1"`` are one value).
     seeds : list of int
     out : str or path
         The sweep folder: ``sweep.json`` (the plan) and ``trials/<id>/``.
@@ -120,7 +122,10 @@ class Sweep:
                              "`dask scheduler --scheduler-file FILE` writes it)")
         if scheduler:
             _check_address(scheduler)
-        grid = [(key, list(values)) for key, values in grid]
+        grid = [(key, [canonical_value(str(v)) for v in values]) for key, values in grid]
+        for key, values in grid:
+            if len(set(values)) != len(values):
+                raise ValueError(f"--grid {key}: a value is given twice in {values}")
         overrides = [_canonical_override(item) for item in overrides]
         for key, _ in grid:
             if key == "epochs" and epochs is not None:
