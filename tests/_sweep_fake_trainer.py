@@ -6,7 +6,9 @@ the last one with ``--resume``; writes ``history.json`` with accuracies that
 depend only on the seed and the overrides. Every invocation appends a line
 to ``FAKE_LOG`` (JSON: out, pid, start, end, epochs run, the thread variables
 it saw). ``FAKE_FAIL_ONCE_SEED`` / ``FAKE_FAIL_ALWAYS_SEED`` make the trials
-of that seed fail on their first / every attempt.
+of that seed fail on their first / every attempt; ``FAKE_DIVERGE_SEED`` makes
+them end as the real trainer does when the loss becomes NaN (an ``error:``
+line and exit status :data:`convlab.train.EXIT_DIVERGED`).
 """
 
 import argparse
@@ -37,6 +39,10 @@ with open(os.path.join(os.path.dirname(args.out), "attempts.json")) as f:
 if str(args.seed) == os.environ.get("FAKE_FAIL_ALWAYS_SEED") or (
         str(args.seed) == os.environ.get("FAKE_FAIL_ONCE_SEED") and attempt == 1):
     sys.exit(f"fake trainer: failing seed {args.seed} on attempt {attempt}")
+if str(args.seed) == os.environ.get("FAKE_DIVERGE_SEED"):
+    print(f"python -m convlab.train: error: the training loss became nan at iteration 3 "
+          f"(epoch 1): training diverged (fake, seed {args.seed})", file=sys.stderr)
+    sys.exit(3)
 done = [int(n[len("checkpoint_epoch_"):-len(".json")]) for n in os.listdir(args.out)
         if n.startswith("checkpoint_epoch_")]
 first = max(done, default=0) + 1

@@ -107,3 +107,15 @@ def test_the_rules_catch_what_they_should():
     assert PROJECT_WORDS.search("on our Development Machine")
     assert NBVAL_COMMENT.search("# NBVAL_IGNORE_OUTPUT\nprint(t)")
     assert not NBVAL_COMMENT.search("print('nbval')")
+
+
+def test_the_sweeps_appendix_says_who_can_reach_the_scheduler():
+    # Issue 26, row 14: the appendix told readers to run `dask scheduler --port 8786` on
+    # every interface, without saying that whoever reaches the port runs code on the workers.
+    text = (BOOK / "09-sweeps.md").read_text(encoding="utf-8")
+    commands = re.findall(r"^\s*dask scheduler\b.*$", text, re.MULTILINE)
+    assert commands and all("--host" in command for command in commands), commands
+    for needed in ("can run any program", "--host 127.0.0.1", "firewall",
+                   "distributed.security.Security", "tls://", "--tls-ca-file",
+                   "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"):
+        assert needed in text, needed

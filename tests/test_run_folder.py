@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -240,3 +241,163 @@ def test_ensemble_names_a_missing_or_damaged_model(tmp_path, data, capsys, monke
             ensemble.main([str(tmp_path / "run"), str(folder)])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and "Traceback" not in err and "model.npz" in err
+
+
+# Issue 26 (hardening, round 2) ---------------------------------------------------------
+
+CLI = ["--recipe", "tiny", "--epochs", "2", "--num-train", "512", "--num-val", "64",
+       "--num-test", "64", "--no-progress"]
+
+
+def _cli(args, capsys):
+    """``train.main(args)``: (exit status, stdout, stderr); a parser error's SystemExit too."""
+    try:
+        code = train.main(args)
+    except SystemExit as exit_info:
+        code = exit_info.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _interrupted_copy(src, dst):
+    """A copy of the finished run ``src`` as if killed after its last checkpoint."""
+    shutil.copytree(src, dst)
+    (dst / "model.npz").unlink()
+    (dst / "history.json").unlink()
+    manifest = json.loads((dst / "run.json").read_text())
+    (dst / "run.json").write_text(json.dumps(dict(manifest, status="running")))
+    return dst
+
+
+def _rewrite_checkpoint(path, change):
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    change(arrays)
+    np.savez(path, **arrays)
+
+
+# Rows 7 and 12: a bit-flipped, wrong-shape or NaN checkpoint: a traceback (status 1), or for
+# NaN, exit 0 with "loss nan" and the run marked complete.
+@needs_data
+def test_resume_refuses_a_damaged_or_non_finite_checkpoint_in_one_line(tmp_path, data, capsys,
+                                                                       monkeypatch):
+    monkeypatch.setattr(train, "load_data", lambda *a: data)
+    assert _cli([*CLI, "--out", str(tmp_path / "a")], capsys)[0] == 0
+    with np.load(tmp_path / "a" / "checkpoint_epoch_2.npz") as archive:
+        weights = archive["params/W1_1"].tobytes()
+
+    def flip_a_bit(path):
+        raw = bytearray(path.read_bytes())
+        at = bytes(raw).index(weights) + len(weights) // 2
+        raw[at] ^= 0x10
+        path.write_bytes(bytes(raw))
+
+    def nan(path):
+        _rewrite_checkpoint(path, lambda a: a["params/W1_1"].__setitem__((0, 0, 0, 0), np.nan))
+
+    def wrong_shape(path):
+        _rewrite_checkpoint(path, lambda a: a.update({"params/W1_1": a["params/W1_1"][:1]}))
+
+    for name, damage, message in (
+            ("flipped", flip_a_bit, "cannot read checkpoint .*checkpoint_epoch_2.npz \\(BadZipFile: "
+                                    "Bad CRC-32"),
+            ("nan", nan, "checkpoint .*checkpoint_epoch_2.npz holds NaN or infinite values in "
+                         "params/W1_1"),
+            ("shape", wrong_shape, "params entry 'W1_1' has shape \\(1, ")):
+        run = _interrupted_copy(tmp_path / "a", tmp_path / name)
+        damage(run / "checkpoint_epoch_2.npz")
+        before = _files(run)
+        code, out, err = _cli([*CLI, "--out", str(run), "--resume"], capsys)
+        assert code == 2, (name, err)
+        assert "Traceback" not in err and out == ""
+        assert re.search(message, err.splitlines()[-1]), (name, err)
+        assert str(run / "checkpoint_epoch_2.npz") in err.splitlines()[-1]
+        assert _files(run) == before, name                  # nothing written
+
+
+# Row 7: a diverging run was never noticed.
+@needs_data
+def test_a_diverging_run_stops_with_its_own_exit_status(tmp_path, data, capsys, monkeypatch):
+    monkeypatch.setattr(train, "load_data", lambda *a: data)
+    code, out, err = _cli([*CLI, "--set", "learning_rate=1e30", "--out", str(tmp_path)], capsys)
+    assert code == train.EXIT_DIVERGED == 3
+    assert "Traceback" not in err and "accuracy" not in out
+    assert re.match(r"python -m convlab\.train: error: the training loss became (nan|inf) at "
+                    r"iteration \d+ \(epoch 1\): training diverged", err.splitlines()[-1]), err
+    assert json.loads((tmp_path / "run.json").read_text())["status"] == "running"
+    assert not (tmp_path / "model.npz").exists()
+
+
+# Row 12: a garbage model.npz was reported "already complete".
+@needs_data
+def test_a_damaged_model_of_a_finished_run_is_evaluated_again_or_named(tmp_path, data, capsys,
+                                                                        monkeypatch):
+    monkeypatch.setattr(train, "load_data", lambda *a: data)
+    assert _cli([*CLI, "--out", str(tmp_path / "a")], capsys)[0] == 0
+    model = (tmp_path / "a" / "model.npz").read_bytes()
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    (tmp_path / "b" / "model.npz").write_bytes(b"garbage" * 100)
+    code, out, err = _cli([*CLI, "--out", str(tmp_path / "b"), "--resume"], capsys)
+    assert code == 0 and "already complete" not in out
+    assert (tmp_path / "b" / "model.npz").read_bytes() == model    # from the last checkpoint
+    # without a checkpoint to evaluate from, the damaged file is named
+    (tmp_path / "b" / "model.npz").write_bytes(model[:len(model) // 2])
+    for name in ("checkpoint_epoch_1.npz", "checkpoint_epoch_2.npz"):
+        (tmp_path / "b" / name).unlink()
+    code, out, err = _cli([*CLI, "--out", str(tmp_path / "b"), "--resume"], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert f"--resume: {tmp_path / 'b' / 'model.npz'} is damaged" in err
+
+
+# Row 12: --resume of a finished run on read-only storage was refused, though it only prints.
+@needs_data
+def test_a_finished_run_on_read_only_storage_prints_its_results(tmp_path, data, capsys,
+                                                                monkeypatch):
+    import errno
+    import tempfile
+    monkeypatch.setattr(train, "load_data", lambda *a: data)
+    assert _cli([*CLI, "--out", str(tmp_path / "a")], capsys)[0] == 0
+    (tmp_path / "a" / "model.npz.x1y2z3.tmp").write_bytes(b"an orphan that cannot go")
+    before = _files(tmp_path / "a")
+
+    def read_only(*args, **kwargs):             # what creating a file does on such storage
+        raise OSError(errno.EROFS, "Read-only file system")
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(os, "unlink", read_only)
+    code, out, err = _cli([*CLI, "--out", str(tmp_path / "a"), "--resume"], capsys)
+    assert code == 0, err
+    assert out.splitlines()[0] == f"the run in {tmp_path / 'a'} is already complete; its results:"
+    assert _files(tmp_path / "a") == before
+    # an unfinished run there is still refused, naming the folder
+    monkeypatch.undo()
+    monkeypatch.setattr(train, "load_data", lambda *a: data)
+    _interrupted_copy(tmp_path / "a", tmp_path / "b")
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    code, out, err = _cli([*CLI, "--out", str(tmp_path / "b"), "--resume"], capsys)
+    assert code == 2 and f"--out {tmp_path / 'b'}: cannot write to" in err
+
+
+# Row 3: the ensemble preprocessed every member with the first run's num_train.
+@needs_data
+def test_ensemble_members_are_preprocessed_as_their_own_runs(tmp_path, data, capsys,
+                                                             monkeypatch):
+    from convlab import ensemble
+    monkeypatch.setenv("CONVLAB_DATA", DATA_ROOT)
+    small = train.load_data(256, 64, 64)                          # its own mean and scale
+    a = _run(tmp_path / "a", data, epochs=1, seed=0)              # 512 training images
+    b = _run(tmp_path / "b", small, epochs=1, seed=1)             # 256
+    calls = []
+
+    def load_data(num_train, num_val, num_test):
+        calls.append(num_train)
+        return train.load_data(num_train, num_val, num_test)
+    monkeypatch.setattr(ensemble, "load_data", load_data)
+    accuracies = {}
+    for order in ([tmp_path / "a", tmp_path / "b"], [tmp_path / "b", tmp_path / "a"]):
+        assert ensemble.main([*map(str, order), "--num-test", "64"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        accuracies[order[0].name] = dict(line.split(": test accuracy ") for line in lines[:2])
+    assert sorted(calls) == [256, 256, 512, 512]
+    assert accuracies["a"] == accuracies["b"]
+    assert float(accuracies["a"][str(tmp_path / "a")]) == pytest.approx(a["final_test_acc"], abs=1e-4)
+    assert float(accuracies["a"][str(tmp_path / "b")]) == pytest.approx(b["final_test_acc"], abs=1e-4)

@@ -688,3 +688,52 @@ def test_overfits_100_cifar10_images(small_cifar):
     assert solver.train_acc_history[0] < 0.3
     # memorizing 100 images says little about other images
     assert solver.val_acc_history[-1] < 0.5
+
+
+# --------------------------------------------------------------------------
+# Divergence (issue 26, row 7)
+# --------------------------------------------------------------------------
+
+class BlowsUp(SoftmaxRegression):
+    """Softmax regression whose loss is ``bad`` from call ``at`` (1-based) on."""
+
+    def __init__(self, input_dim, num_classes, at, bad):
+        super().__init__(input_dim, num_classes)
+        self.at, self.bad, self.calls = at, bad, 0
+
+    def loss(self, X, y=None):
+        if y is None:
+            return super().loss(X)
+        self.calls += 1
+        loss, grads = super().loss(X, y)
+        if self.calls == self.at:
+            self.params_at_bad_call = {k: v.copy() for k, v in self.params.items()}
+        return (self.bad if self.calls >= self.at else loss), grads
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_loss_stops_training_before_the_update(tmp_path, bad):
+    from convlab.solver import DivergedError
+    data = blobs()
+    model = BlowsUp(data["X_train"].shape[1], 3, at=9, bad=bad)       # epoch 2, iteration 9
+    solver = make_solver(model, data, checkpoint_name=tmp_path / "ck")
+    with pytest.raises(DivergedError, match=f"the training loss became {float(bad)} at "
+                                            "iteration 9 \\(epoch 2\\): training diverged"):
+        solver.train()
+    assert solver.iteration == 8 and len(solver.loss_history) == 8
+    assert all(np.isfinite(solver.loss_history))
+    # iteration 9's update never happened: the weights are those after iteration 8
+    for name, value in model.params_at_bad_call.items():
+        np.testing.assert_array_equal(model.params[name], value)
+    assert sorted(os.listdir(tmp_path)) == ["ck_epoch_1.npz"]      # none of the broken epoch
+
+
+def test_resume_refuses_a_checkpoint_holding_nan(tmp_path):
+    solver = make_solver(num_epochs=1)
+    solver.train()
+    solver.model.params["W"][0, 1] = np.nan
+    solver.save_checkpoint(tmp_path / "nan.npz")
+    other = make_solver()
+    with pytest.raises(ValueError, match=f"Solver.resume: checkpoint {tmp_path / 'nan.npz'} "
+                                         "holds NaN or infinite values in params/W"):
+        other.resume(tmp_path / "nan.npz")

@@ -333,3 +333,289 @@ def test_a_real_tiny_sweep(tmp_path, monkeypatch):
         assert history["recipe"]["flip"] == (result["point"]["flip"] == "true")
     rows = aggregate(tmp_path / "s")
     assert [r["n"] for r in rows] == [1, 1]
+
+
+# Issue 26 (hardening, round 2) ---------------------------------------------------------
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _sweep_cli(*args, env=None, timeout=60):
+    """``python -m convlab.sweep ARGS`` in a child process (so that a hang is a failure)."""
+    return subprocess.run([sys.executable, "-m", "convlab.sweep", *args], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(params=["local", "external"])
+def cluster(request, tmp_path, fake):
+    """Where the trials run: a function returning Sweep keyword arguments for the in-process
+    LocalCluster, or for a ``dask scheduler`` and two ``dask worker`` processes it starts on
+    127.0.0.1 (call it after setting the fake trainer's variables: the workers' trials see the
+    environment they were started with)."""
+    procs = []
+
+    def start():
+        if request.param == "local":
+            return {}
+        scheduler_file = tmp_path / "scheduler.json"
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+             "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.time() + 60
+        while not scheduler_file.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        for _ in range(2):
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
+                 str(scheduler_file), "--nthreads", "1", "--no-dashboard", "--host",
+                 "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from dask.distributed import Client
+        with Client(scheduler_file=str(scheduler_file)) as client:
+            client.wait_for_workers(2, timeout=60)
+        return {"scheduler_file": str(scheduler_file)}
+
+    try:
+        yield start
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+
+
+# Row 1: --grid epochs=1,3 --epochs 1 trained 1 epoch for both points, labelled 1 and 3.
+def test_epochs_given_twice_is_refused_naming_both(tmp_path):
+    with pytest.raises(ValueError, match="--grid epochs and --epochs 1 both set the number of "
+                                         "epochs; give one or the other"):
+        Sweep("tiny", grid=parse_grid(["epochs=1,3"]), out=str(tmp_path / "s"), epochs=1,
+              progress=False, **SIZES)
+    with pytest.raises(ValueError, match="--epochs 1 and --set epochs=3 both set the number"):
+        Sweep("tiny", out=str(tmp_path / "s"), epochs=1, overrides=["epochs=3"], progress=False,
+              **SIZES)
+    with pytest.raises(ValueError, match="--grid activation and --set activation=relu both set"):
+        _sweep(tmp_path / "s", overrides=["activation=relu"])
+    # without --epochs, every grid value is checked (epochs=0 slipped through behind --epochs)
+    with pytest.raises(ValueError, match="grid point epochs=0: --set epochs: expected a "
+                                         "positive integer, got '0'"):
+        Sweep("tiny", grid=parse_grid(["epochs=0,2"]), out=str(tmp_path / "s"), progress=False,
+              **SIZES)
+    done = _sweep_cli("run", "--recipe", "tiny", "--grid", "epochs=1,3", "--epochs", "1",
+                      "--out", str(tmp_path / "s"), "--no-progress")
+    assert done.returncode == 2 and "give one or the other" in done.stderr.splitlines()[-1]
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "s").exists()
+
+
+# Row 4: another grid into a used --out replaced sweep.json; finished trials vanished.
+def test_a_used_folder_refuses_another_plan_and_equal_values_are_one_point(tmp_path, fake):
+    out = tmp_path / "s"
+    first = _sweep(out, grid=parse_grid(["learning_rate=0.001,0.002"]), seeds=[0]).run()
+    assert len(first.results) == 2
+    plan = (out / "sweep.json").read_bytes()
+    for other, message in (({"grid": parse_grid(["learning_rate=0.003"])}, "grid: "),
+                           ({"grid": parse_grid(["learning_rate=0.001,0.002"]), "seeds": [0, 1]},
+                            "seeds: \\[0\\] in the folder, \\[0, 1\\] now")):
+        with pytest.raises(ValueError, match=f"--out {re.escape(str(out))} holds another sweep "
+                                             f"\\(.*{message}"):
+            _sweep(out, **other)
+    # a sweep planned before the other one wrote its plan is refused when it runs
+    late = _sweep(tmp_path / "t", grid=parse_grid(["learning_rate=0.003"]), seeds=[0])
+    _sweep(tmp_path / "t", grid=parse_grid(["learning_rate=0.001"]), seeds=[0]).run()
+    with pytest.raises(ValueError, match="holds another sweep"):
+        late.run()
+    assert (out / "sweep.json").read_bytes() == plan
+    assert [r["state"] for r in status(out)] == ["done", "done"]
+    # the same values written differently are the same plan, the same trials
+    assert parse_grid(["learning_rate=0.0010,2e-3"]) == [("learning_rate", ["0.001", "0.002"])]
+    with pytest.raises(ValueError, match="repeated value"):
+        parse_grid(["learning_rate=0.1,0.10"])
+    with pytest.raises(ValueError, match="--grid learning_rate: a value is given twice"):
+        _sweep(out, grid=[("learning_rate", ["0.1", "0.10"])])
+    again = _sweep(out, grid=[("learning_rate", ["1e-3", "0.0020"])], seeds=[0]).run()
+    assert again.skipped == 2 and len(fake()) == 3      # 2 in s, 1 in t: nothing re-run
+
+
+# Row 5: --random 1 over a 10^7-point grid built the whole product; --seeds 0-20000000 too.
+def test_huge_grids_are_sampled_without_being_built_and_trials_are_capped(tmp_path):
+    import itertools
+    import tracemalloc
+
+    from convlab.sweep.plan import MAX_TRIALS
+    small = [("a", ["1", "2", "3"]), ("b", ["x", "y"]), ("c", ["4", "5", "6", "7"])]
+    every = [tuple(zip("abc", values)) for values in itertools.product(*[v for _, v in small])]
+    assert [t.point for t in expand("tiny", small, [0])] == every
+    import numpy as np
+    drawn = sorted(np.random.default_rng(3).choice(len(every), 5, replace=False))
+    assert [t.point for t in expand("tiny", small, [0], random=5, sample_seed=3)] == \
+        [every[i] for i in drawn]                     # the same sample as before
+    wide = [(f"k{i}", [str(v) for v in range(10)]) for i in range(5)]      # 10^5 points
+    tracemalloc.start()
+    try:
+        expand("tiny", wide, [0], random=3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20, f"{peak} bytes for 3 of 10^5 points: the grid was built"
+    huge = [(f"k{i}", [str(v) for v in range(10)]) for i in range(12)]     # 10^12 points
+    trials = expand("tiny", huge, [0, 1], random=2, sample_seed=0)
+    assert len(trials) == 4 and len({t.point for t in trials}) == 2
+    with pytest.raises(ValueError, match=f"the sweep would have 100000 trials \\(100000 grid "
+                                         f"points x 1 seeds\\); a sweep has at most {MAX_TRIALS}"):
+        expand("tiny", wide, [0])
+    with pytest.raises(ValueError, match="--seeds: '0-20000000' names 20000001 seeds; a sweep "
+                                         f"has at most {MAX_TRIALS} trials"):
+        parse_seeds("0-20000000")
+    done = _sweep_cli("run", "--recipe", "tiny", "--seeds", "0-20000000", "--out",
+                      str(tmp_path / "s"), "--no-progress")
+    assert done.returncode == 2 and "names 20000001 seeds" in done.stderr
+    # the sweep itself: one of 10^7 valid grid points planned and checked
+    keys = ("learning_rate", "weight_decay", "momentum", "label_smoothing", "bn_momentum",
+            "logit_scale", "bias_lr_scale")
+    grid = parse_grid([f"{key}=" + ",".join(f"0.{i}1" for i in range(10)) for key in keys])
+    sweep = Sweep("tiny", grid=grid, seeds=[0], out=str(tmp_path / "s"), epochs=1, random=1,
+                  progress=False, **SIZES)
+    assert len(sweep.trials) == 1 and len(sweep.plan["trials"]) == 1
+    assert os.listdir(tmp_path) == []
+
+
+# Row 6: a missing scheduler file waited forever, a bad address was a traceback, an
+# unreachable scheduler a traceback after 30 s; each left a new --out behind.
+def test_a_scheduler_that_cannot_be_used_is_an_error_before_anything_is_written(tmp_path):
+    out = tmp_path / "s"
+    common = ["run", "--recipe", "tiny", "--epochs", "1", "--num-train", "256", "--num-val",
+              "64", "--num-test", "64", "--out", str(out), "--no-progress"]
+    cases = [(["--scheduler-file", str(tmp_path / "missing.json")],
+              f"--scheduler-file {tmp_path / 'missing.json'}: no such file"),
+             (["--scheduler", "not a url"], "--scheduler 'not a url' is not a Dask scheduler "
+                                            "address such as tcp://host:8786"),
+             (["--scheduler", f"tcp://127.0.0.1:{_free_port()}"], "no Dask scheduler answered")]
+    for args, message in cases:
+        done = _sweep_cli(*common, *args, env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"})
+        assert done.returncode == 2, (args, done.stderr[-2000:])
+        assert message in done.stderr.splitlines()[-1], done.stderr[-2000:]
+        assert "Traceback" not in done.stderr
+        assert not out.exists()
+
+
+# Row 7: a diverging run ended "complete" with NaN weights; a sweep could not tell.
+def test_a_diverged_trial_is_recorded_as_diverged_not_failed(tmp_path, fake, monkeypatch,
+                                                             cluster, capsys):
+    from convlab.sweep.__main__ import main
+    monkeypatch.setenv("FAKE_DIVERGE_SEED", "1")
+    where = cluster()
+    args = ["run", "--recipe", "tiny", "--grid", "activation=relu,gelu", "--seeds", "0-1",
+            "--epochs", "1", "--num-train", "256", "--num-val", "64", "--num-test", "64",
+            "--retries", "1", "--out", str(tmp_path / "s"), "--no-progress"]
+    if where:
+        args += ["--scheduler-file", where["scheduler_file"]]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "4 of 4 trials done (0 before this run), 0 failed, 2 diverged" in captured.out
+    assert "diverged: trial" in captured.err and "training diverged (fake, seed 1)" in captured.err
+    states = {(r["point"]["activation"], r["seed"]): (r["state"], r["attempts"])
+              for r in status(tmp_path / "s")}
+    assert states == {("relu", 0): ("done", 1), ("relu", 1): ("diverged", 1),
+                      ("gelu", 0): ("done", 1), ("gelu", 1): ("diverged", 1)}   # not retried
+    rows = aggregate(tmp_path / "s")
+    assert [(r["n"], r["missing_seeds"], r["diverged_seeds"]) for r in rows] == \
+        [(1, [], [1]), (1, [], [1])]
+    table = format_table(rows, ["activation"])
+    assert table.splitlines()[0].endswith("| missing_seeds | diverged_seeds |")
+    assert table.splitlines()[2].endswith("| – | 1 |")
+    assert main(args) == 0                             # a diverged trial is an outcome: kept
+    assert "(4 before this run)" in capsys.readouterr().out
+    assert len(fake()) == 2
+
+
+# Rows 8 and 9: a damaged result.json crashed the driver, a damaged attempts.json failed the
+# trial on every retry; a full disk lost the report while writing failure.txt.
+def test_damaged_files_rerun_their_trial_and_a_full_disk_keeps_the_report(
+        tmp_path, fake, monkeypatch, cluster):
+    import errno
+
+    from convlab.sweep import driver
+    monkeypatch.setenv("FAKE_FAIL_ALWAYS_SEED", "1")     # for the last part
+    where = cluster()
+    out = tmp_path / "s"
+    grid = parse_grid(["activation=relu,gelu,identity"])
+    first = _sweep(out, grid=grid, seeds=[0], **where).run()
+    assert len(first.results) == 3 and len(fake()) == 3
+    ids = [t.id for t in _sweep(out, grid=grid, seeds=[0]).trials]
+    result = [out / "trials" / i / "result.json" for i in ids]
+    good = json.loads(result[0].read_text())
+    result[0].write_text(result[0].read_text()[:40])                  # truncated
+    result[1].write_text("")                                          # empty
+    result[2].write_text(json.dumps({k: v for k, v in good.items() if k != "test_accuracy"}))
+    (out / "trials" / ids[0] / "attempts.json").write_text('{"attem')
+    assert [r["state"] for r in status(out)] == ["pending"] * 3
+    assert [r["n"] for r in aggregate(out)] == [0, 0, 0]
+    again = _sweep(out, grid=grid, seeds=[0], **where).run()
+    assert not again.failed and again.skipped == 0 and len(again.results) == 3
+    assert [d.split(" is ")[0].split(" has ")[0] for d in again.damaged] == \
+        [str(p) for p in result]
+    assert again.results[0]["test_accuracy"] == good["test_accuracy"]
+    assert [c["epochs"] for c in fake()[3:]] == [[], [], []]   # re-run, but nothing re-trained
+    assert [r["state"] for r in status(out)] == ["done"] * 3
+    # a full disk: the report survives, failure.txt is best-effort and said to be missing
+    real_write = driver.atomic_write_text
+
+    def full_disk(path, text):
+        if str(path).endswith("failure.txt"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, text)
+
+    monkeypatch.setattr(driver, "atomic_write_text", full_disk)
+    report = _sweep(out / "full", grid=parse_grid(["activation=relu"]), seeds=[0, 1],
+                    retries=0, **where).run()
+    assert len(report.results) == 1 and len(report.failed) == 1
+    assert report.unrecorded == [f"trial {report.failed[0][0].id}: cannot write failure.txt "
+                                 "(No space left on device)"]
+
+
+def test_status_and_aggregate_name_a_damaged_plan(tmp_path):
+    from convlab.sweep.__main__ import main
+    out = tmp_path / "s"
+    out.mkdir()
+    for text in ('{"recipe": "tiny", "tri', '{"recipe": "tiny"}', "[]"):
+        (out / "sweep.json").write_text(text)
+        for command in (status, aggregate):
+            with pytest.raises(ValueError, match=re.escape(str(out / "sweep.json"))):
+                command(out)
+        with pytest.raises(SystemExit) as exit_info:
+            main(["status", str(out)])
+        assert exit_info.value.code == 2
+
+
+def test_ctrl_c_in_the_sweep_command_is_one_line(tmp_path, fake, monkeypatch, capsys):
+    from convlab.sweep.__main__ import main
+
+    def interrupted(self, client=None):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Sweep, "run", interrupted)
+    code = main(["run", "--recipe", "tiny", "--epochs", "1", "--num-train", "256", "--num-val",
+                 "64", "--num-test", "64", "--out", str(tmp_path / "s"), "--no-progress"])
+    assert code == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "python -m convlab.sweep: interrupted; finished trials are kept: run the same command "
+        "again to continue the sweep"]
+
+
+def test_a_plan_that_cannot_be_written_is_an_error_before_any_trial(tmp_path, fake,
+                                                                     monkeypatch):
+    # row 9: a full disk at the start is one error, not a traceback
+    import errno
+    import tempfile
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    sweep = _sweep(tmp_path / "s", seeds=[0])
+    monkeypatch.setattr(tempfile, "mkstemp", full_disk)
+    with pytest.raises(ValueError, match=f"--out {re.escape(str(tmp_path / 's'))}: cannot write "
+                                         "the sweep's plan there \\(No space left on device\\)"):
+        sweep.run()
+    assert fake() == []

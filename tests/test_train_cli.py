@@ -118,3 +118,36 @@ def test_saved_model_reloads_and_ensembles(tmp_path):
     assert np.array_equal(mean.argmax(1), np.array(history["test_predictions"]))
     with pytest.raises(ValueError, match="at least one"):
         ensemble_probabilities([], data["X_test"])
+
+
+# Issue 26, row 12: Ctrl-C printed a KeyboardInterrupt traceback.
+@needs_data
+def test_ctrl_c_prints_the_command_that_resumes_and_it_does(tmp_path):
+    import shlex
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "convlab.train", "--recipe", "tiny", "--epochs", "3",
+               "--seed", "1", "--out", str(out), "--num-train", "1024", "--num-val", "64",
+               "--num-test", "64", "--no-progress"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env())
+    deadline = time.time() + 300
+    while not (out / "checkpoint_epoch_1.npz").exists() and proc.poll() is None \
+            and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    prefix = ("python -m convlab.train: interrupted; continue the run from its last checkpoint "
+              "with: python -m convlab.train ")
+    last = stderr.splitlines()[-1]
+    assert last.startswith(prefix) and last.endswith(" --resume"), stderr
+    again = subprocess.run([sys.executable, "-m", "convlab.train",
+                            *shlex.split(last[len(prefix):])],
+                           capture_output=True, text=True, env=_env(), timeout=300)
+    assert again.returncode == 0, again.stderr
+    history = json.loads((out / "history.json").read_text())
+    assert history["resumed"] is True and [e["epoch"] for e in history["epochs"]] == [0, 1, 2, 3]

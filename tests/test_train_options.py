@@ -63,6 +63,8 @@ BAD = [
     (["--recipe", "three_layer", "--set", "filter_size=4"],
      "--set filter_size: expected a positive odd integer, got '4'"),
     (["--resume", "--overwrite"], "--resume and --overwrite contradict each other"),
+    (["--epochs", "1", "--set", "epochs=3"],
+     "--epochs 1 and --set epochs=3 both set the number of epochs; give one or the other"),
     (["--profile", "--recipe", "three_layer"], "--profile needs a ConvNet recipe"),
     (["--profile", "--set", "tta=9"], "--set tta: expected 0, 1 or 2, got '9'"),
 ]
@@ -134,3 +136,53 @@ def test_a_read_only_out_fails_before_training(tmp_path, capsys, no_data):
 def test_every_recipe_passes_its_own_checks():
     for name in recipes.RECIPES:
         recipes.resolve_recipe(name)
+
+
+# Issue 26, row 12: a dangling symbolic link as --out said "File exists".
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+def test_a_dangling_symlink_out_is_named(tmp_path, capsys, no_data):
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "nowhere")
+    for out in (link, link / "run"):
+        code, captured = _run_cli(["--recipe", "tiny", "--out", str(out)], capsys)
+        assert code == 2 and "Traceback" not in captured.err
+        assert (f"--out {out}: {link} is a symbolic link to {tmp_path / 'nowhere'}, which does "
+                "not exist") in captured.err, captured.err
+    assert os.listdir(tmp_path) == ["link"]
+
+
+# Issue 26, row 12: Ctrl-C printed a KeyboardInterrupt traceback.
+def test_ctrl_c_says_how_to_resume_in_one_line(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train, "load_data", interrupted)
+    out = str(tmp_path / "run")
+    code = train.main(["--recipe", "tiny", "--out", out, "--overwrite", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 130
+    assert captured.err.splitlines() == [
+        "python -m convlab.train: interrupted; continue the run from its last checkpoint with: "
+        f"python -m convlab.train --recipe tiny --out {out} --no-progress --resume"]
+
+
+# Issue 26, row 15: without CONVLAB_DATA and without a network, a 30-line traceback.
+def test_no_data_and_no_network_is_one_error_naming_CONVLAB_DATA(tmp_path):
+    import socket
+    import subprocess
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]                 # closed again: nothing listens there
+    env = {k: v for k, v in os.environ.items() if k != "CONVLAB_DATA"}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"),
+               CONVLAB_CIFAR10_URL=f"http://127.0.0.1:{port}/cifar-10-python.tar.gz")
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "convlab.train", "--recipe", "tiny", "--out",
+                           str(out), "--no-progress"], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) <= 2, done.stderr        # pooch's "Downloading data from ..." and the error
+    assert lines[-1].startswith("python -m convlab.train: error: Downloading CIFAR-10 from ")
+    assert "set CONVLAB_DATA to a directory containing cifar-10-batches-py/" in lines[-1]
+    assert os.listdir(out) == []               # no run left behind to refuse the next attempt

@@ -40,8 +40,8 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["FORMAT", "VERSION", "save", "load", "load_meta", "find_latest_checkpoint", "atomic_savez",
-           "atomic_write_text", "write_atomically"]
+__all__ = ["FORMAT", "VERSION", "save", "load", "load_meta", "check_finite",
+           "find_latest_checkpoint", "atomic_savez", "atomic_write_text", "write_atomically"]
 
 #: The ``format`` and ``version`` entries of every checkpoint's ``meta``.
 FORMAT = "convlab-solver-checkpoint"
@@ -122,6 +122,28 @@ def load_meta(path):
                          "it is missing, damaged or not written by Solver.save_checkpoint") from error
     _check_format(path, meta)
     return meta
+
+
+def check_finite(path, arrays):
+    """ValueError, naming ``path`` and the entry, if a floating-point array holds NaN or infinity.
+
+    A run whose weights (or optimizer state, or moving averages) are not
+    finite has diverged, or its file is damaged; continuing it would train
+    on NaN without a word.
+
+    Parameters
+    ----------
+    path : str or path
+        The checkpoint the arrays come from (for the message).
+    arrays : dict of str -> ndarray
+        As :func:`load` returns them.
+    """
+    for key, value in arrays.items():
+        value = np.asarray(value)
+        if np.issubdtype(value.dtype, np.inexact) and not np.all(np.isfinite(value)):
+            raise ValueError(f"checkpoint {os.fspath(path)} holds NaN or infinite values in "
+                             f"{key}: the run it saves had diverged, or the file is damaged; "
+                             "it cannot be resumed")
 
 
 def _check_format(path, meta):

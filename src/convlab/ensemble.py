@@ -11,6 +11,11 @@ Usage::
 
 where each ``RUN_DIR`` holds the ``model.npz`` that ``python -m convlab.train``
 wrote. It prints the test accuracy of every member and of the ensemble.
+
+Every member sees the test images preprocessed as its own run saw them: the
+mean and scale come from that run's training split (its ``num_train``, read
+from its ``history.json`` or ``run.json``), so a member's accuracy does not
+depend on which runs it is listed with, or in which order.
 """
 
 import argparse
@@ -23,10 +28,11 @@ import numpy as np
 
 from convlab.augment import predict_tta
 from convlab.checkpoint import atomic_write_text
+from convlab.data_utils import CIFAR10Error
 from convlab.recipes import build_model, load_data
 from convlab.run_dir import check_writable
 
-__all__ = ["load_trained_model", "ensemble_probabilities", "main"]
+__all__ = ["load_trained_model", "training_size", "ensemble_probabilities", "main"]
 
 
 def load_trained_model(path):
@@ -91,6 +97,42 @@ def load_trained_model(path):
     return model, recipe
 
 
+def training_size(path):
+    """The number of training images the run that saved ``path`` trained on.
+
+    Parameters
+    ----------
+    path : str
+        A run directory or its ``model.npz``.
+
+    Returns
+    -------
+    int
+        ``num_train`` from the run's ``history.json``, else from its
+        ``run.json``, else 49000 (the command line's default).
+
+    Raises
+    ------
+    ValueError
+        If the recorded value is not a positive integer.
+    """
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    for name, get in (("history.json", lambda d: d.get("num_train")),
+                      ("run.json", lambda d: (d.get("fingerprint") or {}).get("num_train"))):
+        try:
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                value = get(json.load(f))
+        except (OSError, ValueError, AttributeError):
+            continue
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 50000:
+            raise ValueError(f"{os.path.join(folder, name)}: num_train {value!r} is not a "
+                             "number of training images")
+        return value
+    return 49000
+
+
 def _softmax(scores):
     shifted = scores - scores.max(axis=1, keepdims=True)
     p = np.exp(shifted)
@@ -136,18 +178,24 @@ def main(argv=None):
         if args.out:
             check_writable(os.path.dirname(os.path.abspath(args.out)))
         loaded = [load_trained_model(run) for run in args.runs]
-        # Preprocess exactly as the runs did: the mean and scale come from their training split.
-        num_train = 49000
-        history = os.path.join(args.runs[0], "history.json")
-        if os.path.exists(history):
-            with open(history) as f:
-                num_train = json.load(f).get("num_train", num_train)
+        sizes = [training_size(run) for run in args.runs]
     except (OSError, ValueError) as error:
         parser.error(str(error))
-    data = load_data(num_train=num_train, num_val=1000, num_test=args.num_test)
+    # Preprocess exactly as each run did: the mean and scale come from its training split.
+    tests = {}
+    try:
+        for size in sizes:
+            if size not in tests:
+                data = load_data(num_train=size, num_val=0, num_test=args.num_test)
+                tests[size] = data["X_test"]
+                y = data["y_test"]
+    except CIFAR10Error as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
     tta = loaded[0][1].get("tta", 0) if args.tta is None else args.tta
-    mean, members = ensemble_probabilities([m for m, _ in loaded], data["X_test"], tta=tta)
-    y = data["y_test"]
+    members = [ensemble_probabilities([model], tests[size], tta=tta)[0]
+               for (model, _), size in zip(loaded, sizes)]
+    mean = np.mean(members, axis=0)
     member_acc = [float(np.mean(p.argmax(1) == y)) for p in members]
     acc = float(np.mean(mean.argmax(1) == y))
     for run, a in zip(args.runs, member_acc):

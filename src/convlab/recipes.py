@@ -156,7 +156,8 @@ def resolve_recipe(name, overrides=(), epochs=None):
         (``true``, ``null``, ``[16, 64, 64]``, ``{"name": "constant"}``),
         else taken as strings (``relu``).
     epochs : int or None
-        Overrides the recipe's ``epochs``.
+        Overrides the recipe's ``epochs`` (``--epochs``); an ``epochs=...``
+        override as well is refused rather than one of them silently winning.
 
     Returns
     -------
@@ -168,12 +169,14 @@ def resolve_recipe(name, overrides=(), epochs=None):
         Naming the entry and how it was given, e.g. ``--set batch_size:
         expected a positive integer, got '64.9'``: an unknown recipe or key,
         a value of the wrong type or range, another model than the recipe's,
-        or an update rule whose entries the recipe lacks.
+        an update rule whose entries the recipe lacks, or ``epochs`` given
+        both as an override and as ``epochs``.
     """
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; choose from {sorted(RECIPES)}")
     recipe = dict(RECIPES[name])
     given = {}                      # key -> how the user wrote it, for the messages
+    texts = {}                      # key -> the text of its --set value
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -183,7 +186,11 @@ def resolve_recipe(name, overrides=(), epochs=None):
                              f"its entries are {', '.join(sorted(recipe))}")
         recipe[key] = _parse_value(value)
         given[key] = (f"--set {key}", repr(value))
+        texts[key] = value
     if epochs is not None:
+        if "epochs" in given:
+            raise ValueError(f"--epochs {epochs!r} and --set epochs={texts['epochs']} both "
+                             "set the number of epochs; give one or the other")
         recipe["epochs"] = epochs
         given["epochs"] = ("--epochs", repr(epochs))
     for key, value in recipe.items():

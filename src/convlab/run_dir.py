@@ -15,7 +15,13 @@ left behind:
   naming every entry that differs; a folder with nothing in it starts afresh.
 - A run that **finished** (the manifest says ``complete``, written after
   ``model.npz`` and ``history.json``) is not trained or evaluated again: its
-  stored history is the answer.
+  stored history is the answer. Printing it needs no write access, so it
+  works on read-only storage. A ``model.npz`` that cannot be read makes the
+  run unfinished: it is evaluated again from its last checkpoint (or, with
+  none, refused naming the file).
+- A checkpoint to resume from is read whole before any data is loaded: a
+  damaged one (a flipped bit fails its CRC), or one holding NaN or infinity,
+  is refused naming the file.
 - One run at a time: the folder itself is locked (an advisory ``flock`` on
   it, where the system has one) while a run uses it, and the temporary files a killed run left
   (``*.tmp``, see :func:`convlab.checkpoint.write_atomically`) are removed
@@ -32,6 +38,9 @@ import json
 import os
 import re
 import tempfile
+import zipfile
+
+import numpy as np
 
 from convlab import checkpoint
 
@@ -148,6 +157,9 @@ def check_writable(out):
     out = os.fspath(out)
     probe = os.path.abspath(out)
     while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        if os.path.islink(probe):
+            raise ValueError(f"--out {out}: {probe} is a symbolic link to "
+                             f"{os.readlink(probe)}, which does not exist")
         probe = os.path.dirname(probe)
     if not os.path.isdir(probe):
         raise ValueError(f"--out {out}: {probe} is a file, not a folder")
@@ -157,6 +169,19 @@ def check_writable(out):
         raise ValueError(f"--out {out}: cannot write to {probe} ({error.strerror})") from None
     os.close(fd)
     os.unlink(name)
+
+
+def _unreadable_model(path):
+    """Why the ``model.npz`` at ``path`` cannot be read (every array, CRC checked), or None."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "recipe" not in archive.files:
+                return "it has no recipe entry"
+            for key in archive.files:
+                archive[key]
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+        return f"{type(error).__name__}: {error}"
+    return None
 
 
 class RunFolder:
@@ -203,19 +228,39 @@ class RunFolder:
         self._fd = None
 
     def check_writable(self):
-        """ValueError unless ``out`` can be created and written to (see :func:`check_writable`)."""
-        check_writable(self.out)
+        """ValueError unless ``out`` can be created and written to (see :func:`check_writable`).
+
+        With ``resume``, a folder whose manifest says the run is complete
+        passes unchecked: only its stored results will be read (entering
+        checks again once the state is known).
+        """
+        if not self._says_complete():
+            check_writable(self.out)
+
+    def _says_complete(self):
+        """Whether, resuming, the manifest in ``out`` says the run finished (not yet verified)."""
+        if not self.resume:
+            return False
+        try:
+            with open(os.path.join(self.out, MANIFEST), encoding="utf-8") as f:
+                return json.load(f).get("status") == "complete"
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def __enter__(self):
         self.check_writable()
-        try:
-            os.makedirs(self.out, exist_ok=True)
-        except OSError as error:
-            raise ValueError(f"--out {self.out}: cannot write there ({error.strerror})") from None
+        if not os.path.isdir(self.out):
+            try:
+                os.makedirs(self.out, exist_ok=True)
+            except OSError as error:
+                raise ValueError(f"--out {self.out}: cannot write there "
+                                 f"({error.strerror})") from None
         self._fd = _lock_folder(self.out)
         try:
             self._remove_orphans()
             self._decide()
+            if self.state != "complete":
+                check_writable(self.out)
         except BaseException:
             self._release()
             raise
@@ -232,7 +277,8 @@ class RunFolder:
     def _remove_orphans(self):
         for name in os.listdir(self.out):
             if _OWNED_TMP.match(name):
-                with contextlib.suppress(FileNotFoundError):
+                # on read-only storage they stay (and a finished run is only read)
+                with contextlib.suppress(OSError):
                     os.unlink(os.path.join(self.out, name))
 
     def _decide(self):
@@ -253,7 +299,8 @@ class RunFolder:
         stored = manifest.get("fingerprint") if manifest else None
         latest = checkpoint.find_latest_checkpoint(os.path.join(self.out, "checkpoint"))
         if latest is not None:
-            meta = checkpoint.load_meta(latest)
+            arrays, meta = checkpoint.load(latest)     # every array: a flipped bit fails its CRC
+            checkpoint.check_finite(latest, arrays)
             if "run_info" not in meta:
                 raise ValueError(f"--resume: {latest} records no run fingerprint (an older "
                                  "convlab wrote it), so it cannot be matched to this run; "
@@ -274,9 +321,15 @@ class RunFolder:
                              + ". Resume it with its own options, or use another --out")
         if manifest and manifest.get("status") == "complete":
             history = self._read_json("history.json")
-            if history is not None and os.path.exists(os.path.join(self.out, "model.npz")):
+            model = os.path.join(self.out, "model.npz")
+            problem = _unreadable_model(model) if os.path.exists(model) else "missing"
+            if history is not None and problem is None:
                 self.state, self.history = "complete", history
                 return
+            if problem not in (None, "missing") and latest is None:
+                raise ValueError(f"--resume: {model} is damaged ({problem}) and there is no "
+                                 "checkpoint to evaluate the run again from; use --overwrite "
+                                 "to start afresh")
         if latest is None:
             self.state = "fresh"
         else:

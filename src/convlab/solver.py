@@ -41,6 +41,13 @@ whatever the ``augment`` hook draws) comes from one ``numpy.random.Generator``,
 ``solver.rng``, seeded with ``seed``.  Its state is part of every checkpoint,
 so a resumed run draws exactly the numbers the uninterrupted run would have.
 
+Divergence
+----------
+A minibatch loss that is NaN or infinite stops training with a
+:class:`DivergedError` (a learning rate too large, usually): nothing after
+it could be trusted, and a run that carried on would end "complete" with
+NaN weights.
+
 Checkpoints
 -----------
 :meth:`Solver.save_checkpoint` writes everything needed to continue a run
@@ -63,13 +70,34 @@ from convlab import checkpoint, optim
 from convlab.checkpoint import find_latest_checkpoint  # importable from here as before
 from convlab.validation import check_int
 
-__all__ = ["Solver", "find_latest_checkpoint"]
+__all__ = ["Solver", "DivergedError", "find_latest_checkpoint"]
 
 # The checkpoint format's name and version, also under their former names here.
 CHECKPOINT_FORMAT = checkpoint.FORMAT
 CHECKPOINT_VERSION = checkpoint.VERSION
 
 _UPDATE_RULES = {name: getattr(optim, name) for name in optim.__all__}
+
+
+class DivergedError(ArithmeticError):
+    """The training loss became NaN or infinite: the run diverged.
+
+    Raised by :meth:`Solver.step` before the update, so the model keeps the
+    last finite parameters and the checkpoints hold nothing non-finite.
+
+    Attributes
+    ----------
+    loss : float
+        The non-finite loss.
+    iteration, epoch : int
+        The 1-based iteration and epoch it occurred in.
+    """
+
+    def __init__(self, loss, iteration, epoch):
+        self.loss, self.iteration, self.epoch = loss, iteration, epoch
+        super().__init__(f"the training loss became {loss} at iteration {iteration} "
+                         f"(epoch {epoch}): training diverged; a smaller learning rate "
+                         "usually helps")
 
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
@@ -329,6 +357,13 @@ class Solver:
         running statistics, say) recorded with them, so the two match.  To continue a
         run exactly, resume it from a checkpoint rather than calling ``train``
         again, since the last parameters were replaced by the best ones.
+
+        Raises
+        ------
+        DivergedError
+            As soon as a minibatch loss is NaN or infinite: training stops
+            there, with the last finite parameters and no checkpoint of the
+            unfinished epoch.
         """
         self.stop_training = False
         if not self.val_acc_history:
@@ -376,12 +411,19 @@ class Solver:
         ----------
         batch : ndarray of int, shape (B,)
             Indices into ``X_train``.
+
+        Raises
+        ------
+        DivergedError
+            If the loss is NaN or infinite (nothing is updated).
         """
         X_batch = self.X_train[batch]
         y_batch = self.y_train[batch]
         if self.augment is not None:
             X_batch = self.augment(X_batch, self.rng)
         loss, grads = self.model.loss(X_batch, y_batch)
+        if not np.isfinite(loss):
+            raise DivergedError(float(loss), self.iteration + 1, self.epoch + 1)
 
         lr = None
         if self.base_learning_rate is not None:
@@ -636,13 +678,15 @@ class Solver:
         Raises
         ------
         ValueError
-            If the file is not a convlab checkpoint, or does not fit this
+            If the file is not a convlab checkpoint, holds NaN or infinite
+            values (a diverged run, or a damaged file), or does not fit this
             solver (other parameter names or shapes, batch size, training-set
             size, update rule, or EMA setting).
         """
         path = os.fspath(path)
         try:
             arrays, meta = checkpoint.load(path)
+            checkpoint.check_finite(path, arrays)
         except ValueError as error:
             raise ValueError(f"Solver.resume: {error}") from error
 

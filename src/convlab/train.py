@@ -32,6 +32,13 @@ train or evaluate a finished run again (it prints the stored results). Every
 option is checked before any data is loaded; a bad one ends the command with
 ``error: ...`` naming it and exit status 2.
 
+Exit status: 0 when the run finished; 2 with one ``error: ...`` line for a
+bad option, a folder or checkpoint that cannot be used (damaged, or holding
+NaN), or data that cannot be found or downloaded; :data:`EXIT_DIVERGED` (3)
+with one ``error: ...`` line when the training loss became NaN or infinite
+(:class:`convlab.solver.DivergedError`); 130 after Ctrl-C, with one line
+saying how to resume.
+
 The last two lines printed are ``val accuracy: 0.xxxx`` and
 ``test accuracy: 0.xxxx``. Data comes from
 :func:`convlab.data_utils.get_CIFAR10_data` (so ``CONVLAB_DATA`` works): the
@@ -44,6 +51,7 @@ import contextlib
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 
@@ -51,15 +59,25 @@ import numpy as np
 
 from convlab.augment import predict_tta
 from convlab.checkpoint import atomic_savez, atomic_write_text
+from convlab.data_utils import CIFAR10Error
 from convlab.optim import nesterov_sgd
 from convlab.profiling import profile_step
 from convlab.recipes import RECIPES, build_model, build_solver, load_data, resolve_recipe
 from convlab.run_dir import RunFolder, check_writable, fingerprint
+from convlab.solver import DivergedError
 
 # The recipes and their builders live in convlab.recipes, the update rule in
 # convlab.optim; they are importable from here as before.
 __all__ = ["RECIPES", "resolve_recipe", "load_data", "build_model", "build_solver",
-           "nesterov_sgd", "check_run", "run", "evaluate", "main"]
+           "nesterov_sgd", "check_run", "run", "evaluate", "main", "EXIT_DIVERGED"]
+
+#: The exit status of ``python -m convlab.train`` when the training loss became
+#: NaN or infinite (a sweep records such a trial as diverged, not failed).
+EXIT_DIVERGED = 3
+
+
+class _ResumeError(ValueError):
+    """The checkpoint to resume from does not fit the run (raised before training starts)."""
 
 
 def _machine():
@@ -227,14 +245,19 @@ def _complete_or_train(recipe, folder, seed, num_train, num_val, num_test, progr
 def _train(recipe, folder, seed, num_train, num_val, num_test, progress, data, start):
     """Train, evaluate and write the outputs of a checked run (see :func:`run`)."""
     out = folder.out
-    folder.write_manifest("running")
     if data is None:
         data = load_data(num_train, num_val, num_test)
     model = build_model(recipe, seed, data["X_train"])
     solver = build_solver(model, data, recipe, seed, out, progress=progress)
     solver.run_info = folder.fingerprint
     if folder.state == "resume":
-        solver.resume(folder.latest_checkpoint)
+        try:
+            solver.resume(folder.latest_checkpoint)
+        except ValueError as error:
+            raise _ResumeError(f"--resume: {error}") from None
+    # only now: data that cannot be found, or a checkpoint that does not fit, leaves the
+    # folder as it was
+    folder.write_manifest("running")
     hist_path = os.path.join(out, "history.json")
     last, last_state = {}, {}
 
@@ -302,16 +325,32 @@ def main(argv=None):
     if args.profile:
         return _profile(parser, args)
     start = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        try:
-            recipe, folder = check_run(args.recipe, args.epochs, args.seed, args.out,
-                                       args.resume, args.overwrite, args.set, args.num_train,
-                                       args.num_val, args.num_test)
-            stack.enter_context(folder)
-        except ValueError as error:
-            parser.error(str(error))
-        history = _complete_or_train(recipe, folder, args.seed, args.num_train, args.num_val,
-                                     args.num_test, not args.no_progress, None, start)
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                recipe, folder = check_run(args.recipe, args.epochs, args.seed, args.out,
+                                           args.resume, args.overwrite, args.set, args.num_train,
+                                           args.num_val, args.num_test)
+                stack.enter_context(folder)
+            except ValueError as error:
+                parser.error(str(error))
+            history = _complete_or_train(recipe, folder, args.seed, args.num_train,
+                                         args.num_val, args.num_test, not args.no_progress,
+                                         None, start)
+    except (CIFAR10Error, _ResumeError) as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    except DivergedError as error:
+        print(f"{parser.prog}: error: {error}; the run in {folder.out} stopped there "
+              "(its checkpoints are of finished epochs only)", file=sys.stderr)
+        return EXIT_DIVERGED
+    except KeyboardInterrupt:
+        given = sys.argv[1:] if argv is None else list(argv)
+        again = [a for a in given if a != "--overwrite"]
+        again += [] if "--resume" in again else ["--resume"]
+        print(f"{parser.prog}: interrupted; continue the run from its last checkpoint with: "
+              f"python -m convlab.train {shlex.join(again)}", file=sys.stderr)
+        return 130
     if history.get("already_complete"):
         print(f"the run in {folder.out} is already complete; its results:")
     for e in history["epochs"][1:]:

@@ -56,29 +56,43 @@ def main(argv=None):
                           args.random, args.sample_seed, args.retries, args.workers,
                           args.threads_per_trial, args.scheduler, args.scheduler_file,
                           progress=not args.no_progress)
+            report = sweep.run()
         except ValueError as error:
             parser.error(str(error))
-        report = sweep.run()
+        except KeyboardInterrupt:
+            print(f"{parser.prog}: interrupted; finished trials are kept: run the same command "
+                  "again to continue the sweep", file=sys.stderr)
+            return 130
+        for problem in report.damaged:
+            print(f"note: {problem}", file=sys.stderr)
+        diverged = f", {len(report.diverged)} diverged" if report.diverged else ""
         print(f"{len(report.results)} of {len(sweep.trials)} trials done "
-              f"({report.skipped} before this run), {len(report.failed)} failed")
+              f"({report.skipped} before this run), {len(report.failed)} failed{diverged}")
+        for result in report.diverged:
+            print(f"diverged: trial {result['id']} (seed {result['seed']}): "
+                  f"{result.get('error', '')}", file=sys.stderr)
         for trial, error in report.failed:
             print(f"failed: {error}", file=sys.stderr)
+        for problem in report.unrecorded:
+            print(f"warning: {problem}; `status` shows the trial as pending", file=sys.stderr)
         return 1 if report.failed else 0
     try:
         if args.command == "status":
             rows = status(args.out)
             for row in rows:
                 point = " ".join(f"{k}={v}" for k, v in row["point"].items()) or "(recipe)"
-                print(f"{row['id']}  {row['state']:8s} attempts {row['attempts']}  "
+                attempts = "?" if row["attempts"] is None else row["attempts"]
+                print(f"{row['id']}  {row['state']:8s} attempts {attempts}  "
                       f"seed {row['seed']}  {point}")
-            counts = {s: sum(r["state"] == s for r in rows)
-                      for s in ("done", "running", "failed", "pending")}
+            states = ("done", "diverged", "running", "failed", "pending")
+            counts = {s: sum(r["state"] == s for r in rows) for s in states
+                      if s != "diverged" or any(r["state"] == s for r in rows)}
             print(", ".join(f"{n} {s}" for s, n in counts.items()))
             return 0
         by = None if args.by is None else [k for k in args.by.split(",") if k]
         rows = aggregate(args.out, args.metric, by)
         keys = [k for k in rows[0] if k not in ("n", "mean", "std", "min", "max",
-                                                 "missing_seeds")] if rows else []
+                                                 "missing_seeds", "diverged_seeds")] if rows else []
         sys.stdout.write(format_table(rows, keys, args.format,
                                       scale=100.0 if args.percent else 1.0,
                                       digits=2 if args.percent else 4))

@@ -1,4 +1,10 @@
-"""A sweep's results summarised per grid point: n, mean, sample std, min, max, missing seeds."""
+"""A sweep's results summarised per grid point: n, mean, sample std, min, max, missing seeds.
+
+A trial whose loss became NaN or infinite (``status`` ``"diverged"`` in its
+``result.json``) has no accuracy: it is not counted in ``n`` and not missing
+either, but listed under ``diverged_seeds`` (a column the tables show when a
+trial diverged).
+"""
 
 import csv
 import io
@@ -12,18 +18,19 @@ METRICS = ("test_accuracy", "val_accuracy", "wall_time")
 
 
 def _load(sweep_dir):
-    """The plan of the sweep in ``sweep_dir`` and the results of its finished trials, by id."""
-    try:
-        with open(os.path.join(sweep_dir, "sweep.json"), encoding="utf-8") as f:
-            plan = json.load(f)
-    except FileNotFoundError:
-        raise ValueError(f"{sweep_dir} holds no sweep.json: is it a sweep folder?") from None
+    """The plan of the sweep in ``sweep_dir`` and the results of its finished trials, by id.
+
+    An unreadable ``result.json`` counts as not finished (see
+    :func:`convlab.sweep.trial.load_result`).
+    """
+    from convlab.sweep.driver import read_plan
+    from convlab.sweep.trial import load_result
+    plan = read_plan(sweep_dir)
     results = {}
     for trial in plan["trials"]:
-        path = os.path.join(sweep_dir, "trials", trial["id"], "result.json")
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                results[trial["id"]] = json.load(f)
+        result, _ = load_result(os.path.join(sweep_dir, "trials", trial["id"], "result.json"))
+        if result is not None:
+            results[trial["id"]] = result
     return plan, results
 
 
@@ -44,8 +51,9 @@ def aggregate(sweep_dir, metric="test_accuracy", by=None):
         In the order of the plan, each with the ``by`` keys (values as given
         on the command line), ``n`` (finished trials), ``mean``, ``std``
         (sample standard deviation, ``ddof=1``; None for n < 2), ``min``,
-        ``max`` (None for n = 0) and ``missing_seeds`` (planned seeds of the
-        group with an unfinished trial).
+        ``max`` (None for n = 0), ``missing_seeds`` (planned seeds of the
+        group with an unfinished trial) and ``diverged_seeds`` (seeds of the
+        group whose trial diverged).
 
     Raises
     ------
@@ -62,24 +70,27 @@ def aggregate(sweep_dir, metric="test_accuracy", by=None):
     if unknown:
         raise ValueError(f"--by: {', '.join(unknown)} is not a grid key; the grid's keys are "
                          f"{', '.join(keys) or '(none)'}")
-    groups = {}                      # group -> (values, missing seeds), in plan order
+    groups = {}                      # group -> (values, missing, diverged seeds), in plan order
     for trial in plan["trials"]:
         group = tuple(trial["point"][k] for k in by)
-        values, missing = groups.setdefault(group, ([], []))
+        values, missing, diverged = groups.setdefault(group, ([], [], []))
         result = results.get(trial["id"])
         if result is None:
             if trial["seed"] not in missing:
                 missing.append(trial["seed"])
+        elif result.get("status") == "diverged":
+            if trial["seed"] not in diverged:
+                diverged.append(trial["seed"])
         else:
             values.append(float(result[metric]))
     rows = []
-    for group, (values, missing) in groups.items():
+    for group, (values, missing, diverged) in groups.items():
         n = len(values)
         mean = sum(values) / n if n else None
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n >= 2 else None
         rows.append({**dict(zip(by, group)), "n": n, "mean": mean, "std": std,
                      "min": min(values) if n else None, "max": max(values) if n else None,
-                     "missing_seeds": sorted(missing)})
+                     "missing_seeds": sorted(missing), "diverged_seeds": sorted(diverged)})
     return rows
 
 
@@ -90,7 +101,8 @@ def format_table(rows, by, fmt="md", scale=1.0, digits=2):
     ----------
     rows : list of dict
     by : list of str
-        The grouping keys (the first columns).
+        The grouping keys (the first columns). A ``diverged_seeds`` column
+        follows ``missing_seeds`` when a row has one.
     fmt : {'md', 'csv', 'json'}
     scale : float
         Multiplies mean, std, min and max in the Markdown table (100 shows
@@ -104,13 +116,16 @@ def format_table(rows, by, fmt="md", scale=1.0, digits=2):
     """
     if fmt == "json":
         return json.dumps(rows, indent=1)
-    columns = [*by, "n", "mean", "std", "min", "max", "missing_seeds"]
+    seed_columns = ["missing_seeds"]
+    if any(row.get("diverged_seeds") for row in rows):
+        seed_columns.append("diverged_seeds")
+    columns = [*by, "n", "mean", "std", "min", "max", *seed_columns]
     if fmt == "csv":
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([" ".join(map(str, row[c])) if c == "missing_seeds" else
+            writer.writerow([" ".join(map(str, row[c])) if c in seed_columns else
                              ("" if row[c] is None else row[c]) for c in columns])
         return text.getvalue()
     if fmt != "md":
@@ -124,6 +139,6 @@ def format_table(rows, by, fmt="md", scale=1.0, digits=2):
     for row in rows:
         cells = [str(row[k]) for k in by] + [str(row["n"])]
         cells += [number(row[c]) for c in ("mean", "std", "min", "max")]
-        cells.append(", ".join(map(str, row["missing_seeds"])) or "–")
+        cells += [", ".join(map(str, row[c])) or "–" for c in seed_columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -13,7 +13,8 @@ Started by :func:`convlab.sweep.trial.run_trial` as::
   ``WORKER_PID``, is gone (killed, say), so no trainer outlives its worker.
 - **Attempts.** ``attempts.json`` in the trial folder counts the attempts
   and records, for the last one, its process id and its worker's, the host
-  and the thread settings.
+  and the thread settings. An unreadable ``attempts.json`` (a full disk, say)
+  is reported in the log and counting starts again; it never fails the trial.
 - **The trainer** is ``convlab.train.main(TRAIN_ARGS)``, run in this
   process; tests set ``CONVLAB_SWEEP_TRAINER`` to a script run instead
   (with ``sys.argv = [script, *TRAIN_ARGS]``).
@@ -52,11 +53,12 @@ def _lock(folder):
 
 
 def _count_attempt(folder, parent):
+    from convlab.sweep.trial import read_attempts
     path = os.path.join(folder, "attempts.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            attempts = json.load(f)["attempts"]
-    except FileNotFoundError:
+    attempts = read_attempts(folder)
+    if attempts is None:
+        print(f"convlab.sweep: {path} is unreadable; counting attempts from 1 again",
+              flush=True)
         attempts = 0
     attempts += 1
     atomic_write_text(path, json.dumps({
@@ -73,7 +75,8 @@ def main(argv):
         raise SystemExit("usage: python -m convlab.sweep.child WORKER_PID TRIAL_DIR -- ARGS...")
     threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()
     _lock(folder)                   # held until this process ends
-    if os.path.exists(os.path.join(folder, "result.json")):
+    from convlab.sweep.trial import load_result
+    if load_result(os.path.join(folder, "result.json"))[0] is not None:
         return 0                    # an earlier attempt finished it
     _count_attempt(folder, int(parent))
     trainer = os.environ.get(TRAINER_ENV)

@@ -1,16 +1,25 @@
-"""A sweep: its trials sent to Dask workers, a progress bar over them, a report at the end."""
+"""A sweep: its trials sent to Dask workers, a progress bar over them, a report at the end.
 
+A sweep folder holds one plan (``sweep.json``): a run with other options
+into a used folder is refused, naming what differs, and two sweeps started
+at once into one folder cannot both write their plan. Everything that can be
+checked -- options, the plan, the scheduler -- is checked before the folder
+is created or a trial starts.
+"""
+
+import contextlib
 import dataclasses
 import json
 import os
+import tempfile
 
 from tqdm.auto import tqdm
 
-from convlab.checkpoint import atomic_write_text
-from convlab.sweep.plan import expand
-from convlab.sweep.trial import read_result, run_trial, trial_dir
+from convlab.checkpoint import _FILE_MODE, atomic_write_text
+from convlab.sweep.plan import canonical_value, expand
+from convlab.sweep.trial import load_result, read_attempts, read_result, run_trial, trial_dir
 
-__all__ = ["Sweep", "Report", "status"]
+__all__ = ["Sweep", "Report", "status", "read_plan"]
 
 
 @dataclasses.dataclass
@@ -20,16 +29,28 @@ class Report:
     Attributes
     ----------
     results : list of dict
-        The ``result.json`` of every finished trial, in the sweep's order.
+        The ``result.json`` of every finished trial, in the sweep's order
+        (diverged ones included).
     failed : list of (Trial, str)
         Trials that failed after their retries, with the error.
     skipped : int
         Trials that had finished before this run and were not run again.
+    diverged : list of dict
+        The results of the trials whose loss became NaN or infinite.
+    damaged : list of str
+        Unreadable ``result.json`` files found, one sentence each naming the
+        file; their trials ran again.
+    unrecorded : list of str
+        Failures whose ``failure.txt`` could not be written (a full disk,
+        say); ``status`` shows those trials as pending.
     """
 
     results: list
     failed: list
     skipped: int
+    diverged: list = dataclasses.field(default_factory=list)
+    damaged: list = dataclasses.field(default_factory=list)
+    unrecorded: list = dataclasses.field(default_factory=list)
 
 
 class Sweep:
@@ -39,7 +60,9 @@ class Sweep:
     ----------
     recipe : str
     grid : list of (key, list of str)
-        From :func:`convlab.sweep.plan.parse_grid`.
+        From :func:`convlab.sweep.plan.parse_grid` (values are taken in
+        their :func:`~convlab.sweep.plan.canonical_value` spelling, so
+        ``"0.10"`` and ``"0.1"`` are one value).
     seeds : list of int
     out : str or path
         The sweep folder: ``sweep.json`` (the plan) and ``trials/<id>/``.
@@ -65,8 +88,12 @@ class Sweep:
     Raises
     ------
     ValueError
-        For a bad option or a grid point that is not a valid recipe; checked
-        on construction, before anything runs.
+        For a bad option or a grid point that is not a valid recipe, an
+        entry set both by ``grid`` and by ``overrides`` or ``epochs``, a
+        missing scheduler file or a malformed scheduler address, more than
+        :data:`convlab.sweep.plan.MAX_TRIALS` trials, or an ``out`` that
+        holds another sweep's plan; checked on construction, before anything
+        runs.
 
     Notes
     -----
@@ -90,6 +117,24 @@ class Sweep:
             raise ValueError("--scheduler and --scheduler-file: give one or the other")
         if not seeds:
             raise ValueError("--seeds: at least one seed is needed")
+        if scheduler_file and not os.path.isfile(scheduler_file):
+            raise ValueError(f"--scheduler-file {scheduler_file}: no such file (a running "
+                             "`dask scheduler --scheduler-file FILE` writes it)")
+        if scheduler:
+            _check_address(scheduler)
+        grid = [(key, [canonical_value(str(v)) for v in values]) for key, values in grid]
+        for key, values in grid:
+            if len(set(values)) != len(values):
+                raise ValueError(f"--grid {key}: a value is given twice in {values}")
+        overrides = [_canonical_override(item) for item in overrides]
+        for key, _ in grid:
+            if key == "epochs" and epochs is not None:
+                raise ValueError(f"--grid epochs and --epochs {epochs} both set the number of "
+                                 "epochs; give one or the other")
+            shared = [item for item in overrides if item.partition("=")[0] == key]
+            if shared:
+                raise ValueError(f"--grid {key} and --set {shared[0]} both set {key}; give one "
+                                 "or the other")
         self.out = os.fspath(out)
         fixed = ([] if epochs is None else ["--epochs", str(epochs)])
         fixed += ["--num-train", str(num_train), "--num-val", str(num_val),
@@ -117,14 +162,76 @@ class Sweep:
         self.retries, self.workers, self.threads = retries, workers, threads_per_trial
         self.scheduler, self.scheduler_file = scheduler, scheduler_file
         self.progress = progress
+        self._check_plan()
+
+    def _check_plan(self):
+        """ValueError if ``out`` holds the plan of another sweep (or an unreadable one)."""
+        path = os.path.join(self.out, "sweep.json")
+        try:
+            with open(path, encoding="utf-8") as f:
+                stored = json.load(f)
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as error:
+            raise ValueError(f"--out {self.out}: cannot read {path} ({error}); is it a sweep "
+                             "folder?") from None
+        if not isinstance(stored, dict):
+            raise ValueError(f"--out {self.out}: {path} is not a sweep plan")
+        differ = [f"{key}: {json.dumps(stored.get(key))} in the folder, "
+                  f"{json.dumps(value)} now"
+                  for key, value in self.plan.items() if key != "trials" and stored.get(key) != value]
+        if differ:
+            raise ValueError(f"--out {self.out} holds another sweep ({'; '.join(differ)}); "
+                             "continue it with its own options, or use another --out")
+
+    def _write_plan(self):
+        """Create ``out`` and write ``sweep.json``, unless it holds this plan already.
+
+        The plan is linked into place, which fails if the file exists, so
+        that of two sweeps started at once into one folder only one writes
+        its plan; the other is then refused by :meth:`_check_plan`.
+        """
+        path = os.path.join(self.out, "sweep.json")
+        if os.path.exists(path):        # this plan (or another, refused): nothing to write
+            self._check_plan()
+            return
+        os.makedirs(self.out, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.out, prefix=".sweep.json.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(json.dumps(self.plan, indent=1))
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, _FILE_MODE)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                self._check_plan()
+            except OSError:             # a file system without hard links
+                if not os.path.exists(path):
+                    os.replace(tmp, path)
+                self._check_plan()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     def _client(self):
-        """A Dask client (and the cluster it owns, or None) as the options ask."""
+        """A Dask client (and the cluster it owns, or None) as the options ask.
+
+        Raises ValueError, naming the scheduler, if it does not answer within
+        Dask's connect timeout (``distributed.comm.timeouts.connect``, 30 s).
+        """
         from dask.distributed import Client, LocalCluster
-        if self.scheduler:
-            return Client(self.scheduler), None
-        if self.scheduler_file:
-            return Client(scheduler_file=self.scheduler_file), None
+        if self.scheduler or self.scheduler_file:
+            where = (f"--scheduler {self.scheduler}" if self.scheduler else
+                     f"--scheduler-file {self.scheduler_file}")
+            try:
+                if self.scheduler:
+                    return Client(self.scheduler), None
+                return Client(scheduler_file=self.scheduler_file), None
+            except (OSError, TimeoutError, ValueError, TypeError, KeyError) as error:
+                raise ValueError(f"{where}: no Dask scheduler answered "
+                                 f"({type(error).__name__}: {error})") from None
         try:
             import bokeh  # noqa: F401  (the dashboard needs it)
             dashboard = "127.0.0.1:0"
@@ -148,27 +255,58 @@ class Sweep:
         client : dask.distributed.Client or None
             Default: one made from the constructor's options (an in-process
             cluster unless a scheduler is named), closed at the end.
+
+        Raises
+        ------
+        ValueError
+            Before the folder is created or a trial starts: ``out`` holds
+            another sweep's plan or cannot be written, or the named scheduler
+            does not answer.
+
+        Notes
+        -----
+        The report is made before anything is written about the failed
+        trials: their ``failure.txt`` files are written after, as far as the
+        disk allows (see ``Report.unrecorded``).
         """
-        os.makedirs(self.out, exist_ok=True)
-        atomic_write_text(os.path.join(self.out, "sweep.json"), json.dumps(self.plan, indent=1))
-        todo = [t for t in self.trials if read_result(self.out, t) is None]
+        self._check_plan()
+        todo, damaged = [], []
+        for trial in self.trials:
+            result, problem = load_result(os.path.join(trial_dir(self.out, trial),
+                                                       "result.json"))
+            if result is None:
+                todo.append(trial)
+            if problem:
+                damaged.append(f"{problem}; the trial runs again")
         skipped = len(self.trials) - len(todo)
         failed = []
-        if todo:
-            own = client is None
-            if own:
-                client, cluster = self._client()
+        own = client is None and bool(todo)
+        if own:
+            client, cluster = self._client()
+        try:
             try:
+                self._write_plan()
+            except OSError as error:
+                raise ValueError(f"--out {self.out}: cannot write the sweep's plan there "
+                                 f"({error.strerror or error})") from None
+            if todo:
                 failed = self._submit(client, todo)
-            finally:
-                if own:
-                    client.close()
-                    if cluster is not None:
-                        cluster.close()
-        for trial, error in failed:
-            atomic_write_text(os.path.join(trial_dir(self.out, trial), "failure.txt"), error)
+        finally:
+            if own:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
         results = [r for r in (read_result(self.out, t) for t in self.trials) if r is not None]
-        return Report(results, failed, skipped)
+        report = Report(results, failed, skipped,
+                        diverged=[r for r in results if r.get("status") == "diverged"],
+                        damaged=damaged)
+        for trial, error in failed:
+            try:
+                atomic_write_text(os.path.join(trial_dir(self.out, trial), "failure.txt"), error)
+            except OSError as write_error:
+                report.unrecorded.append(f"trial {trial.id}: cannot write failure.txt "
+                                         f"({write_error.strerror or write_error})")
+        return report
 
     def _submit(self, client, todo):
         from dask.distributed import as_completed
@@ -219,24 +357,25 @@ def status(sweep_dir):
     Returns
     -------
     rows : list of dict
-        ``id``, ``point``, ``seed``, ``state`` ('done', 'running', 'failed'
-        or 'pending') and ``attempts``, in the plan's order.
+        ``id``, ``point``, ``seed``, ``state`` ('done', 'diverged',
+        'running', 'failed' or 'pending'; a trial with an unreadable
+        ``result.json`` is not done) and ``attempts`` (None if its
+        ``attempts.json`` is unreadable), in the plan's order.
+
+    Raises
+    ------
+    ValueError
+        Naming ``sweep.json`` if it is missing or unreadable.
     """
     sweep_dir = os.fspath(sweep_dir)
-    try:
-        with open(os.path.join(sweep_dir, "sweep.json"), encoding="utf-8") as f:
-            plan = json.load(f)
-    except FileNotFoundError:
-        raise ValueError(f"{sweep_dir} holds no sweep.json: is it a sweep folder?") from None
+    plan = read_plan(sweep_dir)
     rows = []
     for trial in plan["trials"]:
         folder = os.path.join(sweep_dir, "trials", trial["id"])
-        attempts = 0
-        if os.path.exists(os.path.join(folder, "attempts.json")):
-            with open(os.path.join(folder, "attempts.json"), encoding="utf-8") as f:
-                attempts = json.load(f)["attempts"]
-        if os.path.exists(os.path.join(folder, "result.json")):
-            state = "done"
+        attempts = read_attempts(folder)
+        result, _ = load_result(os.path.join(folder, "result.json"))
+        if result is not None:
+            state = "diverged" if result.get("status") == "diverged" else "done"
         elif os.path.isdir(folder) and _locked(folder):
             state = "running"
         elif os.path.exists(os.path.join(folder, "failure.txt")):
@@ -245,3 +384,54 @@ def status(sweep_dir):
             state = "pending"
         rows.append({**trial, "state": state, "attempts": attempts})
     return rows
+
+
+def read_plan(sweep_dir):
+    """The plan (``sweep.json``) of the sweep in ``sweep_dir``.
+
+    Raises
+    ------
+    ValueError
+        Naming the file: missing, unreadable, or not a plan with trials.
+    """
+    path = os.path.join(os.fspath(sweep_dir), "sweep.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            plan = json.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"{sweep_dir} holds no sweep.json: is it a sweep folder?") from None
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read {path} ({type(error).__name__}: {error})") from None
+    if (not isinstance(plan, dict) or not isinstance(plan.get("trials"), list)
+            or not isinstance(plan.get("grid", []), list)
+            or not all(isinstance(t, dict) and {"id", "point", "seed"} <= set(t)
+                       for t in plan["trials"])):
+        raise ValueError(f"{path} is not a sweep plan (no list of trials with id, point "
+                         "and seed)")
+    return plan
+
+
+def _canonical_override(item):
+    """A ``key=value`` override with its value in :func:`~convlab.sweep.plan.canonical_value` spelling."""
+    key, sep, value = item.partition("=")
+    return f"{key}={canonical_value(value)}" if sep and key else item
+
+
+def _check_address(address):
+    """ValueError unless ``address`` looks like a Dask scheduler address (``tcp://host:port``)."""
+    from distributed.comm import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+    try:
+        if not isinstance(address, str) or any(c.isspace() for c in address):
+            raise ValueError("it contains spaces")
+        scheme, location = parse_address(address if "://" in address else f"tcp://{address}")
+        if scheme not in backends:
+            raise ValueError(f"Dask knows no protocol {scheme!r}; it knows "
+                             f"{', '.join(sorted(backends))}")
+        if scheme in ("tcp", "tls"):
+            host, port = parse_host_port(location)
+            if not host or port is None:
+                raise ValueError("no host or port")
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"--scheduler {address!r} is not a Dask scheduler address such as "
+                         f"tcp://host:8786 ({error})") from None

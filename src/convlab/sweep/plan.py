@@ -1,13 +1,23 @@
-"""The trials of a sweep: a grid (or a random sample of it) of recipe overrides, times seeds."""
+"""The trials of a sweep: a grid (or a random sample of it) of recipe overrides, times seeds.
+
+A grid is never materialised: its points are numbered in ``itertools.product``
+order (the last key varying fastest), a random sample draws numbers, and a
+number is decoded into its point. A sweep has at most :data:`MAX_TRIALS`
+trials, so that a typing slip (``--seeds 0-20000000``) is an error naming the
+count rather than minutes of silence and gigabytes of memory.
+"""
 
 import dataclasses
 import hashlib
-import itertools
 import json
+import math
 
 import numpy as np
 
-__all__ = ["Trial", "parse_grid", "parse_seeds", "expand"]
+__all__ = ["MAX_TRIALS", "Trial", "parse_grid", "parse_seeds", "expand", "canonical_value"]
+
+#: The most trials one sweep may plan.
+MAX_TRIALS = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,17 +70,48 @@ class Trial:
                 "seed": self.seed, "fixed": list(self.fixed), "version": self.version}
 
 
+def canonical_value(text):
+    """One spelling for each value a ``--set`` or ``--grid`` text can mean.
+
+    A text that parses as JSON is written back compactly (``0.10`` and
+    ``1e-1`` become ``0.1``, ``[8, 16]`` becomes ``[8,16]``, object keys are
+    sorted); a string is written bare when the bare word means the same
+    (``"relu"`` becomes ``relu``); any other text is kept. Equal values hence
+    make one grid point, and one trial id.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    str
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except json.JSONDecodeError:
+            return value            # the bare word means this string too
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
 def parse_grid(items):
     """``["lr=0.1,0.2", "flip=true,false"]`` -> ``[("lr", ["0.1", "0.2"]), ("flip", [...])]``.
 
-    Values stay text, exactly as ``--set`` takes them (JSON or a bare word);
-    a value holding commas (a JSON list or object) is written with ``;``
-    between values instead: ``widths=[8,16,16];[16,32,32]``.
+    Values stay text, as ``--set`` takes them (JSON or a bare word), in their
+    :func:`canonical_value` spelling; a value holding commas (a JSON list or
+    object) is written with ``;`` between values instead:
+    ``widths=[8,16,16];[16,32,32]``.
 
     Raises
     ------
     ValueError
-        Naming the ``--grid`` item: no ``=``, no value, a key given twice.
+        Naming the ``--grid`` item: no ``=``, no value, a key given twice, a
+        value given twice (however spelt: ``0.1,0.10``).
     """
     grid, seen = [], set()
     for item in items:
@@ -82,7 +123,7 @@ def parse_grid(items):
         seen.add(key)
         parts = values.split(";") if ";" in values or values.lstrip()[:1] in "[{" else \
             values.split(",")
-        parts = [p.strip() for p in parts]
+        parts = [canonical_value(p.strip()) for p in parts]
         if any(not p for p in parts) or len(set(parts)) != len(parts):
             raise ValueError(f"--grid {key}: empty or repeated value in {values!r}")
         grid.append((key, parts))
@@ -95,9 +136,10 @@ def parse_seeds(text):
     Raises
     ------
     ValueError
-        ``--seeds: ...`` for anything else (negative, reversed range, repeats).
+        ``--seeds: ...`` for anything else (negative, reversed range, repeats,
+        more than :data:`MAX_TRIALS` seeds), before any list is built.
     """
-    seeds = []
+    ranges = []
     for part in str(text).split(","):
         low, dash, high = part.strip().partition("-")
         try:
@@ -108,10 +150,24 @@ def parse_seeds(text):
                              f"got {text!r}") from None
         if low < 0 or high < low:
             raise ValueError(f"--seeds: {part.strip()!r} is not a range of non-negative seeds")
-        seeds.extend(range(low, high + 1))
+        ranges.append((low, high))
+    count = sum(high - low + 1 for low, high in ranges)
+    if count > MAX_TRIALS:
+        raise ValueError(f"--seeds: {text!r} names {count} seeds; a sweep has at most "
+                         f"{MAX_TRIALS} trials")
+    seeds = [seed for low, high in ranges for seed in range(low, high + 1)]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds: {text!r} names a seed twice")
     return seeds
+
+
+def _point(grid, index):
+    """Grid point number ``index`` in ``itertools.product`` order (the last key fastest)."""
+    values = []
+    for _, options in reversed(grid):
+        index, digit = divmod(index, len(options))
+        values.append(options[digit])
+    return tuple(zip([key for key, _ in grid], reversed(values)))
 
 
 def expand(recipe, grid, seeds, fixed=(), random=None, sample_seed=0, version=""):
@@ -127,7 +183,9 @@ def expand(recipe, grid, seeds, fixed=(), random=None, sample_seed=0, version=""
         ``convlab.train`` options shared by every trial.
     random : int or None
         Take this many grid points, drawn without replacement by
-        ``np.random.default_rng(sample_seed)``, instead of all of them.
+        ``np.random.default_rng(sample_seed)`` among the point numbers,
+        instead of all of them. The grid itself is never built, so its size
+        does not matter.
     sample_seed : int
     version : str
 
@@ -138,15 +196,29 @@ def expand(recipe, grid, seeds, fixed=(), random=None, sample_seed=0, version=""
     Raises
     ------
     ValueError
-        If ``random`` is not in ``1..number of grid points``.
+        If ``random`` is not in ``1..number of grid points``, or the sweep
+        would have more than :data:`MAX_TRIALS` trials (the message gives
+        the count).
     """
-    keys = [key for key, _ in grid]
-    points = [tuple(zip(keys, values)) for values in itertools.product(*[v for _, v in grid])]
+    grid = [(key, list(values)) for key, values in grid]
+    size = math.prod(len(values) for _, values in grid)
     if random is not None:
-        if not 1 <= random <= len(points):
-            raise ValueError(f"--random: expected 1 to {len(points)} (the grid's points), "
+        if not 1 <= random <= size:
+            raise ValueError(f"--random: expected 1 to {size} (the grid's points), "
                              f"got {random}")
-        chosen = np.random.default_rng(sample_seed).choice(len(points), random, replace=False)
-        points = [points[i] for i in sorted(chosen)]
-    return [Trial(recipe, point, seed, tuple(fixed), version) for point in points
+        if size > np.iinfo(np.int64).max:
+            raise ValueError(f"--random: the grid has {size} points, too many to draw from; "
+                             "give fewer --grid values")
+    count = (size if random is None else random) * len(seeds)
+    if count > MAX_TRIALS:
+        what = "grid points" if random is None else "drawn grid points (--random)"
+        raise ValueError(f"the sweep would have {count} trials ({count // len(seeds)} {what} "
+                         f"x {len(seeds)} seeds); a sweep has at most {MAX_TRIALS}: use "
+                         "--random, or fewer --grid values or --seeds")
+    if random is None:
+        numbers = range(size)
+    else:
+        numbers = sorted(int(i) for i in
+                         np.random.default_rng(sample_seed).choice(size, random, replace=False))
+    return [Trial(recipe, _point(grid, i), seed, tuple(fixed), version) for i in numbers
             for seed in seeds]

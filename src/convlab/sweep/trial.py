@@ -8,8 +8,13 @@ Each trial has a folder ``<sweep>/trials/<trial id>/``:
 - ``attempts.json`` -- the attempt count (see :mod:`convlab.sweep.child`);
 - ``log.txt`` -- the trainer's output, every attempt appended;
 - ``result.json`` -- written atomically when the trial has finished:
-  ``val_accuracy``, ``test_accuracy``, the trial, host, threads, attempts
-  and wall times. A trial with a ``result.json`` is never run again.
+  ``status`` (``"done"``), ``val_accuracy``, ``test_accuracy``, the trial,
+  host, threads, attempts and wall times; or, for a run whose loss became
+  NaN or infinite (the trainer exits with
+  :data:`convlab.train.EXIT_DIVERGED`), ``status`` ``"diverged"``, null
+  accuracies and the trainer's ``error``. A trial with a readable
+  ``result.json`` is never run again; an unreadable one (truncated, empty,
+  missing an entry) counts as not finished, and the trial runs again.
 """
 
 import json
@@ -23,7 +28,8 @@ import time
 from convlab.checkpoint import atomic_write_text
 from convlab.sweep.child import THREAD_VARS
 
-__all__ = ["TrialFailed", "trial_dir", "read_result", "run_trial"]
+__all__ = ["TrialFailed", "trial_dir", "load_result", "read_result", "read_attempts",
+           "run_trial"]
 
 
 class TrialFailed(RuntimeError):
@@ -35,14 +41,60 @@ def trial_dir(sweep_dir, trial):
     return os.path.join(os.fspath(sweep_dir), "trials", trial.id)
 
 
-def read_result(sweep_dir, trial):
-    """The trial's ``result.json`` as a dict, or None if it has not finished."""
+def _is_accuracy(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def load_result(path):
+    """A ``result.json`` file as a dict, and what is wrong with it if it cannot be used.
+
+    Parameters
+    ----------
+    path : str or path
+
+    Returns
+    -------
+    result : dict or None
+        None if the file is missing or unusable: not JSON (truncated,
+        empty), not an object, or without numeric ``val_accuracy`` and
+        ``test_accuracy`` (unless its ``status`` is ``"diverged"``).
+    problem : str or None
+        For an unusable file that exists, a sentence naming it and saying why.
+    """
+    path = os.fspath(path)
     try:
-        with open(os.path.join(trial_dir(sweep_dir, trial), "result.json"),
-                  encoding="utf-8") as f:
-            return json.load(f)
+        with open(path, encoding="utf-8") as f:
+            result = json.load(f)
     except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as error:
+        return None, f"{path} is unreadable ({type(error).__name__}: {error})"
+    if not isinstance(result, dict):
+        return None, f"{path} does not hold a JSON object"
+    if result.get("status") != "diverged":
+        missing = [k for k in ("val_accuracy", "test_accuracy") if not _is_accuracy(result.get(k))]
+        if missing:
+            return None, f"{path} has no number for {', '.join(missing)}"
+    return result, None
+
+
+def read_result(sweep_dir, trial):
+    """The trial's ``result.json`` as a dict, or None if it has not finished (see :func:`load_result`)."""
+    return load_result(os.path.join(trial_dir(sweep_dir, trial), "result.json"))[0]
+
+
+def read_attempts(folder):
+    """The attempt count in ``folder/attempts.json``: 0 if there is none, None if it is unreadable."""
+    try:
+        with open(os.path.join(folder, "attempts.json"), encoding="utf-8") as f:
+            attempts = json.load(f)["attempts"]
+    except FileNotFoundError:
+        return 0
+    except (OSError, ValueError, KeyError, TypeError):
         return None
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
+        return None
+    return attempts
 
 
 def _tail(path, lines=15):
@@ -69,7 +121,9 @@ def run_trial(trial, sweep_dir, threads=1):
     Returns
     -------
     result : dict
-        The contents of ``result.json``.
+        The contents of ``result.json`` (``status`` ``"diverged"`` if the
+        trainer stopped on a non-finite loss: that is an outcome, not a
+        failure, and is not retried).
 
     Raises
     ------
@@ -79,6 +133,7 @@ def run_trial(trial, sweep_dir, threads=1):
         would be recorded under the wrong version).
     """
     from convlab import __version__
+    from convlab.train import EXIT_DIVERGED
     done = read_result(sweep_dir, trial)
     if done is not None:
         return done
@@ -105,6 +160,13 @@ def run_trial(trial, sweep_dir, threads=1):
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
             raise
+    if code == EXIT_DIVERGED:
+        result = {**trial.to_json(), "status": "diverged", "val_accuracy": None,
+                  "test_accuracy": None, "error": _tail(log_path, lines=1).strip(),
+                  "wall_time": time.time() - start, "host": socket.gethostname(),
+                  "threads": threads, "attempts": read_attempts(folder)}
+        atomic_write_text(os.path.join(folder, "result.json"), json.dumps(result, indent=1))
+        return result
     if code != 0:
         raise TrialFailed(f"trial {trial.id} ({' '.join(trial.overrides) or 'the recipe'}, "
                           f"seed {trial.seed}) failed with exit status {code}; the end of "
@@ -114,14 +176,12 @@ def run_trial(trial, sweep_dir, threads=1):
         return done
     with open(os.path.join(run, "history.json"), encoding="utf-8") as f:
         history = json.load(f)
-    with open(os.path.join(folder, "attempts.json"), encoding="utf-8") as f:
-        attempts = json.load(f)
-    result = {**trial.to_json(),
+    result = {**trial.to_json(), "status": "done",
               "val_accuracy": history["final_val_acc"],
               "test_accuracy": history["final_test_acc"],
               "train_wall_time": history.get("wall_time"),
               "wall_time": time.time() - start,
               "host": socket.gethostname(), "threads": threads,
-              "attempts": attempts["attempts"]}
+              "attempts": read_attempts(folder)}
     atomic_write_text(os.path.join(folder, "result.json"), json.dumps(result, indent=1))
     return result
