@@ -450,6 +450,11 @@ def _download_and_extract(url: str, md5: str, cache: Path, progressbar: bool = T
     # pooch streams into a temporary file in `cache`, checks the hash, and
     # only then moves it to ARCHIVE_NAME; on failure it deletes the temporary.
     # An existing archive whose hash does not match is downloaded again.
+    # pooch logs "Downloading data from ..." before it knows whether the network
+    # answers; the progress bar shows a download that works, an error one that fails
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel("WARNING")
     try:
         archive = Path(pooch.retrieve(url, known_hash=f"md5:{md5}", fname=ARCHIVE_NAME,
                                       path=cache, progressbar=progressbar))
@@ -465,6 +470,8 @@ def _download_and_extract(url: str, md5: str, cache: Path, progressbar: bool = T
             f"Nothing was kept; run again to retry, or set {ENV_DATA} to a directory "
             f"containing {CIFAR10_DIRNAME}/."
         ) from e
+    finally:
+        logger.setLevel(level)
 
     target = cache / CIFAR10_DIRNAME
     staging = Path(tempfile.mkdtemp(prefix=".cifar-10-extract-", dir=cache))
