@@ -723,6 +723,15 @@ def test_max_pool_backward_rejects_wrong_dout_shape():
         max_pool_backward_fast(np.zeros((2, 3, 4, 5)), cache)
 
 
+@pytest.mark.parametrize("eps", [float("nan"), float("inf"), 0.0, -1e-5, "tiny"])
+@pytest.mark.parametrize("mode", ["train", "test"])
+@pytest.mark.parametrize("forward", [spatial_batchnorm_act_forward_fast, layers.spatial_batchnorm_act_forward])
+def test_batchnorm_refuses_an_eps_that_is_not_positive_and_finite(forward, mode, eps):
+    x, p = np.ones((2, 3, 4, 4)), np.ones(3)
+    with pytest.raises(ValueError, match=r"bn_param\['eps'\] must be"):
+        forward(x, p, p, {"mode": mode, "eps": eps})
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("H, W", [(7, 7), (6, 9), (31, 31), (1, 4)])
 def test_max_pool_2x2_kernel_floors_odd_maps(dtype, H, W):

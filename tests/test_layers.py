@@ -623,6 +623,13 @@ def test_batchnorm_bad_input(forward):
         forward(x, np.ones(3), np.zeros(3), {"mode": "test", "running_mean": np.zeros(5)})
 
 
+@pytest.mark.parametrize("mode", ["train", "test"])
+@pytest.mark.parametrize("eps", [float("nan"), float("inf"), float("-inf"), 0.0, -1e-5, "tiny", None])
+def test_batchnorm_refuses_an_eps_that_is_not_positive_and_finite(mode, eps):
+    with pytest.raises(ValueError, match=r"bn_param\['eps'\] must be"):
+        batchnorm_forward(np.ones((4, 3)), np.ones(3), np.zeros(3), {"mode": mode, "eps": eps})
+
+
 def test_batchnorm_bad_input_dimensions():
     with pytest.raises(ValueError, match=r"x must have shape \(N, D\); got shape \(4, 3, 2\)"):
         batchnorm_forward(np.zeros((4, 3, 2)), np.ones(3), np.zeros(3), {"mode": "train"})

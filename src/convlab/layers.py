@@ -14,6 +14,8 @@ Conventions (the CS231n lineage)
 * Bad input raises :class:`ValueError` naming the argument and the shapes.
 """
 
+import math
+
 import numpy as np
 
 
@@ -522,10 +524,10 @@ def batchnorm_settings(bn_param, D, dtype):
     mode = bn_param.get("mode")
     if mode not in ("train", "test"):
         raise ValueError(f"bn_param['mode'] must be 'train' or 'test'; got {mode!r}")
-    eps = float(bn_param.get("eps", 1e-5))
-    momentum = float(bn_param.get("momentum", 0.9))
-    if eps <= 0:
-        raise ValueError(f"bn_param['eps'] must be positive; got {eps}")
+    eps = _float_param(bn_param, "eps", 1e-5)
+    momentum = _float_param(bn_param, "momentum", 0.9)
+    if not (eps > 0 and math.isfinite(eps)):
+        raise ValueError(f"bn_param['eps'] must be positive and finite; got {eps}")
     if not 0.0 <= momentum <= 1.0:
         raise ValueError(f"bn_param['momentum'] must be in [0, 1]; got {momentum}")
     if "running_mean" not in bn_param:
@@ -539,6 +541,15 @@ def batchnorm_settings(bn_param, D, dtype):
                 f"got shape {np.shape(bn_param[key])}"
             )
     return mode, eps, momentum
+
+
+def _float_param(bn_param, key, default):
+    """``bn_param[key]`` (or ``default``) as a float, with an error naming the key."""
+    value = bn_param.get(key, default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"bn_param['{key}'] must be a real number; got {value!r}") from None
 
 
 def batchnorm_forward(x, gamma, beta, bn_param):
@@ -562,8 +573,9 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     beta : ndarray of shape (D,)
         Shift.
     bn_param : dict
-        ``'mode'`` (``'train'`` or ``'test'``, required), ``'eps'`` (default
-        1e-5), ``'momentum'`` (default 0.9), ``'running_mean'`` and
+        ``'mode'`` (``'train'`` or ``'test'``, required), ``'eps'`` (positive
+        and finite, default 1e-5), ``'momentum'`` (in [0, 1], default 0.9),
+        ``'running_mean'`` and
         ``'running_var'`` (arrays of shape ``(D,)``). The running statistics
         are created on first use (zeros and ones, in the dtype of ``x``) and
         the updated ones are stored back into ``bn_param``.
@@ -579,8 +591,9 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     ------
     ValueError
         If ``x`` is not 2-D, ``gamma`` or ``beta`` is not of shape ``(D,)``,
-        or ``bn_param`` has an unknown mode or running statistics of the
-        wrong shape.
+        or ``bn_param`` has an unknown mode, an ``eps`` that is not positive
+        and finite (NaN, an infinity, zero), a ``momentum`` outside [0, 1], or
+        running statistics of the wrong shape.
     """
     x, gamma, beta = np.asarray(x), np.asarray(gamma), np.asarray(beta)
     if x.ndim != 2:
