@@ -22,6 +22,7 @@ from convlab.fast_layers import (
     activation_forward_fast,
     conv_backward_fast,
     conv_backward_im2col,
+    conv_backward_input_fast,
     conv_backward_weights_fast,
     conv_forward_fast,
     conv_forward_im2col,
@@ -730,6 +731,73 @@ def test_batchnorm_refuses_an_eps_that_is_not_positive_and_finite(forward, mode,
     x, p = np.ones((2, 3, 4, 4)), np.ones(3)
     with pytest.raises(ValueError, match=r"bn_param\['eps'\] must be"):
         forward(x, p, p, {"mode": mode, "eps": eps})
+
+
+# --------------------------------------------------------------------------
+# Empty batches (N = 0), no channels, empty maps: as the naive layers do
+# --------------------------------------------------------------------------
+
+
+def _empty_layer_pairs(C):
+    """name -> ((naive forward, naive backward), (fast forward, fast backward)), forwards taking x only."""
+    w, b = np.linspace(-1, 1, 2 * C * 9).reshape(2, C, 3, 3), np.array([0.5, -0.5])
+    conv = {"stride": 1, "pad": 1}
+    pool = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    pool3 = {"pool_height": 3, "pool_width": 3, "stride": 1}
+    gamma, beta = np.linspace(1, 2, C), np.linspace(-1, 1, C)
+    pairs = {
+        "conv": ((lambda x: layers.conv_forward_naive(x, w, b, conv), layers.conv_backward_naive),
+                 (lambda x: conv_forward_fast(x, w, b, conv), conv_backward_fast)),
+        "conv_dx": ((lambda x: layers.conv_forward_naive(x, w, b, conv), lambda d, c: layers.conv_backward_naive(d, c)[0]),
+                    (lambda x: conv_forward_fast(x, w, b, conv), conv_backward_input_fast)),
+        "conv_dw": ((lambda x: layers.conv_forward_naive(x, w, b, conv), lambda d, c: layers.conv_backward_naive(d, c)[1:]),
+                    (lambda x: conv_forward_fast(x, w, b, conv), conv_backward_weights_fast)),
+        "conv_im2col": ((lambda x: layers.conv_forward_naive(x, w, b, conv), layers.conv_backward_naive),
+                        (lambda x: conv_forward_im2col(x, w, b, conv), conv_backward_im2col)),
+        "pool_2x2": ((lambda x: layers.max_pool_forward_naive(x, pool), layers.max_pool_backward_naive),
+                     (lambda x: max_pool_forward_fast(x, pool), max_pool_backward_fast)),
+        "pool_3x3": ((lambda x: layers.max_pool_forward_naive(x, pool3), layers.max_pool_backward_naive),
+                     (lambda x: max_pool_forward_fast(x, pool3), max_pool_backward_fast)),
+        "pool_floor": ((layers.max_pool_floor_forward_naive, layers.max_pool_floor_backward_naive),
+                       (max_pool_floor_forward_fast, max_pool_floor_backward_fast)),
+        "activation": ((lambda x: layers.activation_forward(x, "gelu"), layers.activation_backward),
+                       (lambda x: activation_forward_fast(x, "gelu"), activation_backward_fast)),
+    }
+    for mode in ("train", "test"):
+        def bn(forward, mode=mode):
+            stats = {"running_mean": np.linspace(-1, 1, C), "running_var": np.linspace(1, 2, C)}
+            return lambda x: forward(x, gamma, beta, {"mode": mode, **stats}, "leaky_relu")
+        pairs[f"bn_{mode}"] = ((bn(layers.spatial_batchnorm_act_forward), layers.spatial_batchnorm_act_backward),
+                               (bn(spatial_batchnorm_act_forward_fast), spatial_batchnorm_act_backward_fast))
+    return pairs
+
+
+EMPTY_SHAPES = [(0, 3, 4, 4), (2, 0, 4, 4), (0, 0, 4, 4), (2, 3, 0, 0)]
+EMPTY_LAYERS = sorted(_empty_layer_pairs(1))
+
+
+@pytest.mark.parametrize("layer", EMPTY_LAYERS)
+@pytest.mark.parametrize("shape", EMPTY_SHAPES, ids=str)
+def test_empty_input_behaves_as_in_the_naive_layer(layer, shape):
+    """The same outputs and gradients (shapes, dtypes and values), or a ValueError where the naive layer raises one."""
+    (naive_forward, naive_backward), (fast_forward, fast_backward) = _empty_layer_pairs(shape[1])[layer]
+    x = np.zeros(shape)
+    try:
+        expected_out, naive_cache = naive_forward(x)
+    except ValueError as error:
+        # a window larger than an empty map is worded differently; no example in train mode is not
+        match = "x must hold at least one example in train mode" if "at least one example" in str(error) else None
+        with pytest.raises(ValueError, match=match):
+            fast_forward(x)
+        return
+    out, cache = fast_forward(x)
+    dout = np.ones(out.shape)
+    got, expected = fast_backward(dout, cache), naive_backward(dout, naive_cache)
+    got = got if isinstance(got, tuple) else (got,)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    for g, e in zip((out, *got), (expected_out, *expected), strict=True):
+        assert g.shape == e.shape and g.dtype == e.dtype, (g.shape, g.dtype, e.shape, e.dtype)
+        np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -683,7 +683,8 @@ def _channel_rows(x):
     if x.ndim != 4:
         raise ValueError(f"x must have shape (N, C, H, W); got shape {x.shape}")
     dtype = _real_dtype(x=x)
-    return np.ascontiguousarray(x, dtype=dtype).reshape(x.shape[0], x.shape[1], -1)
+    N, C, H, W = x.shape
+    return np.ascontiguousarray(x, dtype=dtype).reshape(N, C, H * W)  # not -1: N or C may be 0
 
 
 def activation_forward_fast(x, activation="relu", alpha=0.01):
@@ -791,6 +792,8 @@ def spatial_batchnorm_act_forward_fast(x, gamma, beta, bn_param, activation="rel
     mode, eps, momentum = batchnorm_settings(bn_param, C, np.float64)
     out = np.empty_like(x3)
     if mode == "train":
+        if N * x3.shape[2] == 0:
+            raise ValueError(f"x must hold at least one example in train mode; got shape {np.shape(x)}")
         mean, invstd = np.empty(C), np.empty(C)
         _bn_act.bn_act_forward_train(x3, gamma, beta, eps, code, alpha, out, mean, invstd)
         var = 1.0 / invstd**2 - eps
