@@ -11,6 +11,7 @@ import os
 import pickle
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -253,11 +254,83 @@ def _good_rows(n=4):
     ({"data": _good_rows(), "labels": [0, 1, 2, 10]}, r"0\.\.9"),
     ({"data": _good_rows(), "labels": [0, -1, 2, 3]}, r"0\.\.9"),
     ({"data": _good_rows(), "labels": [0.0, 1.0, 2.0, 3.0]}, "integers"),
+    ({"data": _good_rows(), "labels": [0, 1, True, 3]}, "should be integers, found a bool"),
+    ({"data": _good_rows(), "labels": [[0], [1], [2], [3]]}, "should be integers, found a list"),
+    ({"data": _good_rows(), "labels": "0123"}, "should be a list of 4 integers, got str"),
+    ({"data": _good_rows(), "labels": np.zeros((4, 1), np.int64)}, r"to match 'data', got \(4, 1\)"),
+    ({"data": _good_rows(), "labels": np.zeros(4)}, "should be integers, got dtype float64"),
 ])
 def test_structurally_wrong_batch(tmp_path, obj, match):
     path = tmp_path / "data_batch_1"
     write_pickle(path, obj)
     with pytest.raises(CIFAR10Error, match=match) as err:
+        load_CIFAR_batch(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("labels", [(3, 1, 4, 1), np.array([3, 1, 4, 1], np.uint8)], ids=["tuple", "array"])
+def test_labels_may_be_a_tuple_or_an_integer_array(tmp_path, labels):
+    path = tmp_path / "data_batch_1"
+    write_pickle(path, {"data": _good_rows(), "labels": labels})
+    X, y = load_CIFAR_batch(path)
+    assert y.dtype == np.int64 and y.tolist() == [3, 1, 4, 1]
+
+
+def _shared_nesting(depth):
+    """A list nested ``depth`` deep whose two entries are one object: tiny as a pickle, 2**depth leaves."""
+    nested = [0, 0]
+    for _ in range(depth - 1):
+        nested = [nested, nested]
+    return nested
+
+
+@pytest.mark.parametrize("depth", [3, 27])
+def test_nested_labels_are_refused_before_numpy_expands_them(tmp_path, depth):
+    """A few KB of pickle whose labels expand to 4 * 2**27 integers (4 GiB): refused at the first entry."""
+    path = tmp_path / "data_batch_1"
+    write_pickle(path, {"data": _good_rows(), "labels": [_shared_nesting(depth)] * 4})
+    assert path.stat().st_size < 16_000
+    with pytest.raises(CIFAR10Error, match="'labels' should be integers, found a list") as err:
+        load_CIFAR_batch(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("depth", [3, 27])
+def test_nested_label_names_are_refused_without_printing_them(synth, depth):
+    path = synth["dir"] / "batches.meta"
+    write_pickle(path, {"label_names": [_shared_nesting(depth)] * 10})
+    with pytest.raises(CIFAR10Error, match="'label_names' should be a list of 10 strings, got a list of 10 entries"):
+        cifar10_class_names(synth["dir"])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_in_place_of_a_batch_is_refused_without_blocking(synth):
+    path = synth["dir"] / "data_batch_2"
+    path.unlink()
+    os.mkfifo(path)
+
+    def unblock():
+        """Should the loader open the FIFO and wait for a writer, be that writer and hang up."""
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:  # no reader: the loader did not block
+            pass
+
+    valve = threading.Timer(30, unblock)
+    valve.start()
+    try:
+        with pytest.raises(CIFAR10Error, match="is a FIFO, not a regular file") as err:
+            load_CIFAR10(synth["dir"])
+    finally:
+        valve.cancel()
+    assert str(path) in str(err.value)
+
+
+def test_a_directory_in_place_of_a_batch_is_refused(synth):
+    path = synth["dir"] / "test_batch"
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(CIFAR10Error, match="is a directory, not a regular file") as err:
         load_CIFAR_batch(path)
     assert str(path) in str(err.value)
 

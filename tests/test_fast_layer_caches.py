@@ -112,6 +112,17 @@ def _grown_x_negative_pad(cache):
     return (x, cache[1], cache[2], -1)
 
 
+def _overflowing_pad(cache):
+    """A convolution cache with pad 2**31 - 1 and stride 613566757, which still fit a C int.
+
+    ``8 + 2 * pad - 3 = 7 * stride``: the filter tiles the padded input and the
+    output is 8 x 8, the shape of ``dout``, so only the size of the padded
+    input (2**32 + 6 rows, which ``H + 2 * pad`` in C ints wrapped around) is
+    wrong.
+    """
+    return _with(_with(cache, 2, 613566757), 3, 2**31 - 1)
+
+
 # (name, layer, tampering, expected error, text the message must contain)
 TAMPERED = [
     ("conv: negative pad, grown x", "conv", _grown_x_negative_pad, ValueError, "pad"),
@@ -120,6 +131,11 @@ TAMPERED = [
     ("conv: w of another dtype", "conv", lambda c: _with(c, 1, c[1].astype(np.float32)), TypeError, "dtype"),
     ("conv: an activation's cache", "conv", lambda c: LAYERS["activation"][1], ValueError, "cache entry x"),
     ("conv dw: negative pad, grown x", "conv_weights", _grown_x_negative_pad, ValueError, "pad"),
+    ("conv: a padded size past a C int", "conv", _overflowing_pad, ValueError, r"conv_param\['pad'\] = 2147483647"),
+    ("conv dw: a padded size past a C int", "conv_weights", _overflowing_pad, ValueError,
+     r"conv_param\['pad'\] = 2147483647"),
+    ("im2col: a padded size past a C int", "conv_im2col", _overflowing_pad, ValueError,
+     r"conv_param\['pad'\] = 2147483647"),
     ("im2col: x_shape with fewer channels", "conv_im2col", lambda c: _with(c, 0, (2, 2, 8, 8)),
      ValueError, "channels"),
     ("im2col: cols of fewer taps", "conv_im2col", lambda c: _with(c, 4, c[4][:, :-1].copy()),
@@ -155,6 +171,13 @@ def test_a_tampered_cache_raises_an_error_naming_the_entry(name, layer, tamper, 
     backward, cache, dout, _ = LAYERS[layer]
     with pytest.raises(error, match=text):
         backward(dout, tamper(cache))
+
+
+def test_a_pooling_cache_of_planes_an_int32_argmax_cannot_index_is_refused():
+    """x_shape claims 2**32 pixels per plane: no forward pass makes that cache (nothing is allocated)."""
+    cache = ((1, 1, 2**16, 2**16), np.zeros((1, 1, 1, 1), np.int32), np.float32, (2**16, 2**16, 1))
+    with pytest.raises(ValueError, match=r"cache entry x_shape of shape \(1, 1, 65536, 65536\) has planes of"):
+        fl.max_pool_backward_fast(np.ones((1, 1, 1, 1), np.float32), cache)
 
 
 @pytest.mark.parametrize("layer", sorted(LAYERS))

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
-from convlab import layers
+from convlab import fast_layers, layers
 from convlab._fast import conv as conv_kernels
 from convlab._fast import im2col as im2col_kernels
 from convlab._fast import pool as pool_kernels
@@ -22,6 +22,7 @@ from convlab.fast_layers import (
     activation_forward_fast,
     conv_backward_fast,
     conv_backward_im2col,
+    conv_backward_input_fast,
     conv_backward_weights_fast,
     conv_forward_fast,
     conv_forward_im2col,
@@ -721,6 +722,153 @@ def test_max_pool_backward_rejects_wrong_dout_shape():
     out, cache = max_pool_forward_fast(GOOD_X, GOOD_POOL)
     with pytest.raises(ValueError, match="dout must have the shape"):
         max_pool_backward_fast(np.zeros((2, 3, 4, 5)), cache)
+
+
+# --------------------------------------------------------------------------
+# Absurd sizes and parameters: a ValueError naming the argument before any
+# kernel runs
+# --------------------------------------------------------------------------
+#
+# The kernels take strides and pads as C ints.  ``H + 2 * pad`` once
+# overflowed a C int in the kernels: a crash in conv_forward_fast and
+# conv_backward_fast, garbage from conv_forward_im2col.
+
+
+@pytest.mark.parametrize("algorithm", ["direct", "winograd"])
+@pytest.mark.parametrize("forward", [conv_forward_fast, conv_forward_im2col, layers.conv_forward_naive])
+@pytest.mark.parametrize("w_shape, stride, pad", [((1, 1, 1, 1), 2**30, 2**31 - 1), ((1, 1, 3, 3), 1, 2**30)])
+def test_conv_refuses_a_pad_that_overflows_the_padded_size(algorithm, forward, w_shape, stride, pad):
+    x, w, b = np.ones((1, 1, 3, 3), np.float32), np.ones(w_shape, np.float32), np.zeros(1, np.float32)
+    before = fast_layers.conv_algorithm()
+    fast_layers.set_conv_algorithm(algorithm)
+    try:
+        with pytest.raises(ValueError, match=rf"conv_param\['pad'\] = {pad} pads x"):
+            forward(x, w, b, {"stride": stride, "pad": pad})
+    finally:
+        fast_layers.set_conv_algorithm(before)
+
+
+@pytest.mark.parametrize("forward", [conv_forward_fast, conv_forward_im2col, layers.conv_forward_naive])
+@pytest.mark.parametrize("stride", [2**31, 2**40])
+def test_conv_refuses_a_stride_beyond_a_C_int(forward, stride):
+    """A 3x3 filter on a 3x3 input tiles it with any stride; one past 2**31 - 1 is refused, not an OverflowError."""
+    x, w, b = np.ones((1, 1, 3, 3)), np.ones((1, 1, 3, 3)), np.zeros(1)
+    with pytest.raises(ValueError, match=r"conv_param\['stride'\] must be at most 2\*\*31 - 1"):
+        forward(x, w, b, {"stride": stride, "pad": 0})
+
+
+@pytest.mark.parametrize("forward", [max_pool_forward_fast, layers.max_pool_forward_naive])
+@pytest.mark.parametrize("stride", [2**31, 2**40, float("inf")])
+def test_max_pool_refuses_a_stride_beyond_a_C_int(forward, stride):
+    with pytest.raises(ValueError, match=r"pool_param\['stride'\] must be"):
+        forward(np.ones((1, 1, 3, 3)), {"pool_height": 3, "pool_width": 3, "stride": stride})
+
+
+def test_conv_refuses_a_padded_image_too_large_for_a_work_buffer():
+    """Each padded plane fits (46337**2 < 2**31 pixels), but 2**30 + 1 of them in float64 wrap a Py_ssize_t.
+
+    The inputs are broadcast views (nothing is allocated): the check comes
+    before the contiguous copies.
+    """
+    C = 2**30 + 1
+    x = np.broadcast_to(np.float64(0), (1, C, 1, 1))
+    w = np.broadcast_to(np.float64(0), (1, C, 1, 1))
+    with pytest.raises(ValueError, match=r"conv_param\['pad'\] = 23168 pads each image of x .* 1073741825 x 46337 "
+                                         r"x 46337 values"):
+        conv_forward_fast(x, w, np.zeros(1), {"stride": 1, "pad": 23168})
+
+
+def test_max_pool_refuses_planes_an_int32_argmax_cannot_index():
+    """A plane of 2**31 + 2**16 pixels, as a broadcast view (nothing is allocated)."""
+    x = np.broadcast_to(np.float32(0), (1, 1, 2**16, 2**15 + 1))
+    with pytest.raises(ValueError, match=r"x of shape \(1, 1, 65536, 32769\) has planes of 65536 x 32769 = "
+                                         r"2147549184 pixels; max pooling records each winner as an int32 index"):
+        max_pool_forward_fast(x, {"pool_height": 3, "pool_width": 3, "stride": 1})
+
+
+def test_the_int32_argmax_limit_is_2_to_the_31_minus_1_pixels():
+    fast_layers._check_pool_plane((1, 1, 1, 2**31 - 1), "x")
+    fast_layers._check_pool_plane((1, 1, 46340, 46340), "x")
+    with pytest.raises(ValueError, match="int32"):
+        fast_layers._check_pool_plane((1, 1, 1, 2**31), "x")
+    with pytest.raises(ValueError, match="int32"):
+        fast_layers._check_pool_plane((1, 1, 46341, 46341), "x")
+
+
+@pytest.mark.parametrize("eps", [float("nan"), float("inf"), 0.0, -1e-5, "tiny"])
+@pytest.mark.parametrize("mode", ["train", "test"])
+@pytest.mark.parametrize("forward", [spatial_batchnorm_act_forward_fast, layers.spatial_batchnorm_act_forward])
+def test_batchnorm_refuses_an_eps_that_is_not_positive_and_finite(forward, mode, eps):
+    x, p = np.ones((2, 3, 4, 4)), np.ones(3)
+    with pytest.raises(ValueError, match=r"bn_param\['eps'\] must be"):
+        forward(x, p, p, {"mode": mode, "eps": eps})
+
+
+# --------------------------------------------------------------------------
+# Empty batches (N = 0), no channels, empty maps: as the naive layers do
+# --------------------------------------------------------------------------
+
+
+def _empty_layer_pairs(C):
+    """name -> ((naive forward, naive backward), (fast forward, fast backward)), forwards taking x only."""
+    w, b = np.linspace(-1, 1, 2 * C * 9).reshape(2, C, 3, 3), np.array([0.5, -0.5])
+    conv = {"stride": 1, "pad": 1}
+    pool = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    pool3 = {"pool_height": 3, "pool_width": 3, "stride": 1}
+    gamma, beta = np.linspace(1, 2, C), np.linspace(-1, 1, C)
+    pairs = {
+        "conv": ((lambda x: layers.conv_forward_naive(x, w, b, conv), layers.conv_backward_naive),
+                 (lambda x: conv_forward_fast(x, w, b, conv), conv_backward_fast)),
+        "conv_dx": ((lambda x: layers.conv_forward_naive(x, w, b, conv), lambda d, c: layers.conv_backward_naive(d, c)[0]),
+                    (lambda x: conv_forward_fast(x, w, b, conv), conv_backward_input_fast)),
+        "conv_dw": ((lambda x: layers.conv_forward_naive(x, w, b, conv), lambda d, c: layers.conv_backward_naive(d, c)[1:]),
+                    (lambda x: conv_forward_fast(x, w, b, conv), conv_backward_weights_fast)),
+        "conv_im2col": ((lambda x: layers.conv_forward_naive(x, w, b, conv), layers.conv_backward_naive),
+                        (lambda x: conv_forward_im2col(x, w, b, conv), conv_backward_im2col)),
+        "pool_2x2": ((lambda x: layers.max_pool_forward_naive(x, pool), layers.max_pool_backward_naive),
+                     (lambda x: max_pool_forward_fast(x, pool), max_pool_backward_fast)),
+        "pool_3x3": ((lambda x: layers.max_pool_forward_naive(x, pool3), layers.max_pool_backward_naive),
+                     (lambda x: max_pool_forward_fast(x, pool3), max_pool_backward_fast)),
+        "pool_floor": ((layers.max_pool_floor_forward_naive, layers.max_pool_floor_backward_naive),
+                       (max_pool_floor_forward_fast, max_pool_floor_backward_fast)),
+        "activation": ((lambda x: layers.activation_forward(x, "gelu"), layers.activation_backward),
+                       (lambda x: activation_forward_fast(x, "gelu"), activation_backward_fast)),
+    }
+    for mode in ("train", "test"):
+        def bn(forward, mode=mode):
+            stats = {"running_mean": np.linspace(-1, 1, C), "running_var": np.linspace(1, 2, C)}
+            return lambda x: forward(x, gamma, beta, {"mode": mode, **stats}, "leaky_relu")
+        pairs[f"bn_{mode}"] = ((bn(layers.spatial_batchnorm_act_forward), layers.spatial_batchnorm_act_backward),
+                               (bn(spatial_batchnorm_act_forward_fast), spatial_batchnorm_act_backward_fast))
+    return pairs
+
+
+EMPTY_SHAPES = [(0, 3, 4, 4), (2, 0, 4, 4), (0, 0, 4, 4), (2, 3, 0, 0)]
+EMPTY_LAYERS = sorted(_empty_layer_pairs(1))
+
+
+@pytest.mark.parametrize("layer", EMPTY_LAYERS)
+@pytest.mark.parametrize("shape", EMPTY_SHAPES, ids=str)
+def test_empty_input_behaves_as_in_the_naive_layer(layer, shape):
+    """The same outputs and gradients (shapes, dtypes and values), or a ValueError where the naive layer raises one."""
+    (naive_forward, naive_backward), (fast_forward, fast_backward) = _empty_layer_pairs(shape[1])[layer]
+    x = np.zeros(shape)
+    try:
+        expected_out, naive_cache = naive_forward(x)
+    except ValueError as error:
+        # a window larger than an empty map is worded differently; no example in train mode is not
+        match = "x must hold at least one example in train mode" if "at least one example" in str(error) else None
+        with pytest.raises(ValueError, match=match):
+            fast_forward(x)
+        return
+    out, cache = fast_forward(x)
+    dout = np.ones(out.shape)
+    got, expected = fast_backward(dout, cache), naive_backward(dout, naive_cache)
+    got = got if isinstance(got, tuple) else (got,)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    for g, e in zip((out, *got), (expected_out, *expected), strict=True):
+        assert g.shape == e.shape and g.dtype == e.dtype, (g.shape, g.dtype, e.shape, e.dtype)
+        np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

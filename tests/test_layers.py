@@ -17,6 +17,7 @@ from convlab.layers import (
     batchnorm_forward,
     conv_backward_naive,
     conv_forward_naive,
+    conv_output_size,
     dropout_backward,
     dropout_forward,
     leaky_relu_backward,
@@ -577,6 +578,13 @@ CONV_B = np.zeros(4)
         (CONV_X, CONV_W, CONV_B, {"stride": 3, "pad": 1}, r"does not tile the padded input.*\(2, 3, 5, 5\)"),
         (CONV_X, CONV_W, CONV_B, {"stride": 1}, r"conv_param must contain 'pad'"),
         (CONV_X, CONV_W, np.zeros(3), {"stride": 1, "pad": 1}, r"b must have shape \(4,\).*got shape \(3,\)"),
+        # sizes the fast kernels cannot hold are refused by the naive layer too
+        (np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3, 3)), np.zeros(1), {"stride": 2**31, "pad": 0},
+         r"conv_param\['stride'\] must be at most 2\*\*31 - 1; got 2147483648"),
+        (np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 1, 1)), np.zeros(1), {"stride": 2**30, "pad": 2**31 - 1},
+         r"conv_param\['pad'\] = 2147483647 pads x \(shape \(1, 1, 3, 3\)\) to planes of 4294967297 x 4294967297"),
+        (CONV_X, CONV_W, CONV_B, {"stride": float("inf"), "pad": 1}, r"conv_param\['stride'\] must be an integer"),
+        (CONV_X, CONV_W, CONV_B, {"stride": 1, "pad": float("nan")}, r"conv_param\['pad'\] must be an integer"),
     ],
 )
 def test_conv_forward_naive_bad_input(x, w, b, conv_param, match):
@@ -592,11 +600,24 @@ def test_conv_forward_naive_bad_input(x, w, b, conv_param, match):
         ((2, 3, 4, 4), {"pool_height": 2, "pool_width": 2, "stride": 0}, r"pool_param\['stride'\] must be positive"),
         ((2, 3, 4, 4), {"pool_height": 0, "pool_width": 2, "stride": 1}, r"pool_param\['pool_height'\] must be positive"),
         ((2, 3, 4), {"pool_height": 2, "pool_width": 2, "stride": 2}, r"x must have shape \(N, C, H, W\)"),
+        ((1, 1, 3, 3), {"pool_height": 3, "pool_width": 3, "stride": 2**31},
+         r"pool_param\['stride'\] must be at most 2\*\*31 - 1"),
+        ((1, 1, 3, 3), {"pool_height": 3, "pool_width": 3, "stride": float("inf")},
+         r"pool_param\['stride'\] must be an integer"),
     ],
 )
 def test_max_pool_forward_naive_bad_input(x_shape, pool_param, match):
     with pytest.raises(ValueError, match=match):
         max_pool_forward_naive(np.zeros(x_shape), pool_param)
+
+
+def test_conv_output_size_bounds_each_padded_plane_by_a_C_int():
+    """At most 2**31 - 1 pixels per padded plane: 46339**2 fits, 46341**2 does not."""
+    assert conv_output_size((1, 1, 3, 3), (1, 1, 1, 1), {"stride": 1, "pad": 23168}) == (46339, 46339)
+    with pytest.raises(ValueError, match=r"conv_param\['pad'\] = 23169 pads x .* 46341 x 46341 = 2147488281 pixels"):
+        conv_output_size((1, 1, 3, 3), (1, 1, 1, 1), {"stride": 1, "pad": 23169})
+    with pytest.raises(ValueError, match=r"x has shape \(1, 1, 46341, 46341\): planes of"):
+        conv_output_size((1, 1, 46341, 46341), (1, 1, 1, 1), {"stride": 1, "pad": 0})
 
 
 def test_affine_forward_bad_input():
@@ -621,6 +642,13 @@ def test_batchnorm_bad_input(forward):
         forward(x, np.ones(3), np.zeros(3), {})
     with pytest.raises(ValueError, match=r"bn_param\['running_mean'\] must have shape \(3,\).*\(5,\)"):
         forward(x, np.ones(3), np.zeros(3), {"mode": "test", "running_mean": np.zeros(5)})
+
+
+@pytest.mark.parametrize("mode", ["train", "test"])
+@pytest.mark.parametrize("eps", [float("nan"), float("inf"), float("-inf"), 0.0, -1e-5, "tiny", None])
+def test_batchnorm_refuses_an_eps_that_is_not_positive_and_finite(mode, eps):
+    with pytest.raises(ValueError, match=r"bn_param\['eps'\] must be"):
+        batchnorm_forward(np.ones((4, 3)), np.ones(3), np.zeros(3), {"mode": mode, "eps": eps})
 
 
 def test_batchnorm_bad_input_dimensions():

@@ -52,6 +52,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import stat
 import tarfile
 import tempfile
 import zlib
@@ -152,20 +153,48 @@ class _BatchUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def _open_regular_file(path: Path):
+    """Open ``path`` for reading in binary mode, if it is a regular file.
+
+    A FIFO, a device or a socket in place of a batch file could block the
+    read forever or never end, so anything but a regular file (or a symbolic
+    link to one) is a :class:`CIFAR10Error` naming the file.  The file is
+    opened without blocking (opening a FIFO would otherwise wait for a
+    writer) and checked with ``fstat``, so that what is checked is what is
+    read.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else \
+                "a device or socket"
+            raise CIFAR10Error(f"CIFAR-10 file {path} is {kind}, not a regular file. {_advice(path)}")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _unpickle(path: Path) -> dict:
     """Load the pickled dictionary in ``path``; keys are returned as ``str``.
 
     The original files were written by Python 2, whose strings unpickle as
     ``bytes`` or ``str`` depending on the encoding; ``latin1`` turns them into
     ``str`` and keeps NumPy's array bytes intact. Keys that still arrive as
-    ``bytes`` are decoded, so both spellings are accepted.
+    ``bytes`` are decoded, so both spellings are accepted.  Only regular files
+    are read (see :func:`_open_regular_file`).
     """
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with _open_regular_file(path) as f:
             obj = _BatchUnpickler(f, encoding="latin1").load()
     except FileNotFoundError:
         raise CIFAR10NotFoundError(f"CIFAR-10 file {path} does not exist. {_advice(path)}") from None
+    except CIFAR10Error:
+        raise
     except OSError as e:
         raise CIFAR10Error(f"CIFAR-10 file {path} could not be read ({e}). {_advice(path)}") from e
     except Exception as e:  # any unpickling failure means a truncated or corrupt file
@@ -205,20 +234,38 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         desc = (f"array of shape {data.shape} and dtype {data.dtype}"
                 if isinstance(data, np.ndarray) else type(data).__name__)
         raise bad(f"'data' should be a uint8 array of shape (N, {ROW_LENGTH}), got {desc}")
-    try:
-        labels = np.asarray(batch["labels"])
-    except Exception as e:
-        raise bad(f"'labels' cannot be read as an array ({e})") from e
-    if labels.ndim != 1 or labels.shape[0] != data.shape[0]:
-        raise bad(f"'labels' should have shape ({data.shape[0]},) to match 'data', "
-                  f"got {labels.shape}")
-    if labels.size and labels.dtype.kind not in "iu":
-        raise bad(f"'labels' should be integers, got dtype {labels.dtype}")
-    labels = labels.astype(np.int64)
-    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-        raise bad(f"labels should lie in 0..{NUM_CLASSES - 1}, "
-                  f"found {labels.min()}..{labels.max()}")
-    return data, labels
+    return data, _checked_labels(batch["labels"], data.shape[0], bad)
+
+
+def _checked_labels(labels, n: int, bad) -> np.ndarray:
+    """A batch's ``labels`` as an int64 array of shape ``(n,)``, each in ``0..9``.
+
+    ``labels`` must be a list (or tuple) of ``n`` integers, or a 1-D integer
+    array of length ``n``; anything else raises ``bad(what is wrong)``.  The
+    type, the length and every entry are checked *before* NumPy sees the
+    labels: ``np.asarray`` expands nested lists in full, and a pickle of a
+    few kilobytes can nest lists that share their entries 27 levels deep,
+    which would expand to gigabytes.
+    """
+    if isinstance(labels, np.ndarray):
+        if labels.ndim != 1 or labels.shape[0] != n:
+            raise bad(f"'labels' should have shape ({n},) to match 'data', got {labels.shape}")
+        if n and labels.dtype.kind not in "iu":
+            raise bad(f"'labels' should be integers, got dtype {labels.dtype}")
+        low, high = (int(labels.min()), int(labels.max())) if n else (0, 0)
+    elif isinstance(labels, (list, tuple)):
+        if len(labels) != n:
+            raise bad(f"'labels' should have shape ({n},) to match 'data', got a "
+                      f"{type(labels).__name__} of {len(labels)} entries")
+        for value in labels:
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+                raise bad(f"'labels' should be integers, found a {type(value).__name__}")
+        low, high = (int(min(labels)), int(max(labels))) if n else (0, 0)
+    else:
+        raise bad(f"'labels' should be a list of {n} integers, got {type(labels).__name__}")
+    if low < 0 or high >= NUM_CLASSES:
+        raise bad(f"labels should lie in 0..{NUM_CLASSES - 1}, found {low}..{high}")
+    return np.asarray(labels, dtype=np.int64)
 
 
 def load_CIFAR_batch(filename):
@@ -323,9 +370,12 @@ def cifar10_class_names(root=None):
     names = meta.get("label_names")
     if not isinstance(names, (list, tuple)) or len(names) != NUM_CLASSES \
             or not all(isinstance(n, (str, bytes)) for n in names):
+        # described by type and length: the repr of nested lists can be huge
+        got = f"a {type(names).__name__}" + (f" of {len(names)} entries"
+                                             if isinstance(names, (list, tuple)) else "")
         raise CIFAR10Error(
             f"CIFAR-10 file {path} is not a valid batches.meta: 'label_names' should be a "
-            f"list of {NUM_CLASSES} strings, got {names!r:.200}. {_advice(path)}"
+            f"list of {NUM_CLASSES} strings, got {got}. {_advice(path)}"
         )
     return [n.decode("latin1") if isinstance(n, bytes) else n for n in names]
 

@@ -55,6 +55,7 @@ which start a fresh interpreter.
 
 import numbers
 import platform
+import sys
 
 import numpy as np
 
@@ -71,7 +72,7 @@ except ImportError as error:  # the Cython extension was never compiled (or not 
         f"`pip install -e .` or `python setup.py build_ext --inplace` (this needs a C compiler "
         f"and Cython), or install convlab from a wheel."
     ) from error
-from convlab.layers import ACTIVATIONS, batchnorm_settings, conv_output_size, pool_output_size
+from convlab.layers import ACTIVATIONS, INDEX_MAX, batchnorm_settings, conv_output_size, pool_output_size
 
 __all__ = [
     "conv_forward_fast",
@@ -298,8 +299,9 @@ def conv_forward_fast(x, w, b, conv_param):
     ------
     ValueError
         For the shape and parameter errors listed in
-        :func:`convlab.layers.conv_output_size`, or a bias that is not of
-        shape ``(F,)``.
+        :func:`convlab.layers.conv_output_size`, a bias that is not of
+        shape ``(F,)``, or a padded image too large for the kernels' work
+        buffers (see :func:`_check_padded_image`).
     TypeError
         If ``x``, ``w`` or ``b`` is not real-valued (complex, say).
     """
@@ -464,10 +466,32 @@ def _prepare_conv(x, w, b, conv_param):
     if b.shape != (F,):
         raise ValueError(f"b must have shape (F,) = ({F},) for w of shape {w.shape}; got shape {b.shape}")
     dtype = _real_dtype(x=x, w=w, b=b)
+    pad = int(conv_param["pad"])
+    _check_padded_image(x.shape, pad, dtype.itemsize, "conv_param['pad']")
     x = np.ascontiguousarray(x, dtype=dtype)
     w = np.ascontiguousarray(w, dtype=dtype)
     b = np.ascontiguousarray(b, dtype=dtype)
-    return x, w, b, int(conv_param["stride"]), int(conv_param["pad"]), H_out, W_out
+    return x, w, b, int(conv_param["stride"]), pad, H_out, W_out
+
+
+def _check_padded_image(x_shape, pad, itemsize, pad_name):
+    """Refuse a convolution whose padded image would not fit a work buffer.
+
+    The direct kernels copy one image at a time into a zero-padded buffer of
+    ``C * (H + 2 * pad) * (W + 2 * pad)`` values, plus less than a row,
+    whose size in bytes is a ``Py_ssize_t``.  :func:`conv_output_size` already
+    bounds each padded plane by 2**31 - 1 pixels; with enough channels their
+    product could still wrap around, so sizes past half the address space are
+    a ``ValueError`` naming ``pad_name`` (or ``x``, without padding).
+    """
+    _, C, H, W = x_shape
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    size = C * Hp * Wp * itemsize
+    if size > sys.maxsize // 2:
+        source = f"{pad_name} = {pad} pads each image of x (shape {tuple(x_shape)}) to" if pad else \
+            f"x has shape {tuple(x_shape)}: images of"
+        raise ValueError(f"{source} {C} x {Hp} x {Wp} values ({size} bytes), more than a "
+                         f"work buffer can address")
 
 
 _NO_BIAS = {np.float32: np.empty(0, dtype=np.float32), np.float64: np.empty(0, dtype=np.float64)}
@@ -538,7 +562,9 @@ def max_pool_forward_fast(x, pool_param):
     Raises
     ------
     ValueError
-        For the errors listed in :func:`convlab.layers.pool_output_size`.
+        For the errors listed in :func:`convlab.layers.pool_output_size`, or
+        (any window but 2x2 with stride 2) planes of more than 2**31 - 1
+        pixels: see :func:`_check_pool_plane`.
     TypeError
         If ``x`` is not real-valued.
     """
@@ -546,6 +572,8 @@ def max_pool_forward_fast(x, pool_param):
     H_out, W_out = pool_output_size(x.shape, pool_param)
     dtype = _real_dtype(x=x)
     ph, pw, stride = int(pool_param["pool_height"]), int(pool_param["pool_width"]), int(pool_param["stride"])
+    if (ph, pw, stride) != (2, 2, 2):
+        _check_pool_plane(x.shape, "x")
     x = np.ascontiguousarray(x, dtype=dtype)
     N, C, H, W = x.shape
     out = np.empty((N, C, H_out, W_out), dtype=dtype)
@@ -556,6 +584,22 @@ def max_pool_forward_fast(x, pool_param):
         argmax = np.empty((N, C, H_out, W_out), dtype=np.int32)
         _pool.max_pool_forward(x, out, argmax, ph, pw, stride)
     return out, (x.shape, argmax, dtype, (ph, pw, stride))
+
+
+def _check_pool_plane(x_shape, name):
+    """Refuse planes whose pixels an int32 ``argmax`` cannot index.
+
+    The general max pooling kernel records each window's winner as the flat
+    index ``h * W + w`` inside its plane, in an int32 array; a plane of more
+    than 2**31 - 1 pixels would wrap it.  (The 2x2 stride-2 kernel records
+    positions 0 to 3 inside the window, and has no such limit.)
+    """
+    H, W = x_shape[2], x_shape[3]
+    if H * W > INDEX_MAX:
+        raise ValueError(f"{name} of shape {tuple(x_shape)} has planes of {H} x {W} = {H * W} pixels; "
+                         f"max pooling records each winner as an int32 index in its plane, so at "
+                         f"most 2**31 - 1 pixels per plane are supported (2x2 windows with stride 2 "
+                         f"have no such limit)")
 
 
 def max_pool_backward_fast(dout, cache):
@@ -683,7 +727,8 @@ def _channel_rows(x):
     if x.ndim != 4:
         raise ValueError(f"x must have shape (N, C, H, W); got shape {x.shape}")
     dtype = _real_dtype(x=x)
-    return np.ascontiguousarray(x, dtype=dtype).reshape(x.shape[0], x.shape[1], -1)
+    N, C, H, W = x.shape
+    return np.ascontiguousarray(x, dtype=dtype).reshape(N, C, H * W)  # not -1: N or C may be 0
 
 
 def activation_forward_fast(x, activation="relu", alpha=0.01):
@@ -791,6 +836,8 @@ def spatial_batchnorm_act_forward_fast(x, gamma, beta, bn_param, activation="rel
     mode, eps, momentum = batchnorm_settings(bn_param, C, np.float64)
     out = np.empty_like(x3)
     if mode == "train":
+        if N * x3.shape[2] == 0:
+            raise ValueError(f"x must hold at least one example in train mode; got shape {np.shape(x)}")
         mean, invstd = np.empty(C), np.empty(C)
         _bn_act.bn_act_forward_train(x3, gamma, beta, eps, code, alpha, out, mean, invstd)
         var = 1.0 / invstd**2 - eps
@@ -873,7 +920,7 @@ def spatial_batchnorm_act_backward_fast(dout, cache):
 # safely.
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_INT_MAX = 2**31 - 1  # the kernels take strides, pads and window sizes as C ints
+_INT_MAX = INDEX_MAX  # the kernels take strides, pads and window sizes as C ints
 
 
 def _cache_entries(cache, length, layer):
@@ -945,6 +992,7 @@ def _conv_cache(cache):
     stride = _cached_int(stride, "stride", 1)
     pad = _cached_int(pad, "pad", 0)
     H_out, W_out = _conv_sizes(x.shape, w.shape, stride, pad)
+    _check_padded_image(x.shape, pad, x.itemsize, "cache entry pad")
     return x, w, stride, pad, H_out, W_out
 
 
@@ -991,6 +1039,7 @@ def _pool_cache(cache):
                              f"got window {window}")
         want = (N, C, H // 2, W // 2)
     else:
+        _check_pool_plane((N, C, H, W), "cache entry x_shape")
         try:
             want = (N, C) + pool_output_size((N, C, H, W), {"pool_height": ph, "pool_width": pw,
                                                             "stride": stride})

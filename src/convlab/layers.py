@@ -14,7 +14,16 @@ Conventions (the CS231n lineage)
 * Bad input raises :class:`ValueError` naming the argument and the shapes.
 """
 
+import math
+
 import numpy as np
+
+#: The largest stride, and the most pixels in one (padded) plane, that the
+#: layers accept: 2**31 - 1, the largest C ``int``.  The fast kernels take
+#: strides, pads and window sizes as C ints and record max pooling's winners
+#: as int32 indices inside a plane; the naive layers refuse the same inputs,
+#: so that the two agree on what is an error.
+INDEX_MAX = 2**31 - 1
 
 
 def conv_output_size(x_shape, w_shape, conv_param):
@@ -41,9 +50,11 @@ def conv_output_size(x_shape, w_shape, conv_param):
     ------
     ValueError
         If a shape has the wrong number of dimensions, the channels of ``x``
-        and ``w`` differ, the stride is not positive, the pad is negative,
-        a filter is larger than the padded input, or the filter does not
-        tile the padded input with this stride.
+        and ``w`` differ, the stride is not positive or above
+        :data:`INDEX_MAX`, the pad is negative, a padded plane
+        ``(H + 2 * pad) * (W + 2 * pad)`` has more than :data:`INDEX_MAX`
+        pixels, a filter is larger than the padded input, or the filter does
+        not tile the padded input with this stride.
     """
     x_shape, w_shape = tuple(x_shape), tuple(w_shape)
     if len(x_shape) != 4:
@@ -60,11 +71,17 @@ def conv_output_size(x_shape, w_shape, conv_param):
         )
     if stride <= 0:
         raise ValueError(f"conv_param['stride'] must be positive; got {stride}")
+    if stride > INDEX_MAX:
+        raise ValueError(f"conv_param['stride'] must be at most 2**31 - 1; got {stride}")
     if pad < 0:
         raise ValueError(f"conv_param['pad'] must be non-negative; got {pad}")
     if HH <= 0 or WW <= 0:
         raise ValueError(f"w must have a non-empty filter; got shape {w_shape}")
     Hp, Wp = H + 2 * pad, W + 2 * pad
+    if Hp * Wp > INDEX_MAX:
+        source = f"conv_param['pad'] = {pad} pads x (shape {x_shape}) to" if pad else f"x has shape {x_shape}:"
+        raise ValueError(f"{source} planes of {Hp} x {Wp} = {Hp * Wp} pixels; at most 2**31 - 1 "
+                         f"pixels per padded plane are supported")
     if HH > Hp or WW > Wp:
         raise ValueError(
             f"filter of w (shape {w_shape}) is larger than the padded input "
@@ -97,8 +114,9 @@ def pool_output_size(x_shape, pool_param):
     Raises
     ------
     ValueError
-        If ``x`` is not 4-D, a parameter is not positive, the window is larger
-        than the input, or the window does not tile the input with this stride.
+        If ``x`` is not 4-D, a parameter is not positive, the stride is above
+        :data:`INDEX_MAX`, the window is larger than the input, or the window
+        does not tile the input with this stride.
     """
     x_shape = tuple(x_shape)
     if len(x_shape) != 4:
@@ -109,6 +127,8 @@ def pool_output_size(x_shape, pool_param):
     for name, value in (("pool_height", ph), ("pool_width", pw), ("stride", stride)):
         if value <= 0:
             raise ValueError(f"pool_param['{name}'] must be positive; got {value}")
+    if stride > INDEX_MAX:
+        raise ValueError(f"pool_param['stride'] must be at most 2**31 - 1; got {stride}")
     N, C, H, W = x_shape
     if ph > H or pw > W:
         raise ValueError(
@@ -128,7 +148,11 @@ def _int_param(params, dict_name, key):
     if key not in params:
         raise ValueError(f"{dict_name} must contain '{key}'; got keys {sorted(params)}")
     value = params[key]
-    if isinstance(value, (bool, np.bool_)) or int(value) != value:
+    try:
+        integral = not isinstance(value, (bool, np.bool_)) and int(value) == value
+    except (TypeError, ValueError, OverflowError):  # None, a string, NaN, an infinity
+        integral = False
+    if not integral:
         raise ValueError(f"{dict_name}['{key}'] must be an integer; got {value!r}")
     return int(value)
 
@@ -522,10 +546,10 @@ def batchnorm_settings(bn_param, D, dtype):
     mode = bn_param.get("mode")
     if mode not in ("train", "test"):
         raise ValueError(f"bn_param['mode'] must be 'train' or 'test'; got {mode!r}")
-    eps = float(bn_param.get("eps", 1e-5))
-    momentum = float(bn_param.get("momentum", 0.9))
-    if eps <= 0:
-        raise ValueError(f"bn_param['eps'] must be positive; got {eps}")
+    eps = _float_param(bn_param, "eps", 1e-5)
+    momentum = _float_param(bn_param, "momentum", 0.9)
+    if not (eps > 0 and math.isfinite(eps)):
+        raise ValueError(f"bn_param['eps'] must be positive and finite; got {eps}")
     if not 0.0 <= momentum <= 1.0:
         raise ValueError(f"bn_param['momentum'] must be in [0, 1]; got {momentum}")
     if "running_mean" not in bn_param:
@@ -539,6 +563,15 @@ def batchnorm_settings(bn_param, D, dtype):
                 f"got shape {np.shape(bn_param[key])}"
             )
     return mode, eps, momentum
+
+
+def _float_param(bn_param, key, default):
+    """``bn_param[key]`` (or ``default``) as a float, with an error naming the key."""
+    value = bn_param.get(key, default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"bn_param['{key}'] must be a real number; got {value!r}") from None
 
 
 def batchnorm_forward(x, gamma, beta, bn_param):
@@ -562,8 +595,9 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     beta : ndarray of shape (D,)
         Shift.
     bn_param : dict
-        ``'mode'`` (``'train'`` or ``'test'``, required), ``'eps'`` (default
-        1e-5), ``'momentum'`` (default 0.9), ``'running_mean'`` and
+        ``'mode'`` (``'train'`` or ``'test'``, required), ``'eps'`` (positive
+        and finite, default 1e-5), ``'momentum'`` (in [0, 1], default 0.9),
+        ``'running_mean'`` and
         ``'running_var'`` (arrays of shape ``(D,)``). The running statistics
         are created on first use (zeros and ones, in the dtype of ``x``) and
         the updated ones are stored back into ``bn_param``.
@@ -579,8 +613,9 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     ------
     ValueError
         If ``x`` is not 2-D, ``gamma`` or ``beta`` is not of shape ``(D,)``,
-        or ``bn_param`` has an unknown mode or running statistics of the
-        wrong shape.
+        or ``bn_param`` has an unknown mode, an ``eps`` that is not positive
+        and finite (NaN, an infinity, zero), a ``momentum`` outside [0, 1], or
+        running statistics of the wrong shape.
     """
     x, gamma, beta = np.asarray(x), np.asarray(gamma), np.asarray(beta)
     if x.ndim != 2:

@@ -413,7 +413,7 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t F = w.shape[0], HH = w.shape[2], WW = w.shape[3]
-    cdef Py_ssize_t K = C * HH * WW, Hp = H + 2 * pad_h, Wp = W + 2 * pad_w
+    cdef Py_ssize_t K = C * HH * WW, Hp = H + 2 * <Py_ssize_t>pad_h, Wp = W + 2 * <Py_ssize_t>pad_w
     cdef Py_ssize_t nr = _nr(&out[0, 0, 0, 0]), nc = _nc(&out[0, 0, 0, 0])
     cdef Py_ssize_t P = out.shape[2] * out.shape[3], n
     if N == 0 or F == 0 or P == 0:
@@ -641,7 +641,7 @@ def conv_backward_weights(const real[:, :, :, ::1] x, const real[:, :, :, ::1] d
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t F = dout.shape[1], K = C * HH * WW, P = dout.shape[2] * dout.shape[3]
     cdef Py_ssize_t nchunks = (N + DW_CHUNK - 1) // DW_CHUNK, ch, n1
-    cdef Py_ssize_t Hp = H + 2 * pad, Wp = W + 2 * pad
+    cdef Py_ssize_t Hp = H + 2 * <Py_ssize_t>pad, Wp = W + 2 * <Py_ssize_t>pad
     cdef Py_ssize_t nr = _nr(&x[0, 0, 0, 0])
     cdef Py_ssize_t rows, cols  # of each chunk's padded partial sum
     dtype = np.float32 if real is float else np.float64
@@ -785,7 +785,8 @@ def conv_backward_input_col2im(const real[:, :, :, ::1] dout, const real[:, :, :
     """
     cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
     cdef Py_ssize_t F = w.shape[0], HH = w.shape[2], WW = w.shape[3], K = C * HH * WW
-    cdef Py_ssize_t Hp = H + 2 * pad, Wp = W + 2 * pad, n, P = dout.shape[2] * dout.shape[3]
+    cdef Py_ssize_t Hp = H + 2 * <Py_ssize_t>pad, Wp = W + 2 * <Py_ssize_t>pad
+    cdef Py_ssize_t n, P = dout.shape[2] * dout.shape[3]
     cdef Py_ssize_t nr = _nr(&dx[0, 0, 0, 0]), nc = _nc(&dx[0, 0, 0, 0])
     if N == 0 or K == 0:
         return

@@ -66,8 +66,8 @@ def im2col(const real[:, :, :, ::1] x, real[:, :, ::1] cols,
         (``OMP_NUM_THREADS`` or the number of cores), fewer for small problems.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t H_out = (H + 2 * pad - HH) // stride + 1
-    cdef Py_ssize_t W_out = (W + 2 * pad - WW) // stride + 1
+    cdef Py_ssize_t H_out = (H + 2 * <Py_ssize_t>pad - HH) // stride + 1
+    cdef Py_ssize_t W_out = (W + 2 * <Py_ssize_t>pad - WW) // stride + 1
     cdef Py_ssize_t nc, n, c, i, j, k, ho, wo, h_in, w_in, p
     num_threads = pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
     with nogil:
@@ -116,8 +116,8 @@ def col2im(const real[:, :, ::1] dcols, real[:, :, :, ::1] dx,
     single thread, in a fixed order.
     """
     cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
-    cdef Py_ssize_t H_out = (H + 2 * pad - HH) // stride + 1
-    cdef Py_ssize_t W_out = (W + 2 * pad - WW) // stride + 1
+    cdef Py_ssize_t H_out = (H + 2 * <Py_ssize_t>pad - HH) // stride + 1
+    cdef Py_ssize_t W_out = (W + 2 * <Py_ssize_t>pad - WW) // stride + 1
     cdef Py_ssize_t nc, n, c, i, j, k, ho, wo, h_in, w_in, p, h, w
     num_threads = pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
     with nogil:

@@ -31,6 +31,7 @@ airbench-style nets.
 """
 
 from cython.parallel cimport prange
+from libc.limits cimport INT_MAX
 from libc.string cimport memset
 
 from convlab._fast._threads cimport pick_threads
@@ -72,12 +73,21 @@ def max_pool_forward(const real[:, :, :, ::1] x, real[:, :, :, ::1] out,
     num_threads : int, optional
         OpenMP threads; 0 (default) uses the OpenMP default
         (``OMP_NUM_THREADS`` or the number of cores), fewer for small problems.
+
+    Raises
+    ------
+    ValueError
+        If a plane has more than 2**31 - 1 pixels, which ``argmax`` cannot
+        index.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t H_out = out.shape[2], W_out = out.shape[3]
     cdef Py_ssize_t nc, n, c, ho, wo, i, j, h0, w0
     cdef int best_idx
     cdef real best, v
+    if H * W > INT_MAX:  # the caller refuses such planes; an int32 index would wrap
+        raise ValueError(f"max_pool_forward: planes of {H} x {W} pixels are more than an int32 "
+                         f"argmax can index")
     num_threads = pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
     with nogil:
         for nc in prange(N * C, num_threads=num_threads, schedule="dynamic", chunksize=4):

@@ -446,7 +446,7 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
         raise ValueError(f"conv_forward: w has {w.shape[1]} input channels, x has {C}")
     if pad_h < 0 or pad_w < 0:
         raise ValueError(f"conv_forward: pad_h and pad_w must be >= 0; got {pad_h}, {pad_w}")
-    cdef Py_ssize_t H_out = H + 2 * pad_h - 2, W_out = W + 2 * pad_w - 2
+    cdef Py_ssize_t H_out = H + 2 * <Py_ssize_t>pad_h - 2, W_out = W + 2 * <Py_ssize_t>pad_w - 2
     if H_out < 1 or W_out < 1:
         raise ValueError(f"conv_forward: a 3 x 3 filter does not fit x of shape "
                          f"{tuple(x.shape)[:4]} with pads {pad_h}, {pad_w}")
