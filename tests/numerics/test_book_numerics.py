@@ -22,6 +22,7 @@ book several times (about ten minutes). Run it explicitly::
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -82,8 +83,13 @@ SETTINGS = [
              threads=2, chapters=tuple(c for c in ALL_CHAPTERS if c != LIVE_RUN)),
     Numerics("avx2-machine", simd="avx2", blas="Haswell", numpy_level="X86_V3",
              threads=2),
+    # Chapter 3 claims speedups of the vector kernels that every x86-64 and ARM
+    # computer runs (the `portable` path at least); the plain C kernels, the
+    # fallback for other processors, are too slow for those floors. Its
+    # numerics on this path are checked by the chapter itself (every path vs naive).
     Numerics("plain-one-thread", simd="plain", blas="Sandybridge", numpy_level="X86_V2",
-             threads=1),
+             threads=1, chapters=tuple(c for c in ALL_CHAPTERS
+                                       if c not in (TRAINING, LIVE_RUN, "03-fast-layers.ipynb"))),
 ]
 
 # NumPy's dispatch groups above each level (NumPy 2.4 names; unknown names are ignored)
@@ -173,5 +179,12 @@ def test_chapters_print_the_same_under_other_numerics(numerics):
     )
     assert run.returncode == 0, (
         f"chapters print differently under {numerics} (exit {run.returncode}):\n"
-        f"{run.stdout[-8000:]}\n{run.stderr[-2000:]}"
+        + "\n".join(what_failed(run.stdout)) + f"\n\n{run.stdout[-6000:]}\n{run.stderr[-2000:]}"
     )
+
+
+def what_failed(output):
+    """The lines of pytest's output that say which cell failed and how."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    keep = re.compile(r"^(FAILED |_+ .* _+$|[A-Za-z]*Error: |\s+[-+] )")
+    return [line for line in plain.splitlines() if keep.search(line)]
