@@ -64,3 +64,15 @@ def test_the_kit_runs_on_the_course_named_by_course_from_anywhere(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.rstrip().endswith("every mark's exercise exists")
+
+
+def test_grading_needs_the_installed_convlab_to_be_built_from_the_course(tmp_path):
+    from convlab.instructor.grade import installed_differences
+
+    assert installed_differences(ROOT) == []            # this repository, installed in place
+    package = tmp_path / "src" / "convlab"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_bytes((ROOT / "src/convlab/__init__.py").read_bytes())
+    (package / "layers.py").write_text((ROOT / "src/convlab/layers.py").read_text() + "\n# changed\n")
+    (package / "new_module.py").write_text("")
+    assert installed_differences(tmp_path) == ["src/convlab/layers.py", "src/convlab/new_module.py"]
