@@ -76,3 +76,14 @@ def test_grading_needs_the_installed_convlab_to_be_built_from_the_course(tmp_pat
     (package / "layers.py").write_text((ROOT / "src/convlab/layers.py").read_text() + "\n# changed\n")
     (package / "new_module.py").write_text("")
     assert installed_differences(tmp_path) == ["src/convlab/layers.py", "src/convlab/new_module.py"]
+
+
+def test_without_the_instructor_extra_the_kit_says_which_package_is_missing(tmp_path):
+    # nbformat stands for any dependency of the kit that a plain `pip install convlab` leaves out
+    hide = ("import runpy, sys; sys.modules['nbformat'] = None; sys.argv = ['convlab.instructor', 'check']; "
+            "runpy.run_module('convlab.instructor', run_name='__main__')")
+    run = subprocess.run([sys.executable, "-c", hide], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr == ("error: the course kit needs nbformat, which is not installed; install convlab with "
+                          "its instructor extra: pip install 'convlab[instructor]' (or -e '.[instructor]' in "
+                          "the course)\n")
