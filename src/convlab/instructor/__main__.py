@@ -78,7 +78,7 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check", parents=[common], help="markers balanced, ids unique, every exercise graded by a test")
     release = commands.add_parser("release", parents=[common], help="write a student's tree (and a grader's bundle)")
-    release.add_argument("--assign", required=True, help="comma-separated globs of exercise ids, e.g. 'conv.*,pool.forward'")
+    release.add_argument("--assign", required=True, help="comma-separated globs of exercise ids, e.g. 'conv.*,pool.*,spatial_bn.forward'")
     release.add_argument("--out", required=True, type=Path, help="new directory for the student's tree")
     release.add_argument("--bundle", type=Path, help="new directory for the grader's bundle (hidden tests, manifest)")
     solve = commands.add_parser("solve", parents=[common], help="put the solutions back into a released tree")
