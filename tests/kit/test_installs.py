@@ -8,8 +8,9 @@
    ``check`` works on the course it is run in or named by ``--course``, and outside a course the
    command ends with one error line and status 2.
 
-The two installs each compile the kernels (about a minute and a half on one core), so they are
-made at the same time, once per session. ``CONVLAB_KIT_WHEEL=path`` uses a wheel built before
+The course is a ``git clone`` of this repository, so it holds what is committed. The two installs
+each compile the kernels (about a minute and a half on one core), so they are made at the same
+time, once per session. ``CONVLAB_KIT_WHEEL=path`` uses a wheel built before
 (e.g. the portability stage's) instead of building one. pip uses its usual configuration and
 cache; ``PIP_NO_COMPILE`` only skips writing bytecode at install time.
 """
@@ -181,6 +182,10 @@ def test_the_kit_from_a_wheel_in_a_fresh_venv(installs, tmp_path):
     here = _run([python, "-m", "convlab.instructor", "check"], cwd=course / "book")
     for run in (named, here):
         assert run.stdout.rstrip().endswith("every mark's exercise exists"), run.stdout
+    # grade's precondition: the installed package is the course's code, file for file
+    same = _run([python, "-c", "import sys; from convlab.instructor.grade import installed_differences; "
+                 "print(installed_differences(sys.argv[1]))", course], cwd=tmp_path)
+    assert same.stdout.strip() == "[]", same.stdout
     outside = subprocess.run([python, "-m", "convlab.instructor", "check"], cwd=tmp_path,
                              capture_output=True, text=True)
     assert outside.returncode == 2 and outside.stdout == ""
