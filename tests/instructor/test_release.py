@@ -50,3 +50,21 @@ def test_a_release_refused_for_a_shared_line_names_the_unassigned_exercise_to_ad
     assert not (tmp_path / "out").exists()
     assert sorted(release(tmp_path / "course", "a.forward,a.backward", tmp_path / "out")["exercises"]) == [
         "a.backward", "a.forward"]
+
+
+def test_an_earlier_release_and_bundle_inside_the_course_are_not_part_of_it(tmp_path):
+    # `release --out release --bundle grading` run at the course's root writes both inside the
+    # repository; a later release copied them (hidden tests included) into the student's tree.
+    import subprocess
+
+    from convlab.instructor.release import repository_files
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    for path in ("src/convlab/layers.py", "tests/hidden/test_hidden_layers.py",
+                 "release/src/convlab/layers.py", "release/src/convlab/submit/assignment.json",
+                 "grading/assignment.json", "grading/tests/hidden/test_hidden_layers.py",
+                 "notes/assignment.json"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("")
+    assert repository_files(tmp_path) == ["notes/assignment.json", "src/convlab/layers.py",
+                                          "tests/hidden/test_hidden_layers.py"]

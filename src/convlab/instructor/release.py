@@ -42,13 +42,34 @@ def _instructor_only(path):
     return any(fnmatch.fnmatch(path, pattern) for pattern in INSTRUCTOR_ONLY)
 
 
+def _earlier_outputs(root, paths):
+    """Folders among ``paths`` that hold a student's tree or a grader's bundle written by an earlier release.
+
+    Run from the course's root, ``release --out release --bundle grading``
+    writes both inside the repository, as new files that git lists; they are
+    outputs, never part of the course (the bundle holds the hidden tests).
+    """
+    folders = set()
+    for path in paths:
+        if path.endswith("/" + MANIFEST):
+            folders.add(path[:-len("/" + MANIFEST)])
+        elif path.endswith("/assignment.json") and (Path(root) / path).parent.joinpath("tests", "hidden").is_dir():
+            folders.add(path[:-len("/assignment.json")])
+    return folders
+
+
 def repository_files(root):
-    """Relative paths of the files of the repository at ``root``: git's tracked and new, not ignored ones."""
+    """Relative paths of the files of the repository at ``root``: git's tracked and new, not ignored ones.
+
+    Earlier releases' trees and bundles inside the repository are left out.
+    """
     listing = subprocess.run(
         ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         check=True, capture_output=True, text=True,
     ).stdout
-    return sorted(path for path in set(listing.split("\0")) if path and (Path(root) / path).is_file())
+    paths = [path for path in set(listing.split("\0")) if path and (Path(root) / path).is_file()]
+    outputs = _earlier_outputs(root, paths)
+    return sorted(path for path in paths if not any(path.startswith(folder + "/") for folder in outputs))
 
 
 def find_exercises(root, files=None):
