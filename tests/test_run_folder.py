@@ -401,3 +401,69 @@ def test_ensemble_members_are_preprocessed_as_their_own_runs(tmp_path, data, cap
     assert accuracies["a"] == accuracies["b"]
     assert float(accuracies["a"][str(tmp_path / "a")]) == pytest.approx(a["final_test_acc"], abs=1e-4)
     assert float(accuracies["a"][str(tmp_path / "b")]) == pytest.approx(b["final_test_acc"], abs=1e-4)
+
+
+# Issue 24: a run resumed on a machine with another SIMD path continued silently with other
+# numbers; the fingerprint recorded neither the SIMD path nor the BLAS.
+def _numerics(simd_path="avx2", threads=2, architecture="Haswell"):
+    return {"simd_path": simd_path, "threads": threads,
+            "blas": [{"internal_api": "openblas", "architecture": architecture, "version": "0.3.31",
+                      "threads": threads}]}
+
+
+def _checkpoint(out, run_info, epoch=1):
+    """A checkpoint file whose only content is its fingerprint (enough for RunFolder)."""
+    from convlab import checkpoint
+
+    checkpoint.save(out / f"checkpoint_epoch_{epoch}.npz", {"x": np.zeros(1)},
+                    {"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "run_info": run_info})
+
+
+def test_the_fingerprint_records_this_machines_simd_path_blas_and_threads():
+    from convlab.fast_layers import build_info
+
+    recorded = run_dir.fingerprint({"epochs": 1}, 0, 1, 1, 1)["numerics"]
+    assert recorded == run_dir.numerics()
+    assert recorded["simd_path"] == build_info()["simd_path"]
+    assert recorded["threads"] == build_info()["threads"]
+    assert recorded["blas"] and all(set(b) == {"internal_api", "architecture", "version", "threads"}
+                                    for b in recorded["blas"])
+    assert json.loads(json.dumps(recorded)) == recorded
+
+
+def test_other_numerics_are_the_same_run_but_named_and_a_strict_resume_refuses_them(tmp_path):
+    here = run_dir.fingerprint({"epochs": 2}, 0, 10, 5, 5, machine=_numerics())
+    there = run_dir.fingerprint({"epochs": 2}, 0, 10, 5, 5, machine=_numerics("portable", 1, "Prescott"))
+    assert run_dir.differences(there, here) == []            # the same run ...
+    assert run_dir.numerics_differences(there, here) == [    # ... computed with other numbers
+        "SIMD path portable in the folder, avx2 now",
+        "kernel threads 1 in the folder, 2 now",
+        "BLAS openblas 0.3.31 (Prescott, 1 threads) in the folder, openblas 0.3.31 (Haswell, 2 threads) now"]
+    assert run_dir.numerics_differences(here, here) == []
+    _checkpoint(tmp_path, there)
+    # the manifest of a resume that stopped before its first checkpoint records this machine
+    (tmp_path / "run.json").write_text(json.dumps({"format": "convlab-run", "version": 1,
+                                                   "status": "running", "fingerprint": here}))
+    with run_dir.RunFolder(tmp_path, here, resume=True) as folder:
+        assert folder.state == "resume" and folder.numerics_changes == run_dir.numerics_differences(there, here)
+    with pytest.raises(ValueError, match=r"--strict-resume: .*checkpoint_epoch_1\.npz was computed with other "
+                                         r"numerics than this machine's \(SIMD path portable in the folder, "
+                                         r"avx2 now; .*\), so the continuation would not be bit-identical"):
+        with run_dir.RunFolder(tmp_path, here, resume=True, strict=True):
+            pass
+    with run_dir.RunFolder(tmp_path, there, resume=True, strict=True) as folder:   # where it ran
+        assert folder.state == "resume" and folder.numerics_changes == []
+    with pytest.raises(ValueError, match="--strict-resume applies to --resume"):
+        run_dir.RunFolder(tmp_path, here, strict=True)
+
+
+def test_a_checkpoint_without_numerics_resumes_as_before_but_not_strictly(tmp_path):
+    here = run_dir.fingerprint({"epochs": 2}, 0, 10, 5, 5, machine=_numerics())
+    older = {k: v for k, v in here.items() if k != "numerics"}     # what convlab wrote before issue 24
+    _checkpoint(tmp_path, older)
+    assert run_dir.numerics_differences(older, here) is None
+    with run_dir.RunFolder(tmp_path, here, resume=True) as folder:
+        assert folder.state == "resume" and folder.numerics_changes == []
+    with pytest.raises(ValueError, match=r"--strict-resume: .* records no SIMD path, BLAS or thread count"):
+        with run_dir.RunFolder(tmp_path, here, resume=True, strict=True):
+            pass

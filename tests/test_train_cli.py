@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -128,8 +129,11 @@ def test_ctrl_c_prints_the_command_that_resumes_and_it_does(tmp_path):
     import time
 
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "convlab.train", "--recipe", "tiny", "--epochs", "3",
-               "--seed", "1", "--out", str(out), "--num-train", "1024", "--num-val", "64",
+    # enough epochs that a busy machine cannot finish them all between the first
+    # checkpoint and the signal
+    epochs = 12
+    command = [sys.executable, "-m", "convlab.train", "--recipe", "tiny", "--epochs", str(epochs),
+               "--seed", "1", "--out", str(out), "--num-train", "2048", "--num-val", "64",
                "--num-test", "64", "--no-progress"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_env())
@@ -137,6 +141,7 @@ def test_ctrl_c_prints_the_command_that_resumes_and_it_does(tmp_path):
     while not (out / "checkpoint_epoch_1.npz").exists() and proc.poll() is None \
             and time.time() < deadline:
         time.sleep(0.05)
+    assert proc.poll() is None, f"the run ended before it could be interrupted: {proc.stderr.read()}"
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130, stderr
@@ -150,4 +155,36 @@ def test_ctrl_c_prints_the_command_that_resumes_and_it_does(tmp_path):
                            capture_output=True, text=True, env=_env(), timeout=300)
     assert again.returncode == 0, again.stderr
     history = json.loads((out / "history.json").read_text())
-    assert history["resumed"] is True and [e["epoch"] for e in history["epochs"]] == [0, 1, 2, 3]
+    assert history["resumed"] is True
+    assert [e["epoch"] for e in history["epochs"]] == list(range(epochs + 1))
+
+
+# Issue 24: `--resume` on a machine with another SIMD path continued silently with other numbers.
+@needs_data
+def test_resume_with_other_numerics_warns_in_one_line_and_strict_resume_refuses(tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "convlab.train", "--recipe", "tiny", "--epochs", "1", "--seed", "1",
+            "--out", str(out), *SMALL]
+    first = subprocess.run(args, capture_output=True, text=True, env=_env(), timeout=300)
+    assert first.returncode == 0, first.stderr
+    (out / "model.npz").unlink()                   # resumable again: from its epoch-1 checkpoint
+    plain = dict(_env(), CONVLAB_SIMD="plain")     # never the path a CPU takes by default
+    strict = subprocess.run(args + ["--resume", "--strict-resume"], capture_output=True, text=True,
+                            env=plain, timeout=300)
+    assert strict.returncode == 2 and strict.stdout == ""
+    assert strict.stderr.splitlines()[-1].startswith("python -m convlab.train: error: --strict-resume: ")
+    assert " in the folder, plain now" in strict.stderr and "would not be bit-identical" in strict.stderr
+    assert not (out / "model.npz").exists()
+    resumed = subprocess.run(args + ["--resume"], capture_output=True, text=True, env=plain, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    warnings = [line for line in resumed.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and len(resumed.stderr.splitlines()) == 1, resumed.stderr
+    assert re.fullmatch(r"warning: --resume: \S+checkpoint_epoch_1\.npz was computed with other numerics "
+                        r"\(SIMD path \w+ in the folder, plain now\); the continuation will not be "
+                        r"bit-identical \(--strict-resume refuses\)", warnings[0]), warnings[0]
+    assert resumed.stdout.splitlines()[-1].startswith("test accuracy: 0.")
+    # the numerics the checkpoint was computed with continue it without a word, strictly or not
+    (out / "model.npz").unlink()
+    again = subprocess.run(args + ["--resume", "--strict-resume"], capture_output=True, text=True,
+                           env=_env(), timeout=300)
+    assert again.returncode == 0 and again.stderr == "", again.stderr

@@ -8,11 +8,19 @@ left behind:
 - A **fingerprint** says what a run computes: the recipe after overrides,
   the seed, the sizes of the data splits and the convlab version. It is kept
   in the folder's **manifest** ``run.json`` and in every checkpoint's
-  ``meta`` (as ``run_info``).
+  ``meta`` (as ``run_info``). It also records the machine's **numerics**
+  (:func:`numerics`): the kernels' SIMD path and threads and the BLAS, which
+  decide the last bits of every result but not what the run is.
 - A **fresh** run refuses a folder that holds another run's files, unless
   told to ``overwrite`` them (then only the files a run writes are deleted).
 - A **resumed** run refuses a folder whose fingerprint differs from its own,
   naming every entry that differs; a folder with nothing in it starts afresh.
+  Other numerics than those its latest checkpoint was computed with do not
+  stop it: :attr:`RunFolder.numerics_changes` names them (the command line
+  warns that the continuation will not be bit-identical), and a *strict*
+  resume refuses them. A checkpoint written before convlab recorded its
+  numerics counts as unknown: it resumes without a warning, and a strict
+  resume refuses it, since it cannot be shown to match.
 - A run that **finished** (the manifest says ``complete``, written after
   ``model.npz`` and ``history.json``) is not trained or evaluated again: its
   stored history is the answer. Printing it needs no write access, so it
@@ -42,10 +50,13 @@ import zipfile
 
 import numpy as np
 
-from convlab import checkpoint
+import threadpoolctl
 
-__all__ = ["MANIFEST", "fingerprint", "differences", "owned_files", "check_writable",
-           "RunFolder"]
+from convlab import checkpoint
+from convlab.fast_layers import build_info
+
+__all__ = ["MANIFEST", "fingerprint", "numerics", "differences", "numerics_differences",
+           "owned_files", "check_writable", "RunFolder"]
 
 MANIFEST = "run.json"
 _FORMAT = "convlab-run"
@@ -58,25 +69,58 @@ _OWNED_TMP = re.compile(r"^(run\.json|model\.npz|history\.json|checkpoint_epoch_
                         r"\.[^.]+\.tmp$")
 
 
-def fingerprint(recipe, seed, num_train, num_val, num_test):
-    """What a run computes, as plain JSON values.
+# The fingerprint's entry that describes the machine rather than the run.
+_NUMERICS = "numerics"
+
+
+def numerics():
+    """What decides the last bits of this machine's results: kernels, threads and BLAS.
+
+    Returns
+    -------
+    dict
+        ``simd_path`` (the kernels' path, :func:`convlab.fast_layers.build_info`),
+        ``threads`` (how many threads a kernel may use) and ``blas``: one
+        ``{"internal_api", "architecture", "version", "threads"}`` per BLAS
+        library loaded (threadpoolctl's ``threadpool_info``; ``architecture``
+        is the kernel family OpenBLAS chose for this CPU, e.g. ``"Haswell"``).
+    """
+    info = build_info()
+    blas = sorted(({"internal_api": lib.get("internal_api"), "architecture": lib.get("architecture"),
+                    "version": lib.get("version"), "threads": lib.get("num_threads")}
+                   for lib in threadpoolctl.threadpool_info() if lib.get("user_api") == "blas"),
+                  key=json.dumps)
+    return {"simd_path": info["simd_path"], "threads": info["threads"], "blas": blas}
+
+
+def fingerprint(recipe, seed, num_train, num_val, num_test, machine=None):
+    """What a run computes, as plain JSON values, and the numerics it computes with.
 
     Parameters
     ----------
     recipe : dict
         The recipe after overrides (:func:`convlab.recipes.resolve_recipe`).
     seed, num_train, num_val, num_test : int
+    machine : dict or None
+        The numerics (default: this machine's, :func:`numerics`).
 
     Returns
     -------
     dict
-        ``recipe``, ``seed``, ``num_train``, ``num_val``, ``num_test`` and
-        ``convlab_version``; tuples become lists (as JSON stores them).
+        ``recipe``, ``seed``, ``num_train``, ``num_val``, ``num_test``,
+        ``convlab_version`` and ``numerics``; tuples become lists (as JSON
+        stores them).
     """
     from convlab import __version__
     return json.loads(json.dumps({
         "recipe": recipe, "seed": seed, "num_train": num_train, "num_val": num_val,
-        "num_test": num_test, "convlab_version": __version__}))
+        "num_test": num_test, "convlab_version": __version__,
+        _NUMERICS: numerics() if machine is None else machine}))
+
+
+def _run_identity(fingerprint):
+    """A fingerprint without its numerics: what must match for a run to be the same run."""
+    return {k: v for k, v in fingerprint.items() if k != _NUMERICS} if isinstance(fingerprint, dict) else {}
 
 
 def differences(stored, current):
@@ -91,7 +135,9 @@ def differences(stored, current):
     -------
     list of str
         E.g. ``["seed: 0 in the folder, 1 now", "recipe entry epochs: 3 in
-        the folder, 5 now"]``; empty if they match.
+        the folder, 5 now"]``; empty if they match. The numerics are not
+        compared (see :func:`numerics_differences`): the same run may continue
+        on another machine.
     """
     lines = []
 
@@ -99,13 +145,47 @@ def differences(stored, current):
         if a != b:
             lines.append(f"{label}: {json.dumps(a)} in the folder, {json.dumps(b)} now")
 
-    stored = stored if isinstance(stored, dict) else {}
+    stored, current = _run_identity(stored), _run_identity(current)
     keys = [k for k in current if k != "recipe"] + [k for k in stored if k not in current]
     old_recipe, new_recipe = stored.get("recipe") or {}, current.get("recipe") or {}
     for key in sorted(set(old_recipe) | set(new_recipe)):
         compare(f"recipe entry {key}", old_recipe.get(key), new_recipe.get(key))
     for key in keys:
         compare(key, stored.get(key), current.get(key))
+    return lines
+
+
+def _blas_text(blas):
+    return ", ".join(f"{b.get('internal_api')} {b.get('version')} ({b.get('architecture')}, "
+                     f"{b.get('threads')} threads)" for b in blas) or "none"
+
+
+def numerics_differences(stored, current):
+    """How the numerics of two fingerprints differ, one readable line each.
+
+    Parameters
+    ----------
+    stored, current : dict
+        From :func:`fingerprint`.
+
+    Returns
+    -------
+    list of str or None
+        E.g. ``["SIMD path avx2 in the folder, portable now"]``; empty if they
+        match; None if ``stored`` records no numerics (written before convlab
+        recorded them): unknown.
+    """
+    old = stored.get(_NUMERICS) if isinstance(stored, dict) else None
+    if not isinstance(old, dict):
+        return None
+    new = current[_NUMERICS]
+    lines = []
+    if old.get("simd_path") != new["simd_path"]:
+        lines.append(f"SIMD path {old.get('simd_path')} in the folder, {new['simd_path']} now")
+    if old.get("threads") != new["threads"]:
+        lines.append(f"kernel threads {old.get('threads')} in the folder, {new['threads']} now")
+    if old.get("blas") != new["blas"]:
+        lines.append(f"BLAS {_blas_text(old.get('blas') or [])} in the folder, {_blas_text(new['blas'])} now")
     return lines
 
 
@@ -197,6 +277,10 @@ class RunFolder:
         Continue the run in ``out`` if there is one (else start afresh).
     overwrite : bool
         Delete another run's files in ``out`` and start afresh.
+    strict : bool
+        With ``resume``: refuse to continue a checkpoint computed with other
+        numerics than this machine's (:func:`numerics_differences`), or with
+        unknown ones.
 
     Attributes
     ----------
@@ -205,23 +289,31 @@ class RunFolder:
         or nothing to do (``history`` holds the finished run's history).
     latest_checkpoint : str or None
     history : dict or None
+    numerics_changes : list of str
+        When ``state`` is ``'resume'``: how this machine's numerics differ from
+        those of the latest checkpoint (empty if they match or are unknown).
 
     Raises
     ------
     ValueError
         On entering: ``out`` cannot be written to; it holds another run's
         files (without ``resume`` or ``overwrite``); its fingerprint (or that
-        of its latest checkpoint) differs from this run's; another run holds
-        its lock; ``resume`` and ``overwrite`` are both set.
+        of its latest checkpoint) differs from this run's; with ``strict``,
+        its numerics differ or are unknown; another run holds its lock;
+        ``resume`` and ``overwrite`` are both set.
     """
 
-    def __init__(self, out, fingerprint, resume=False, overwrite=False):
+    def __init__(self, out, fingerprint, resume=False, overwrite=False, strict=False):
         if resume and overwrite:
             raise ValueError("--resume and --overwrite contradict each other; choose one")
+        if strict and not resume:
+            raise ValueError("--strict-resume applies to --resume; add --resume")
         self.out = os.fspath(out)
         self.fingerprint = fingerprint
         self.resume = resume
         self.overwrite = overwrite
+        self.strict = strict
+        self.numerics_changes = []
         self.state = None
         self.latest_checkpoint = None
         self.history = None
@@ -305,7 +397,7 @@ class RunFolder:
                 raise ValueError(f"--resume: {latest} records no run fingerprint (an older "
                                  "convlab wrote it), so it cannot be matched to this run; "
                                  "use --overwrite to start afresh")
-            if stored is not None and meta["run_info"] != stored:
+            if stored is not None and _run_identity(meta["run_info"]) != _run_identity(stored):
                 raise ValueError(f"--resume: {latest} belongs to another run than "
                                  f"{os.path.join(self.out, MANIFEST)}; use --overwrite to "
                                  "start afresh")
@@ -334,6 +426,21 @@ class RunFolder:
             self.state = "fresh"
         else:
             self.state, self.latest_checkpoint = "resume", latest
+            self._compare_numerics(stored)
+
+    def _compare_numerics(self, stored):
+        """Set ``numerics_changes`` for continuing a checkpoint whose fingerprint is ``stored``."""
+        changes = numerics_differences(stored, self.fingerprint)
+        if self.strict and changes is None:
+            raise ValueError(f"--strict-resume: {self.latest_checkpoint} records no SIMD path, BLAS "
+                             "or thread count (an older convlab wrote it), so a bit-identical "
+                             "continuation cannot be promised; resume without --strict-resume")
+        if self.strict and changes:
+            raise ValueError(f"--strict-resume: {self.latest_checkpoint} was computed with other "
+                             "numerics than this machine's (" + "; ".join(changes) + "), so the "
+                             "continuation would not be bit-identical; resume it where it ran, "
+                             "or without --strict-resume")
+        self.numerics_changes = changes or []
 
     def _read_json(self, name):
         try:

@@ -144,10 +144,12 @@ def _count(option, value, minimum, maximum):
 
 
 def check_run(recipe_name, epochs=None, seed=0, out=None, resume=False, overwrite=False,
-              overrides=(), num_train=49000, num_val=1000, num_test=10000):
+              overrides=(), num_train=49000, num_val=1000, num_test=10000, strict_resume=False):
     """Check every option of a run before anything is loaded or written.
 
-    Parameters are those of :func:`run`.
+    Parameters are those of :func:`run`; ``strict_resume`` refuses to resume
+    a checkpoint computed with other (or unknown) numerics than this
+    machine's (see :class:`convlab.run_dir.RunFolder`).
 
     Returns
     -------
@@ -180,7 +182,7 @@ def check_run(recipe_name, epochs=None, seed=0, out=None, resume=False, overwrit
                          f"working model: {error}") from None
     out = os.fspath(out) if out is not None else os.path.join("runs", recipe_name)
     folder = RunFolder(out, fingerprint(recipe, seed, num_train, num_val, num_test),
-                       resume=resume, overwrite=overwrite)
+                       resume=resume, overwrite=overwrite, strict=strict_resume)
     folder.check_writable()
     return recipe, folder
 
@@ -310,6 +312,10 @@ def main(argv=None):
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its latest checkpoint (start it if "
                              "there is none; a finished run is not run again)")
+    parser.add_argument("--strict-resume", action="store_true",
+                        help="with --resume: refuse to continue a checkpoint computed with another "
+                             "SIMD path, BLAS or thread count (the continuation would not be "
+                             "bit-identical)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace another run's files in --out (without it such a folder "
                              "is refused)")
@@ -330,10 +336,14 @@ def main(argv=None):
             try:
                 recipe, folder = check_run(args.recipe, args.epochs, args.seed, args.out,
                                            args.resume, args.overwrite, args.set, args.num_train,
-                                           args.num_val, args.num_test)
+                                           args.num_val, args.num_test, args.strict_resume)
                 stack.enter_context(folder)
             except ValueError as error:
                 parser.error(str(error))
+            if folder.numerics_changes:
+                print(f"warning: --resume: {folder.latest_checkpoint} was computed with other "
+                      f"numerics ({'; '.join(folder.numerics_changes)}); the continuation will "
+                      "not be bit-identical (--strict-resume refuses)", file=sys.stderr)
             history = _complete_or_train(recipe, folder, args.seed, args.num_train,
                                          args.num_val, args.num_test, not args.no_progress,
                                          None, start)

@@ -27,3 +27,44 @@ def test_leak_scan_finds_markers_and_solution_lines_also_in_notebook_outputs(tmp
         ' "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
     leaks = leak_scan(tmp_path, {"out[n, :, i, j] = np.sum(w * window)"})
     assert sorted(leak.split(":")[0] for leak in leaks) == ["chapter.ipynb", "copied.md", "marked.py"]
+
+
+def test_a_release_refused_for_a_shared_line_names_the_unassigned_exercise_to_add(tmp_path):
+    # Two exercises share a line (as the convolution's and the pooling's window loops do): the
+    # unassigned one keeps its solution, so that line would show; the refusal says what to assign.
+    import subprocess
+
+    from convlab.instructor.release import release
+
+    subprocess.run(["git", "init", "-q", str(tmp_path / "course")], check=True)
+    source = tmp_path / "course" / "src" / "convlab" / "layers.py"
+    (source.parent / "submit").mkdir(parents=True)
+    (source.parent / "submit" / "__init__.py").write_text("")
+    source.write_text("def forward(x):\n    # BEGIN SOLUTION a.forward\n    for i in range(len(x)):\n"
+                      "        x[i] += 1\n    # END SOLUTION\n\n\ndef backward(x):\n"
+                      "    # BEGIN SOLUTION a.backward\n    for i in range(len(x)):\n        x[i] -= 1\n"
+                      "    # END SOLUTION\n")
+    with pytest.raises(ReleaseError, match=r"(?s)solution line 'for i in range\(len\(x\)\):'.*"
+                                           r"in the solutions of a\.backward, .*--assign 'a\.forward,a\.backward'"):
+        release(tmp_path / "course", "a.forward", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert sorted(release(tmp_path / "course", "a.forward,a.backward", tmp_path / "out")["exercises"]) == [
+        "a.backward", "a.forward"]
+
+
+def test_an_earlier_release_and_bundle_inside_the_course_are_not_part_of_it(tmp_path):
+    # `release --out release --bundle grading` run at the course's root writes both inside the
+    # repository; a later release copied them (hidden tests included) into the student's tree.
+    import subprocess
+
+    from convlab.instructor.release import repository_files
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    for path in ("src/convlab/layers.py", "tests/hidden/test_hidden_layers.py",
+                 "release/src/convlab/layers.py", "release/src/convlab/submit/assignment.json",
+                 "grading/assignment.json", "grading/tests/hidden/test_hidden_layers.py",
+                 "notes/assignment.json"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("")
+    assert repository_files(tmp_path) == ["notes/assignment.json", "src/convlab/layers.py",
+                                          "tests/hidden/test_hidden_layers.py"]

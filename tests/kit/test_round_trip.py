@@ -32,9 +32,9 @@ KERNEL_SOURCES = (".pyx", ".pxd", ".pxi", ".h")
 EXERCISE_TEST_FILES = ["tests/test_layers.py", "tests/test_layer_utils.py", "tests/test_three_layer_convnet.py"]
 
 
-def instructor(*args, cwd):
-    """Run ``python -m convlab.instructor ARGS`` and return its stdout (failing the test on an error)."""
-    run = subprocess.run([sys.executable, "-m", "convlab.instructor", *map(str, args)],
+def instructor(verb, *args, cwd):
+    """Run ``python -m convlab.instructor VERB --course ROOT ARGS`` and return its stdout (failing the test on an error)."""
+    run = subprocess.run([sys.executable, "-m", "convlab.instructor", verb, "--course", str(ROOT), *map(str, args)],
                          cwd=cwd, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
     return run.stdout

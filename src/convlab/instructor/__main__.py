@@ -1,23 +1,30 @@
-"""``python -m convlab.instructor``: check, release, solve and grade assignments."""
+"""``python -m convlab.instructor``: check, release, solve and grade assignments.
+
+Every command works on a course repository: ``--course DIR``, or else the git
+repository it is run in (see :mod:`convlab.instructor.course`).
+"""
 
 import argparse
 import sys
 import time
 from pathlib import Path
 
-from convlab.instructor import grade as grading
-from convlab.instructor import release as releasing
-from convlab.instructor.markers import MarkerError
-
-
-def _root():
-    return grading.PRISTINE
+try:
+    from convlab.instructor import grade as grading
+    from convlab.instructor import release as releasing
+    from convlab.instructor.course import CourseError, find_course
+    from convlab.instructor.markers import MarkerError
+except ModuleNotFoundError as missing:  # the kit's own dependencies come with the instructor extra
+    print(f"error: the course kit needs {missing.name}, which is not installed; install convlab with its "
+          "instructor extra: pip install 'convlab[instructor]' (or -e '.[instructor]' in the course)",
+          file=sys.stderr)
+    sys.exit(2)
 
 
 def cmd_check(args):
-    problems = releasing.check(_root())
-    exercises = releasing.find_exercises(_root())
-    tests = releasing.find_graded_tests(_root())
+    problems = releasing.check(args.course)
+    exercises = releasing.find_exercises(args.course)
+    tests = releasing.find_graded_tests(args.course)
     for exercise, places in exercises.items():
         graded = [t for t in tests if t["exercise"] == exercise]
         functions = ", ".join(sorted({p["function"] for p in places}))
@@ -30,11 +37,11 @@ def cmd_check(args):
 
 
 def cmd_release(args):
-    problems = releasing.check(_root())
+    problems = releasing.check(args.course)
     if problems:
         print("error: `check` found problems:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
-    manifest = releasing.release(_root(), args.assign, args.out, args.bundle)
+    manifest = releasing.release(args.course, args.assign, args.out, args.bundle)
     print(f"released {len(manifest['exercises'])} exercises: {', '.join(manifest['exercises'])}")
     print(f"student files to hand in: {', '.join(manifest['files'])}")
     print(f"leak scan: clean (no marker, no line of an assigned solution)")
@@ -45,7 +52,7 @@ def cmd_release(args):
 
 
 def cmd_solve(args):
-    restored = releasing.solve(_root(), args.tree)
+    restored = releasing.solve(args.course, args.tree)
     print(f"solutions put back in {len(restored)} files" + "".join(f"\n  {p}" for p in restored))
     return 0
 
@@ -53,7 +60,8 @@ def cmd_solve(args):
 def cmd_grade(args):
     start = time.monotonic()
     results, already = grading.grade(args.submissions, args.bundle, args.out, jobs=args.jobs,
-                                     timeout=args.timeout, memory_mb=args.memory, progress=not args.no_progress)
+                                     timeout=args.timeout, memory_mb=args.memory, progress=not args.no_progress,
+                                     course=args.course)
     print(grading.table(results))
     skipped = f" ({len(already)} graded before, not again)" if already else ""
     print(f"graded {len(results) - len(already)} submissions in {time.monotonic() - start:.0f} s{skipped}; "
@@ -62,16 +70,20 @@ def cmd_grade(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m convlab.instructor", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m convlab.instructor", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--course", type=Path, metavar="DIR",
+                        help="the course repository (default: the git repository of the current folder)")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("check", help="markers balanced, ids unique, every exercise graded by a test")
-    release = commands.add_parser("release", help="write a student's tree (and a grader's bundle)")
-    release.add_argument("--assign", required=True, help="comma-separated globs of exercise ids, e.g. 'conv.*,pool.forward'")
+    commands.add_parser("check", parents=[common], help="markers balanced, ids unique, every exercise graded by a test")
+    release = commands.add_parser("release", parents=[common], help="write a student's tree (and a grader's bundle)")
+    release.add_argument("--assign", required=True, help="comma-separated globs of exercise ids, e.g. 'conv.*,pool.*,spatial_bn.forward'")
     release.add_argument("--out", required=True, type=Path, help="new directory for the student's tree")
     release.add_argument("--bundle", type=Path, help="new directory for the grader's bundle (hidden tests, manifest)")
-    solve = commands.add_parser("solve", help="put the solutions back into a released tree")
+    solve = commands.add_parser("solve", parents=[common], help="put the solutions back into a released tree")
     solve.add_argument("tree", type=Path)
-    grade = commands.add_parser("grade", help="grade submissions (directories or zips)")
+    grade = commands.add_parser("grade", parents=[common], help="grade submissions (directories or zips)")
     grade.add_argument("submissions", nargs="+", type=Path)
     grade.add_argument("--bundle", required=True, type=Path, help="the grader's bundle written by release")
     grade.add_argument("--out", required=True, type=Path, help="directory for the JSON files and summary.csv")
@@ -82,6 +94,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if getattr(args, "jobs", 1) < 1 or getattr(args, "timeout", 1) <= 0 or getattr(args, "memory", 256) < 256:
         parser.error("--jobs must be >= 1, --timeout > 0 and --memory >= 256")
+    try:
+        args.course = find_course(args.course)
+    except CourseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         return {"check": cmd_check, "release": cmd_release, "solve": cmd_solve, "grade": cmd_grade}[args.command](args)
     except (releasing.ReleaseError, grading.GradeError, MarkerError) as err:

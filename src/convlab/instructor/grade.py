@@ -1,7 +1,8 @@
 """Grade submissions so that a bad one cannot break its own grading, or anyone else's.
 
-The pristine tree is the instructor's installed repository, kernels built
-once. For each submission and each exercise, a fresh subprocess (one thread,
+The pristine tree is the instructor's course repository (its tests and
+reference sources) together with the installed convlab built from it, kernels
+built once. For each submission and each exercise, a fresh subprocess (one thread,
 a memory cap, a per-test timeout) runs that exercise's tests, public and
 hidden, on the reference package with the submission's code for that
 exercise spliced in (:mod:`convlab.instructor.splice`); only whitelisted
@@ -29,6 +30,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 import convlab
+from convlab.instructor.course import find_course
 from convlab.instructor.sandbox import tail
 from convlab.instructor.splice import SpliceError, splice
 
@@ -36,7 +38,8 @@ STATUS_ORDER = ("import-error", "timeout", "crash", "fail", "pass")
 # The naive layers' module, the oracle that never uses the fast path: its exercises are graded
 # with the fast layers and kernels made to raise (convlab.instructor.guard).
 NAIVE_MODULE_FILE = "src/convlab/layers.py"
-PRISTINE = Path(convlab.__file__).resolve().parents[2]
+# The sources whose installed copy must be the course's: the reference the submissions are spliced into.
+_SOURCE_SUFFIXES = (".py", ".pyx", ".pxd", ".pxi", ".h")
 
 
 class GradeError(RuntimeError):
@@ -66,10 +69,34 @@ def _module_name(path):
     return ".".join(Path(path).relative_to("src").with_suffix("").parts)
 
 
-def collect_tests(bundle, exercises):
+def installed_differences(course):
+    """The package sources of ``course`` that the installed convlab does not have, byte for byte.
+
+    Grading imports the installed package and splices each submission into
+    the course's sources: both must be the same code, or a submission would be
+    graded against another reference than the one the tests were written for.
+
+    Returns
+    -------
+    list of str
+        Paths (relative to the course) that differ or are missing; empty if none.
+    """
+    source, installed = Path(course) / "src" / "convlab", Path(convlab.__file__).resolve().parent
+    if installed == source.resolve():
+        return []
+    differ = []
+    for path in sorted(source.rglob("*")):
+        if path.suffix in _SOURCE_SUFFIXES and "__pycache__" not in path.parts and path.is_file():
+            copy = installed / path.relative_to(source)
+            if not copy.is_file() or copy.read_bytes() != path.read_bytes():
+                differ.append(path.relative_to(course).as_posix())
+    return differ
+
+
+def collect_tests(bundle, exercises, course):
     """The graded tests, by exercise: ``{id: [(nodeid, points), ...]}``, public ones first.
 
-    Collected once (pytest ``--collect-only`` in a subprocess) from the pristine
+    Collected once (pytest ``--collect-only`` in a subprocess) from the course's
     ``tests/`` and the bundle's hidden tests.
     """
     with tempfile.TemporaryDirectory() as work:
@@ -88,11 +115,11 @@ def collect_tests(bundle, exercises):
             "json.dump(plugin.found, open(sys.argv[1], 'w'))\n"
             "sys.exit(code)\n"
         )
-        files = [str(p) for p in sorted((PRISTINE / "tests").glob("test_*.py")) if "mark.exercise" in p.read_text()]
+        files = [str(p) for p in sorted((course / "tests").glob("test_*.py")) if "mark.exercise" in p.read_text()]
         files.append(str(Path(bundle).resolve() / "tests" / "hidden"))
         run = subprocess.run(
             [sys.executable, "-c", script, str(out), "--collect-only", "-q", "-p", "no:cacheprovider",
-             "--rootdir", str(PRISTINE), "-c", str(PRISTINE / "pyproject.toml"), *files],
+             "--rootdir", str(course), "-c", str(course / "pyproject.toml"), *files],
             cwd=work, capture_output=True, text=True, env=_sandbox_env(),
         )
         if run.returncode != 0:
@@ -108,19 +135,19 @@ def collect_tests(bundle, exercises):
     return tests
 
 
-def _display(nodeid):
+def _display(nodeid, course):
     """A test's name without the machine's paths: ``tests/test_layers.py::...`` or ``hidden/test_....py::...``."""
     path, _, rest = nodeid.partition("::")
     path = Path(path)
-    shown = path.relative_to(PRISTINE) if path.is_relative_to(PRISTINE) else Path(path.parent.name) / path.name
+    shown = path.relative_to(course) if path.is_relative_to(course) else Path(path.parent.name) / path.name
     return f"{shown.as_posix()}::{rest}"
 
 
-def _without_machine_paths(text, spliced):
-    """``text`` with the grader's paths made relative: the pristine tree's, the spliced modules' and the bundle's."""
+def _without_machine_paths(text, spliced, course):
+    """``text`` with the grader's paths made relative: the course's, the spliced modules' and the bundle's."""
     for path, shown in spliced.items():
         text = text.replace(path, shown)
-    return re.sub(r"/\S*/hidden/(test_\w+\.py)", r"hidden/\1", text.replace(f"{PRISTINE}/", ""))
+    return re.sub(r"/\S*/hidden/(test_\w+\.py)", r"hidden/\1", text.replace(f"{course}/", ""))
 
 
 def _sandbox_env():
@@ -132,12 +159,12 @@ def _sandbox_env():
     return env
 
 
-def _run(work, overlay, nodeids, guard, timeout, memory_mb):
+def _run(work, overlay, nodeids, guard, timeout, memory_mb, course):
     """One sandbox process on ``nodeids``: (events, returncode, stderr, killed)."""
     results = Path(work) / "events.jsonl"
     results.unlink(missing_ok=True)
     spec = {"overlay": overlay, "nodeids": nodeids, "guard": guard, "timeout": timeout,
-            "results": str(results), "memory_mb": memory_mb, "rootdir": str(PRISTINE), "config": str(PRISTINE / "pyproject.toml")}
+            "results": str(results), "memory_mb": memory_mb, "rootdir": str(course), "config": str(course / "pyproject.toml")}
     spec_path = Path(work) / "spec.json"
     spec_path.write_text(json.dumps(spec))
     process = subprocess.Popen(
@@ -156,7 +183,7 @@ def _run(work, overlay, nodeids, guard, timeout, memory_mb):
     return events, process.returncode, output, killed
 
 
-def grade_exercise(submission, exercise, places, tests, reference, work, timeout=20, memory_mb=2048):
+def grade_exercise(submission, exercise, places, tests, reference, work, timeout=20, memory_mb=2048, course=None):
     """Grade one exercise of one submission.
 
     Parameters
@@ -176,15 +203,18 @@ def grade_exercise(submission, exercise, places, tests, reference, work, timeout
         Seconds per test.
     memory_mb : int
         Address-space cap of the sandbox process.
+    course : path or None
+        The course repository (default: see :func:`convlab.instructor.course.find_course`).
 
     Returns
     -------
     dict
         ``{"name", "status", "points", "max_points", "output", "tests": [...]}``.
     """
+    course = find_course(course)
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
-    records = {nodeid: {"name": _display(nodeid), "max_points": points, "points": 0, "status": None, "output": ""}
+    records = {nodeid: {"name": _display(nodeid, course), "max_points": points, "points": 0, "status": None, "output": ""}
                for nodeid, points in tests}
     overlay, problem = {}, None
     for file in sorted({p["file"] for p in places}):
@@ -203,7 +233,7 @@ def grade_exercise(submission, exercise, places, tests, reference, work, timeout
     guard = all(p["file"] == NAIVE_MODULE_FILE for p in places)
     remaining = [nodeid for nodeid, _ in tests] if problem is None else []
     while remaining:
-        events, code, output, killed = _run(work, overlay, remaining, guard, timeout, memory_mb)
+        events, code, output, killed = _run(work, overlay, remaining, guard, timeout, memory_mb, course)
         failures = [e for e in events if e["event"] in ("import-error", "collect-error")]
         if failures:
             problem = failures[0]["output"]
@@ -244,7 +274,7 @@ def grade_exercise(submission, exercise, places, tests, reference, work, timeout
         places_shown[str(work / (_module_name(file) + ".py"))] = f"{file} (spliced)"
         places_shown[_module_name(file) + ".py"] = f"{file} (spliced)"
     for record in records.values():
-        record["output"] = _without_machine_paths(record["output"], places_shown)
+        record["output"] = _without_machine_paths(record["output"], places_shown, course)
         record["status"] = record["status"] or "fail"
         record["points"] = record["max_points"] if record["status"] == "pass" else 0
     tests_out = list(records.values())
@@ -267,14 +297,18 @@ def _fingerprint(submission, manifest, graders):
     return digest.hexdigest()
 
 
-def grade(submissions, bundle, out, jobs=1, timeout=20, memory_mb=2048, progress=True):
+def grade(submissions, bundle, out, jobs=1, timeout=20, memory_mb=2048, progress=True, course=None):
     """Grade ``submissions`` into ``out``; returns ``({name: result}, names of those already graded)``.
 
     Writes ``out/<name>.json`` per submission (``score``, ``max_score`` and
     ``tests[{name, status, points, max_points, output}]``, one entry per
     exercise) and ``out/summary.csv``. A submission whose JSON already exists
     for the same files, assignment, tests and reference is not graded again.
+    ``course`` is the course repository (default: see
+    :func:`convlab.instructor.course.find_course`); the installed convlab must
+    be built from it (:func:`installed_differences`).
     """
+    course = find_course(course)
     bundle, out = Path(bundle), Path(out)
     manifest_path = bundle / "assignment.json"
     if not manifest_path.is_file():
@@ -291,13 +325,18 @@ def grade(submissions, bundle, out, jobs=1, timeout=20, memory_mb=2048, progress
     reference = {}
     for places in manifest["exercises"].values():
         for place in places:
-            source = PRISTINE / place["file"]
+            source = course / place["file"]
             reference[place["file"]] = source.read_text(encoding="utf-8")
             if f"def {place['function'].split('.')[-1]}" not in reference[place["file"]]:
-                raise GradeError(f"the pristine tree {PRISTINE} has no {place['function']} in {place['file']}")
+                raise GradeError(f"the course {course} has no {place['function']} in {place['file']}")
+    differ = installed_differences(course)
+    if differ:
+        shown = ", ".join(differ[:3]) + (f" and {len(differ) - 3} more" if len(differ) > 3 else "")
+        raise GradeError(f"the installed convlab ({Path(convlab.__file__).parent}) is not built from the course "
+                         f"{course}: {shown} differ; install the course (pip install -e {course}) before grading")
     out.mkdir(parents=True, exist_ok=True)
     graders = hashlib.sha256()  # a changed test or reference solution means grading again
-    for path in sorted((bundle / "tests").rglob("*.py")) + sorted((PRISTINE / "tests").glob("test_*.py")):
+    for path in sorted((bundle / "tests").rglob("*.py")) + sorted((course / "tests").glob("test_*.py")):
         graders.update(path.read_bytes())
     for file in sorted(reference):
         graders.update(reference[file].encode())
@@ -311,7 +350,7 @@ def grade(submissions, bundle, out, jobs=1, timeout=20, memory_mb=2048, progress
             already.append(name)
             continue
         todo.append((name, files, fingerprint))
-    tests = collect_tests(bundle, manifest["exercises"]) if todo else {}
+    tests = collect_tests(bundle, manifest["exercises"], course) if todo else {}
     jobs_list = [(name, files, e) for name, files, _ in todo for e in manifest["exercises"]]
     graded = {}
     with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(max(1, jobs)) as pool, \
@@ -320,7 +359,7 @@ def grade(submissions, bundle, out, jobs=1, timeout=20, memory_mb=2048, progress
         def one(job):
             name, files, exercise = job
             result = grade_exercise(files, exercise, manifest["exercises"][exercise], tests[exercise], reference,
-                                    Path(scratch) / name / exercise, timeout, memory_mb)
+                                    Path(scratch) / name / exercise, timeout, memory_mb, course)
             bar.update(1)
             return job, result
         for (name, _, exercise), result in pool.map(one, jobs_list):

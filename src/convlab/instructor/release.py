@@ -42,13 +42,34 @@ def _instructor_only(path):
     return any(fnmatch.fnmatch(path, pattern) for pattern in INSTRUCTOR_ONLY)
 
 
+def _earlier_outputs(root, paths):
+    """Folders among ``paths`` that hold a student's tree or a grader's bundle written by an earlier release.
+
+    Run from the course's root, ``release --out release --bundle grading``
+    writes both inside the repository, as new files that git lists; they are
+    outputs, never part of the course (the bundle holds the hidden tests).
+    """
+    folders = set()
+    for path in paths:
+        if path.endswith("/" + MANIFEST):
+            folders.add(path[:-len("/" + MANIFEST)])
+        elif path.endswith("/assignment.json") and (Path(root) / path).parent.joinpath("tests", "hidden").is_dir():
+            folders.add(path[:-len("/assignment.json")])
+    return folders
+
+
 def repository_files(root):
-    """Relative paths of the files of the repository at ``root``: git's tracked and new, not ignored ones."""
+    """Relative paths of the files of the repository at ``root``: git's tracked and new, not ignored ones.
+
+    Earlier releases' trees and bundles inside the repository are left out.
+    """
     listing = subprocess.run(
         ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         check=True, capture_output=True, text=True,
     ).stdout
-    return sorted(path for path in set(listing.split("\0")) if path and (Path(root) / path).is_file())
+    paths = [path for path in set(listing.split("\0")) if path and (Path(root) / path).is_file()]
+    outputs = _earlier_outputs(root, paths)
+    return sorted(path for path in paths if not any(path.startswith(folder + "/") for folder in outputs))
 
 
 def find_exercises(root, files=None):
@@ -176,6 +197,28 @@ def _secret_lines(root, files, exercises, assigned):
     return {line for line in inside - outside if len(line) >= 16 and not line.startswith("#")}
 
 
+def _kept_solutions_holding(root, files, assigned, secrets):
+    """The unassigned exercises whose solutions, kept in a release, hold a line of ``secrets``.
+
+    Such a line shows in the student's tree by design (an unassigned exercise
+    keeps its solution), so the leak scan refuses the release: the two
+    exercises share code (the convolution's and the pooling's window loops,
+    say) and must be assigned together.
+    """
+    kept = set()
+    for path in files:
+        if _instructor_only(path) or not path.endswith(MARKED_SUFFIXES + (".ipynb",)):
+            continue
+        text = (Path(root) / path).read_text(encoding="utf-8")
+        sources = ([cell.source for cell in notebooks.read(text).cells if cell.cell_type == "code"]
+                   if path.endswith(".ipynb") else [text])
+        for source in sources:
+            for block in find_blocks(source, path):
+                if block.exercise not in assigned and secrets & {line.strip() for line in block.lines}:
+                    kept.add(block.exercise)
+    return sorted(kept)
+
+
 def leak_scan(tree, secrets):
     """Places in the released ``tree`` where a marker or a secret solution line shows.
 
@@ -205,8 +248,15 @@ Implement the exercises below. Each one is a banner in the code that raises
 
 {table}
 
-Check your work with the public tests (run from this directory, after
-`pip install -e ".[test]"`):
+Install this directory first (in a virtual environment; it compiles the
+kernels, so it needs a C compiler): it gives you everything the chapters
+import and the kernel that runs them, and the public tests.
+
+    pip install -e ".[test,chapters]"
+
+Open the chapters (`book/*.ipynb`) in Jupyter (`pip install jupyterlab`) or
+any editor that runs notebooks. Check your work with the public tests (run
+from this directory):
 
     python -m convlab.submit check
 
@@ -281,10 +331,14 @@ def release(root, patterns, out, bundle=None):
                       for e in assigned)
     (out / "SUBMIT.md").write_text(
         SUBMIT_MD.format(table=table, files="\n".join(f"- `{f}`" for f in manifest["files"])), encoding="utf-8")
-    leaks = leak_scan(out, _secret_lines(root, files, exercises, set(assigned)))
+    secrets = _secret_lines(root, files, exercises, set(assigned))
+    leaks = leak_scan(out, secrets)
     if leaks:
         shutil.rmtree(out)
-        raise ReleaseError("the release leaked solutions and was deleted:\n  " + "\n  ".join(leaks))
+        kept = _kept_solutions_holding(root, files, set(assigned), secrets)
+        hint = (f"\nthese lines are also in the solutions of {', '.join(kept)}, which the release keeps because "
+                f"they are not assigned: assign them too (--assign '{patterns},{','.join(kept)}')" if kept else "")
+        raise ReleaseError("the release leaked solutions and was deleted:\n  " + "\n  ".join(leaks) + hint)
     if bundle is not None:
         bundle = Path(bundle)
         shutil.copytree(root / "tests" / "hidden", bundle / "tests" / "hidden",
