@@ -840,7 +840,10 @@ def spatial_batchnorm_act_forward_fast(x, gamma, beta, bn_param, activation="rel
             raise ValueError(f"x must hold at least one example in train mode; got shape {np.shape(x)}")
         mean, invstd = np.empty(C), np.empty(C)
         _bn_act.bn_act_forward_train(x3, gamma, beta, eps, code, alpha, out, mean, invstd)
-        var = 1.0 / invstd**2 - eps
+        # a channel whose variance overflowed (a diverging run) has invstd 0 and
+        # var inf, as in the naive layer; the Solver reports the divergence
+        with np.errstate(divide="ignore"):
+            var = 1.0 / invstd**2 - eps
         bn_param["running_mean"] = momentum * bn_param["running_mean"] + (1 - momentum) * mean
         bn_param["running_var"] = momentum * bn_param["running_var"] + (1 - momentum) * var
         cache = (mode, x3, mean, invstd, gamma, beta, code, alpha, np.shape(x))
