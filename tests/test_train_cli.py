@@ -135,8 +135,11 @@ def test_ctrl_c_prints_the_command_that_resumes_and_it_does(tmp_path):
     command = [sys.executable, "-m", "convlab.train", "--recipe", "tiny", "--epochs", str(epochs),
                "--seed", "1", "--out", str(out), "--num-train", "2048", "--num-val", "64",
                "--num-test", "64", "--no-progress"]
+    # A shell that starts a job in the background makes it ignore SIGINT, and Python keeps
+    # ignoring it: give the run the default disposition, as a terminal's Ctrl-C finds it.
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env())
+                            env=_env(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while not (out / "checkpoint_epoch_1.npz").exists() and proc.poll() is None \
             and time.time() < deadline:
