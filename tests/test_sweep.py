@@ -186,25 +186,36 @@ def test_a_script_without_a_main_guard_gets_told_why_the_workers_failed(tmp_path
 
 # 3. Scale-out: a separately started scheduler and two workers ---------------------
 
+def start_external_cluster(scheduler_file, procs):
+    """Start ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1.
+
+    They talk through ``scheduler_file``; every process started is appended to
+    ``procs`` (even if a later step fails), for the caller to terminate. Returns
+    once both workers have joined.
+    """
+    procs.append(subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    deadline = time.time() + 60
+    while not scheduler_file.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    for _ in range(2):
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
+             str(scheduler_file), "--nthreads", "1", "--no-dashboard", "--host",
+             "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    from dask.distributed import Client
+    with Client(scheduler_file=str(scheduler_file)) as client:
+        client.wait_for_workers(2, timeout=60)
+
+
 def test_a_separate_scheduler_and_workers_give_the_same_results(tmp_path, fake):
     local = _sweep(tmp_path / "local").run()
     scheduler_file = tmp_path / "scheduler.json"
-    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
-    procs = [subprocess.Popen([*dask, "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                               "--scheduler-file", str(scheduler_file)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs = []
     try:
-        deadline = time.time() + 60
-        while not scheduler_file.exists() and time.time() < deadline:
-            time.sleep(0.2)
-        for _ in range(2):
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
-                 str(scheduler_file), "--nthreads", "1", "--no-dashboard",
-                 "--host", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        from dask.distributed import Client
-        with Client(scheduler_file=str(scheduler_file)) as client:
-            client.wait_for_workers(2, timeout=60)
+        start_external_cluster(scheduler_file, procs)
         remote = _sweep(tmp_path / "remote", scheduler_file=str(scheduler_file)).run()
     finally:
         for p in reversed(procs):
@@ -362,21 +373,7 @@ def cluster(request, tmp_path, fake):
         if request.param == "local":
             return {}
         scheduler_file = tmp_path / "scheduler.json"
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-             "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        deadline = time.time() + 60
-        while not scheduler_file.exists() and time.time() < deadline:
-            time.sleep(0.2)
-        for _ in range(2):
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
-                 str(scheduler_file), "--nthreads", "1", "--no-dashboard", "--host",
-                 "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        from dask.distributed import Client
-        with Client(scheduler_file=str(scheduler_file)) as client:
-            client.wait_for_workers(2, timeout=60)
+        start_external_cluster(scheduler_file, procs)
         return {"scheduler_file": str(scheduler_file)}
 
     try:
