@@ -34,8 +34,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup-env.sh"
 cd "$ROOT"
 
-# Debian packages: the browser test's chromium now (unless CONVLAB_CHROMIUM names
-# another browser); the portability stages install their own when they run.
+# Debian packages: the browser test's chromium and fonts now (unless CONVLAB_CHROMIUM
+# names another browser); the portability stages install their own when they run.
 # scripts/debian-packages.txt lists them all.
 source "$ROOT/scripts/debian-packages.sh"
 CHROMIUM="${CONVLAB_CHROMIUM:-/usr/bin/chromium}"
