@@ -409,9 +409,11 @@ def test_epochs_given_twice_is_refused_naming_both(tmp_path):
 
 
 # Row 4: another grid into a used --out replaced sweep.json; finished trials vanished.
-def test_a_used_folder_refuses_another_plan_and_equal_values_are_one_point(tmp_path, fake):
+def test_a_used_folder_refuses_another_plan_and_equal_values_are_one_point(tmp_path, fake,
+                                                                          cluster):
+    where = cluster()
     out = tmp_path / "s"
-    first = _sweep(out, grid=parse_grid(["learning_rate=0.001,0.002"]), seeds=[0]).run()
+    first = _sweep(out, grid=parse_grid(["learning_rate=0.001,0.002"]), seeds=[0], **where).run()
     assert len(first.results) == 2
     plan = (out / "sweep.json").read_bytes()
     for other, message in (({"grid": parse_grid(["learning_rate=0.003"])}, "grid: "),
@@ -419,10 +421,10 @@ def test_a_used_folder_refuses_another_plan_and_equal_values_are_one_point(tmp_p
                             "seeds: \\[0\\] in the folder, \\[0, 1\\] now")):
         with pytest.raises(ValueError, match=f"--out {re.escape(str(out))} holds another sweep "
                                              f"\\(.*{message}"):
-            _sweep(out, **other)
+            _sweep(out, **other, **where)
     # a sweep planned before the other one wrote its plan is refused when it runs
-    late = _sweep(tmp_path / "t", grid=parse_grid(["learning_rate=0.003"]), seeds=[0])
-    _sweep(tmp_path / "t", grid=parse_grid(["learning_rate=0.001"]), seeds=[0]).run()
+    late = _sweep(tmp_path / "t", grid=parse_grid(["learning_rate=0.003"]), seeds=[0], **where)
+    _sweep(tmp_path / "t", grid=parse_grid(["learning_rate=0.001"]), seeds=[0], **where).run()
     with pytest.raises(ValueError, match="holds another sweep"):
         late.run()
     assert (out / "sweep.json").read_bytes() == plan
@@ -432,8 +434,8 @@ def test_a_used_folder_refuses_another_plan_and_equal_values_are_one_point(tmp_p
     with pytest.raises(ValueError, match="repeated value"):
         parse_grid(["learning_rate=0.1,0.10"])
     with pytest.raises(ValueError, match="--grid learning_rate: a value is given twice"):
-        _sweep(out, grid=[("learning_rate", ["0.1", "0.10"])])
-    again = _sweep(out, grid=[("learning_rate", ["1e-3", "0.0020"])], seeds=[0]).run()
+        _sweep(out, grid=[("learning_rate", ["0.1", "0.10"])], **where)
+    again = _sweep(out, grid=[("learning_rate", ["1e-3", "0.0020"])], seeds=[0], **where).run()
     assert again.skipped == 2 and len(fake()) == 3      # 2 in s, 1 in t: nothing re-run
 
 
