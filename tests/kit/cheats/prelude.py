@@ -26,6 +26,7 @@ import zipfile
 
 _CV_FENCE = "CONVLAB-CHEATS-FENCE"
 _CV_SKIP_DIRS = {"/proc", "/sys", "/dev", "/run", "/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc", "/var", "/boot"}
+_CV_SKIP_NAMES = {".git", ".venv", "site-packages", "__pycache__", "node_modules", ".pyenv"}
 
 
 def _cv_stub(function):
@@ -88,21 +89,20 @@ def _cv_ancestors():
 
 
 def _cv_anchors():
-    """Folders worth searching: the cwd and its parents, the ancestors' cwd and the paths in their
+    """Folders worth searching, each with its parent: the cwd, the ancestors' cwd and the paths in their
     command lines (the grader's submissions, bundle, output), our own arguments and /tmp."""
     found = [os.getcwd()]
     for pid in [os.getpid()] + _cv_ancestors():
         try:
-            found.append(os.readlink(f"/proc/{pid}/cwd"))
-            found += open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace").split("\0")
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+            arguments = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace").split("\0")
+            found += [cwd] + [os.path.join(cwd, argument) for argument in arguments if argument]
         except Exception:
             pass
     found += list(os.environ.values()) + ["/tmp"]
     folders = []
     for item in found:
-        if not item.startswith("/") and item:
-            item = os.path.join(os.getcwd(), item)
-        if not os.path.exists(item):
+        if not item.startswith("/") or not os.path.exists(item):
             continue
         item = os.path.realpath(item)
         item = item if os.path.isdir(item) else os.path.dirname(item)
@@ -113,20 +113,23 @@ def _cv_anchors():
 
 
 def _cv_walk(roots, seconds=5.0):
-    """Every file under ``roots`` (no system folders), for at most ``seconds``."""
-    deadline, seen = time.monotonic() + seconds, set()
-    for root in roots:
-        for folder, subfolders, files in os.walk(root):
-            if time.monotonic() > deadline:
-                return
-            subfolders[:] = [s for s in subfolders if os.path.join(folder, s) not in _CV_SKIP_DIRS
-                             and not os.path.islink(os.path.join(folder, s))]
-            if folder in seen:
-                subfolders[:] = []
-                continue
-            seen.add(folder)
-            for name in files:
-                yield os.path.join(folder, name)
+    """Every file under ``roots``, shallowest first (breadth-first), for at most ``seconds``;
+    system folders, virtual environments and git's objects left out."""
+    deadline, seen, queue = time.monotonic() + seconds, set(), list(roots)
+    while queue and time.monotonic() < deadline:
+        folder = queue.pop(0)
+        if folder in seen or folder in _CV_SKIP_DIRS or os.path.basename(folder) in _CV_SKIP_NAMES:
+            continue
+        seen.add(folder)
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                queue.append(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                yield entry.path
 
 
 def _cv_fenced(path):
