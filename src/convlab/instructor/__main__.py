@@ -1,4 +1,4 @@
-"""``python -m convlab.instructor``: check, release, solve and grade assignments.
+"""``python -m convlab.instructor``: check, release, solve and grade assignments, or grade them on Gradescope.
 
 Every command works on a course repository: ``--course DIR``, or else the git
 repository it is run in (see :mod:`convlab.instructor.course`).
@@ -11,6 +11,7 @@ from pathlib import Path
 
 try:
     from convlab.instructor import grade as grading
+    from convlab.instructor import gradescope
     from convlab.instructor import release as releasing
     from convlab.instructor.course import CourseError, find_course
     from convlab.instructor.markers import MarkerError
@@ -58,6 +59,14 @@ def cmd_solve(args):
 
 
 def cmd_grade(args):
+    if args.gradescope and len(args.submissions) != 1:
+        print(f"error: --gradescope writes the results.json of one submission; {len(args.submissions)} were given",
+              file=sys.stderr)
+        return 2
+    if args.gradescope and not args.gradescope.parent.is_dir():
+        print(f"error: --gradescope {args.gradescope}: the folder {args.gradescope.parent} does not exist",
+              file=sys.stderr)
+        return 2
     start = time.monotonic()
     results, already = grading.grade(args.submissions, args.bundle, args.out, jobs=args.jobs,
                                      timeout=args.timeout, memory_mb=args.memory, progress=not args.no_progress,
@@ -66,6 +75,27 @@ def cmd_grade(args):
     skipped = f" ({len(already)} graded before, not again)" if already else ""
     print(f"graded {len(results) - len(already)} submissions in {time.monotonic() - start:.0f} s{skipped}; "
           f"JSON per submission and summary.csv in {args.out}")
+    if args.gradescope:
+        gradescope.write_results(next(iter(results.values())), args.gradescope)
+        print(f"Gradescope's results: {args.gradescope}")
+    return 0
+
+
+def cmd_gradescope(args):
+    try:
+        gradescope.check_out(args.out)
+    except gradescope.AutograderError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    problems = releasing.check(args.course)
+    if problems:
+        print("error: `check` found problems:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    built = gradescope.build_autograder(args.course, args.assign, args.out)
+    exercises = built["manifest"]["exercises"]
+    print(f"autograder for {len(exercises)} exercises: {', '.join(exercises)}")
+    print(f"with setup.sh, run_autograder, {built['files']} course files and the grader's bundle: {args.out}")
+    print("upload it as the assignment's autograder (base image: Ubuntu 24.04 or newer, for Python 3.11+)")
     return 0
 
 
@@ -91,6 +121,11 @@ def main(argv=None):
     grade.add_argument("--timeout", type=float, default=20, help="seconds per test (default 20)")
     grade.add_argument("--memory", type=int, default=2048, help="memory cap per test process in MB (default 2048)")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grade.add_argument("--gradescope", type=Path, metavar="FILE",
+                       help="also write this one submission's results in Gradescope's results.json schema")
+    autograder = commands.add_parser("gradescope", parents=[common], help="write a Gradescope autograder zip")
+    autograder.add_argument("--assign", required=True, help="comma-separated globs of exercise ids, as for release")
+    autograder.add_argument("--out", required=True, type=Path, help="the zip to write, e.g. autograder.zip")
     args = parser.parse_args(argv)
     if getattr(args, "jobs", 1) < 1 or getattr(args, "timeout", 1) <= 0 or getattr(args, "memory", 256) < 256:
         parser.error("--jobs must be >= 1, --timeout > 0 and --memory >= 256")
@@ -100,7 +135,8 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
-        return {"check": cmd_check, "release": cmd_release, "solve": cmd_solve, "grade": cmd_grade}[args.command](args)
+        return {"check": cmd_check, "release": cmd_release, "solve": cmd_solve, "grade": cmd_grade,
+                "gradescope": cmd_gradescope}[args.command](args)
     except (releasing.ReleaseError, grading.GradeError, MarkerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
