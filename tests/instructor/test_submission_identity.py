@@ -1,6 +1,7 @@
 """``convlab.submit collect``'s submission.json, and the grader reading it back without trusting it."""
 
 import hashlib
+import os
 import json
 import zipfile
 from datetime import datetime
@@ -121,3 +122,20 @@ def test_read_identity_ignores_links_missing_files_and_non_submissions(tmp_path)
     assert read_identity(tmp_path / "bare.zip") == (None, "the zip has no submission.json")
     (tmp_path / "notes.txt").write_text("hello")
     assert read_identity(tmp_path / "notes.txt") == (None, "notes.txt is neither a folder nor a zip file")
+
+
+def test_read_identity_never_waits_on_a_pipe_nor_raises_on_a_corrupt_zip(tmp_path):
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    os.mkfifo(folder / "submission.json")
+    identity, problem = read_identity(folder)
+    assert identity is None and "not a regular file" in problem
+    text = json.dumps({"id": "s1", "name": "Alice A." * 20}).encode()
+    with zipfile.ZipFile(tmp_path / "corrupt.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("submission.json", text)
+    data = bytearray((tmp_path / "corrupt.zip").read_bytes())
+    start = data.index(b"submission.json") + len("submission.json")  # the local header's name, then the data
+    data[start + 4:start + 24] = b"\xff" * 20
+    (tmp_path / "corrupt.zip").write_bytes(bytes(data))
+    identity, problem = read_identity(tmp_path / "corrupt.zip")
+    assert identity is None and "cannot be read" in problem

@@ -30,6 +30,7 @@ import os
 import re
 import stat
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -180,8 +181,11 @@ def read_identity(submission):
                 return None, f"{IDENTITY_FILE} is not a regular file (a link or a folder is not read)"
             if info.st_size > MAX_BYTES:
                 return None, f"{IDENTITY_FILE} has {info.st_size} bytes; at most {MAX_BYTES} are read"
-            handle = os.open(target, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            # no link followed, no wait on a pipe put there after the check above
+            handle = os.open(target, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
             with os.fdopen(handle, "rb") as stream:
+                if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                    return None, f"{IDENTITY_FILE} is not a regular file (a link or a folder is not read)"
                 data = stream.read(MAX_BYTES + 1)
         elif zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
@@ -196,7 +200,7 @@ def read_identity(submission):
         return None, f"there is no {IDENTITY_FILE}"
     except IdentityError as err:
         return None, str(err)
-    except (OSError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError) as err:
+    except (OSError, zipfile.BadZipFile, zlib.error, RuntimeError, ValueError, EOFError) as err:
         return None, f"{IDENTITY_FILE} cannot be read ({type(err).__name__})"
 
 
