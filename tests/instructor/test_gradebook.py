@@ -21,24 +21,22 @@ ENVIRON = {"CANVAS_API_TOKEN": TOKEN, "LANG": "C.UTF-8"}
 HIDDEN_SOURCE = "def test_conv_forward_secret_shapes():"
 
 
-def test(name, status, points, max_points, visibility, output=""):
+def graded(name, status, points, max_points, visibility, output=""):
+    """One test's entry in a grade record."""
     return {"name": name, "status": status, "points": points, "max_points": max_points,
             "visibility": visibility, "output": output}
-
-
-test.__test__ = False  # a helper, not a test
 
 
 def make_record(submission="alice", student=None, score=4.0):
     """A record with one exercise: two visible tests, one after the due date, one hidden (and one without visibility)."""
     tests = [
-        test("tests/test_layers.py::test_conv_forward[case0]", "pass", 1.0, 1.0, "visible", "all good"),
-        test("tests/test_layers.py::test_conv_forward[case1]", "fail", 0.0, 1.0, "visible",
+        graded("tests/test_layers.py::test_conv_forward[case0]", "pass", 1.0, 1.0, "visible", "all good"),
+        graded("tests/test_layers.py::test_conv_forward[case1]", "fail", 0.0, 1.0, "visible",
              f"File \"/home/alice/course/src/convlab/layers.py\", line 12\nAssertionError token={TOKEN}\n"
              "see /tmp/grades/alice/conv.forward/convlab.layers.py:40"),
-        test("hidden/test_hidden_layers.py::test_conv_forward_strides", "fail", 0.0, 2.0, "after_due_date",
+        graded("hidden/test_hidden_layers.py::test_conv_forward_strides", "fail", 0.0, 2.0, "after_due_date",
              f"    {HIDDEN_SOURCE}\n>       assert out.shape == (2, 3)"),
-        test("hidden/test_hidden_layers.py::test_conv_forward_secret", "pass", 3.0, 3.0, "hidden",
+        graded("hidden/test_hidden_layers.py::test_conv_forward_secret", "pass", 3.0, 3.0, "hidden",
              f"{HIDDEN_SOURCE}\n/work/main/tests/hidden/test_hidden_layers.py"),
         {"name": "hidden/test_hidden_layers.py::test_unlabelled", "status": "fail", "points": 0.0, "max_points": 1.0,
          "output": "unlabelled secret output"},

@@ -40,7 +40,7 @@ from convlab.submit.identity import IDENTITY_FILE, MAX_BYTES, IdentityError, par
 
 VISIBILITIES = ("visible", "after_due_date", "hidden")
 # A path of two or more components, e.g. /home/alice/course/x.py or /tmp/grades/: shown as its last one.
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.+@~-]+/)+([\w.+@~-]*)")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.+@~-]+/)+[\w.+@~-]*")
 # Environment values shorter than this are too common to be secrets (``1``, ``C.UTF-8``) and are left alone.
 _SHORTEST_SECRET = 8
 
