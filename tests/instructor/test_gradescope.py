@@ -206,7 +206,7 @@ def test_run_autograder_grades_the_submission_into_results_json(autograder_root,
 
     def fake_grade(submissions, bundle, out, **options):
         calls.append((submissions, bundle, out, options))
-        return {"submission": RECORD}, []
+        return {"submission": RECORD}, [], []
 
     monkeypatch.setattr(instructor.grading, "grade", fake_grade)
     assert instructor.main(argv[2:]) == 0

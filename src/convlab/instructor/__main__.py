@@ -11,7 +11,7 @@ from pathlib import Path
 
 try:
     from convlab.instructor import grade as grading
-    from convlab.instructor import gradescope
+    from convlab.instructor import gradebook, gradescope, integrity, isolation
     from convlab.instructor import release as releasing
     from convlab.instructor.course import CourseError, find_course
     from convlab.instructor.markers import MarkerError
@@ -67,16 +67,28 @@ def cmd_grade(args):
         print(f"error: --gradescope {args.gradescope}: the folder {args.gradescope.parent} does not exist",
               file=sys.stderr)
         return 2
+    try:
+        roster = gradebook.read_roster(args.roster) if args.roster else None
+        due = gradebook.parse_due(args.due) if args.due else None
+        integrity.load_key(args.key_file)
+    except (gradebook.GradebookError, integrity.IntegrityError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if isolation.fallback_warning():
+        print(f"warning: {isolation.fallback_warning()}", file=sys.stderr)
     start = time.monotonic()
-    results, already = grading.grade(args.submissions, args.bundle, args.out, jobs=args.jobs,
-                                     timeout=args.timeout, memory_mb=args.memory, progress=not args.no_progress,
-                                     course=args.course)
+    results, already, problems = grading.grade(args.submissions, args.bundle, args.out, jobs=args.jobs,
+                                               timeout=args.timeout, memory_mb=args.memory,
+                                               progress=not args.no_progress, course=args.course,
+                                               key_file=args.key_file, roster=roster, due=due)
     print(grading.table(results))
+    for problem in problems:
+        print(f"note: {problem}")
     skipped = f" ({len(already)} graded before, not again)" if already else ""
     print(f"graded {len(results) - len(already)} submissions in {time.monotonic() - start:.0f} s{skipped}; "
-          f"JSON per submission and summary.csv in {args.out}")
+          f"records, feedback/ and summary.csv in {args.out}")
     if args.gradescope:
-        gradescope.write_results(next(iter(results.values())), args.gradescope)
+        gradescope.write_results(next(iter(results.values())), args.gradescope, due=due)
         print(f"Gradescope's results: {args.gradescope}")
     return 0
 
@@ -121,6 +133,12 @@ def main(argv=None):
     grade.add_argument("--timeout", type=float, default=20, help="seconds per test (default 20)")
     grade.add_argument("--memory", type=int, default=2048, help="memory cap per test process in MB (default 2048)")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grade.add_argument("--roster", type=Path, metavar="CSV",
+                       help="the class list (columns id, submission, optional name): summary.csv follows it")
+    grade.add_argument("--due", metavar="TIME", help="the due time, ISO 8601 with a time zone "
+                       "(2026-12-01T23:59+01:00): summary.csv gets the hours late")
+    grade.add_argument("--key-file", type=Path, metavar="FILE",
+                       help="the grader's signing key (default ~/.config/convlab/grading.key, made on first use)")
     grade.add_argument("--gradescope", type=Path, metavar="FILE",
                        help="also write this one submission's results in Gradescope's results.json schema")
     autograder = commands.add_parser("gradescope", parents=[common], help="write a Gradescope autograder zip")
