@@ -257,17 +257,20 @@ def proxy(worker, target, method=False):
         reply = worker.call(target, sent_args, sent_kwargs, state=state, keep=keep)
         if not reply["ok"]:
             raise _student_exception(reply["error"])
-        for original, after in zip(args, reply["args"]):
-            write_back(original, after)
-        for key, value in kwargs.items():
-            write_back(value, reply["kwargs"].get(key))
+        for index, after in reply["args"].items():  # only the arguments the call changed come back
+            if isinstance(index, int) and 0 <= index < len(args):
+                write_back(args[index], after)
+        for key, after in reply["kwargs"].items():
+            if key in kwargs:
+                write_back(kwargs[key], after)
         return reply
 
     if method:
         def stand_in(self, *args, **kwargs):
             __tracebackhide__ = True  # a failure shows the test and the student's code, not the proxy
             reply = call(dict(vars(self)), args, kwargs)
-            write_back(vars(self), reply.get("self", vars(self)))
+            if "self" in reply:
+                write_back(vars(self), reply["self"])
             return reply["result"]
     else:
         def stand_in(*args, **kwargs):

@@ -1,20 +1,20 @@
-"""Values across the grader's process boundary: arrays as ``.npy`` bytes, everything else as JSON, never pickle.
+"""Values across the grader's process boundary: arrays as raw bytes, everything else as JSON, never pickle.
 
 The trusted side (the tests) and the worker (a student's code) exchange
-messages over a pair of pipes. A message is a 4-byte length, a JSON header and
-the ``.npy`` bytes of the arrays the header refers to. Only plain data crosses:
+messages over a pair of pipes. A message is two 4-byte lengths, a JSON header
+(the value's structure, and each array's dtype and shape) and the arrays' raw
+bytes, in C order. Only plain data crosses:
 ``None``, booleans, numbers, strings, NumPy arrays and scalars of a numeric
 dtype, dtypes, and lists, tuples and dicts of these. What the worker cannot
 encode (a student's own cache object, say) stays in the worker and crosses as
 a :class:`Handle`, which only that worker can resolve.
 
-Nothing the untrusted side writes is ever executed: arrays are read with
-``numpy.load(..., allow_pickle=False)`` and only of the dtype kinds ``b i u f
-c``; messages, headers, nesting and array counts are bounded, so a hostile
-message is refused, not obeyed.
+Nothing the untrusted side writes is ever executed: an array is rebuilt from
+its bytes with :func:`numpy.frombuffer`, only for the dtype kinds ``b i u f c``
+and only when its byte count matches its shape; messages, headers, nesting and
+array counts are bounded, so a hostile message is refused, not obeyed.
 """
 
-import io
 import json
 import os
 import select
@@ -141,45 +141,59 @@ def decode(tree, arrays, resolve=None, depth=0):
 
 
 def pack(message, keep=None):
-    """The bytes of ``message`` (a dict): length, JSON header, then each array's ``.npy`` bytes."""
+    """The bytes of ``message`` (a dict): the two lengths, the JSON header, then each array's bytes."""
     arrays = []
     tree = encode(message, arrays, keep)
-    blobs = []
-    for array in arrays:
-        buffer = io.BytesIO()
-        np.save(buffer, array, allow_pickle=False)  # np.save writes any layout; ascontiguousarray would make 0-d arrays 1-d
-        blobs.append(buffer.getvalue())
-    header = json.dumps({"value": tree, "sizes": [len(b) for b in blobs]}).encode()
+    blobs = [a.tobytes() for a in arrays]  # C order, whatever the array's layout
+    layout = [[a.dtype.str, list(a.shape)] for a in arrays]
+    header = json.dumps({"value": tree, "arrays": layout}).encode()
     if len(header) > MAX_HEADER or len(arrays) > MAX_ARRAYS:
         raise WireError("message too large (header or number of arrays)")
-    body = header + b"".join(blobs)
-    if len(body) > MAX_MESSAGE:
-        raise WireError(f"message of {len(body)} bytes is over the {MAX_MESSAGE}-byte limit")
-    return struct.pack("<II", len(body), len(header)) + body
+    size = len(header) + sum(len(b) for b in blobs)
+    if size > MAX_MESSAGE:
+        raise WireError(f"message of {size} bytes is over the {MAX_MESSAGE}-byte limit")
+    return b"".join([struct.pack("<II", size, len(header)), header, *blobs])
+
+
+def _array(description, body, offset):
+    """The array ``[dtype, shape]`` whose bytes start at ``offset`` of ``body``; returns (array, next offset)."""
+    if not (isinstance(description, list) and len(description) == 2 and isinstance(description[0], str)
+            and isinstance(description[1], list) and len(description[1]) <= 32
+            and all(isinstance(n, int) and 0 <= n < 2**40 for n in description[1])):
+        raise WireError("malformed array description in a message")
+    try:
+        dtype = np.dtype(description[0])
+    except (TypeError, ValueError):
+        raise WireError(f"unknown dtype {description[0]!r} in a message") from None
+    if dtype.kind not in ARRAY_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise WireError(f"an array of dtype {description[0]!r} may not cross")
+    count = 1
+    for n in description[1]:
+        count *= n
+    size = count * dtype.itemsize
+    if offset + size > len(body):
+        raise WireError("malformed message: an array's bytes are missing")
+    array = np.frombuffer(body, dtype=dtype, count=count, offset=offset).reshape(description[1]).copy()
+    return array, offset + size
 
 
 def unpack(body, header_size, resolve=None):
-    """The message in ``body`` (after the length prefix), validated."""
+    """The message in ``body`` (after the two lengths), validated."""
     if header_size > min(MAX_HEADER, len(body)):
         raise WireError("malformed message header")
     try:
         header = json.loads(body[:header_size])
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise WireError(f"malformed message header: {err}") from None
-    sizes = header.get("sizes") if isinstance(header, dict) else None
-    if not isinstance(sizes, list) or len(sizes) > MAX_ARRAYS or not all(isinstance(s, int) and s >= 0 for s in sizes) \
-            or header_size + sum(sizes) != len(body):
-        raise WireError("malformed message: array sizes do not add up")
+    layout = header.get("arrays") if isinstance(header, dict) else None
+    if not isinstance(layout, list) or len(layout) > MAX_ARRAYS:
+        raise WireError("malformed message: no array layout")
     arrays, offset = [], header_size
-    for size in sizes:
-        try:
-            array = np.load(io.BytesIO(body[offset:offset + size]), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as err:
-            raise WireError(f"malformed array in a message: {err}") from None
-        if not isinstance(array, np.ndarray) or array.dtype.kind not in ARRAY_KINDS:
-            raise WireError("an array of a dtype that may not cross")
+    for description in layout:
+        array, offset = _array(description, body, offset)
         arrays.append(array)
-        offset += size
+    if offset != len(body):
+        raise WireError("malformed message: bytes left over after the arrays")
     return decode(header["value"], arrays, resolve)
 
 
