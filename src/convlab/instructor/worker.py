@@ -63,8 +63,8 @@ def _fingerprint(value):
 def _error(err):
     """An exception as the tests' side reports it: type, message and the traceback of the submission's frames."""
     frames = traceback.extract_tb(err.__traceback__)
-    here = os.path.abspath(__file__)
-    frames = [f for f in frames if os.path.abspath(f.filename) != here]
+    machinery = (os.path.abspath(__file__), os.path.dirname(importlib.__file__))
+    frames = [f for f in frames if not f.filename.startswith("<frozen") and not os.path.abspath(f.filename).startswith(machinery)]
     text = "".join(["Traceback (most recent call last):\n"] + traceback.format_list(frames)
                    + traceback.format_exception_only(type(err), err))
     return {"type": type(err).__name__, "message": str(err)[:OUTPUT_LIMIT], "traceback": text[-OUTPUT_LIMIT:]}
