@@ -130,7 +130,8 @@ def main(argv=None):
     grade.add_argument("--bundle", required=True, type=Path, help="the grader's bundle written by release")
     grade.add_argument("--out", required=True, type=Path, help="directory for the JSON files and summary.csv")
     grade.add_argument("--jobs", type=int, default=1, help="exercises graded at once (default 1)")
-    grade.add_argument("--timeout", type=float, default=20, help="seconds per test (default 20)")
+    grade.add_argument("--timeout", type=float, default=20, help="seconds one call into a submission's function may take (default 20); "
+                       "a whole test may take 6 times that plus a minute")
     grade.add_argument("--memory", type=int, default=2048, help="memory cap per test process in MB (default 2048)")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
     grade.add_argument("--roster", type=Path, metavar="CSV",

@@ -49,7 +49,7 @@ import convlab
 from convlab.instructor import atomic, gradebook, integrity
 from convlab.instructor import release as releasing
 from convlab.instructor.course import find_course
-from convlab.instructor.judge import tail
+from convlab.instructor.judge import tail, test_seconds
 from convlab.instructor.markers import release_text
 from convlab.instructor.splice import SpliceError, splice
 
@@ -307,7 +307,8 @@ def grade_exercise(exercise, places, tests, package, problem, work, setup, timeo
     setup : dict
         ``course``, ``boot``, ``kernels``, ``seed`` and ``roots`` (paths to hide) of the grading.
     timeout : float
-        Seconds per test.
+        Seconds one call into the submission's code may take (a test's many
+        calls together may take up to :func:`convlab.instructor.judge.test_seconds`).
     memory_mb : int
         Address-space cap of the worker.
 
@@ -337,7 +338,7 @@ def grade_exercise(exercise, places, tests, package, problem, work, setup, timeo
         (work / "spec.json").write_text(json.dumps(spec))
         run = subprocess.run([sys.executable, "-m", "convlab.instructor.judge", str(work / "spec.json")], cwd=work,
                              capture_output=True, text=True, env=_judge_env(),
-                             timeout=(4 * timeout + 60) * len(tests) + 120)
+                             timeout=test_seconds(timeout) * len(tests) + 120)
         events = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
         failures = [e for e in events if e["event"] in ("import-error", "collect-error")]
         if failures:

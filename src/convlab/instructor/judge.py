@@ -88,7 +88,7 @@ class Worker:
         self.spec = spec
         self.generation = 0
         self.sandbox = None
-        self.deadline = None
+        self.call_seconds = 20.0  # how long one call may take before the worker counts as hung
         self.released = []
         self.output = None
 
@@ -168,7 +168,11 @@ class Worker:
             wire.send(self.requests, message)
         except wire.Closed:
             pass  # the reply read below reports the death
-        reply = self._receive(self.deadline, f"running {target.partition(':')[2]}")
+        try:
+            reply = self._receive(time.monotonic() + self.call_seconds, f"running {target.partition(':')[2]}")
+        except BaseException:  # a test's own time limit struck mid-call: the answer must not reach the next test
+            self.stop()
+            raise
         for value in _handles(reply):
             weakref.finalize(value, self.released.append, value.key)
         return reply
@@ -307,6 +311,11 @@ def install_proxies(worker, functions, forwards):
         setattr(module, name, paired_forward(getattr(module, name), f"{module_name}:{name}"))
 
 
+def test_seconds(call_seconds):
+    """The time a whole test may take, given the time one call into the submission may take."""
+    return 6 * call_seconds + 60
+
+
 def _status(excinfo):
     if excinfo is None:
         return "pass"
@@ -351,10 +360,6 @@ class Judge:
     def pytest_runtest_logstart(self, nodeid, location):
         self.write(event="start", nodeid=self.ids.get(nodeid, nodeid))
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item):
-        self.worker.deadline = time.monotonic() + self.spec["timeout"]
-
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
@@ -379,11 +384,15 @@ def main(spec_path):
     with open(spec_path, encoding="utf-8") as handle:
         spec = json.load(handle)
     worker = Worker(spec["worker"])
+    worker.call_seconds = spec["timeout"]
     install_proxies(worker, [tuple(f) for f in spec["functions"]], [tuple(f) for f in spec["forwards"]])
     os.environ["CONVLAB_GRADE_SEED"] = str(spec["seed"])
-    # plugins are not auto-loaded (see grade._judge_env): the timeout plugin is a backstop for the tests' own code
+    # Plugins are not auto-loaded (see grade._judge_env). A call into the submission that hangs is caught at
+    # its deadline (``timeout`` seconds); the timeout plugin bounds a whole test, whose many calls (a numeric
+    # gradient makes thousands) may add up to more.
     args = ["-q", "--tb=short", "-p", "pytest_timeout", "-p", "no:cacheprovider", "--rootdir", spec["rootdir"],
-            "-c", spec["config"], f"--timeout={4 * spec['timeout'] + 60:g}", "--timeout-method=signal", *spec["nodeids"]]
+            "-c", spec["config"], f"--timeout={test_seconds(spec['timeout']):g}", "--timeout-method=signal",
+            *spec["nodeids"]]
     try:
         return pytest.main(args, plugins=[Judge(spec, worker)])
     finally:
