@@ -208,6 +208,11 @@ def test_the_worker_runs_as_nobody(how, tmp_path):
     assert Worker(how, tmp_path, code).finish().split("\n")[0] == "(65534, 65534, 65534) (65534, 65534, 65534) []"
 
 
+def test_the_worker_cannot_gain_privileges(how, tmp_path):
+    code = "print(*[line.split()[1] for line in open('/proc/self/status') if line.startswith('NoNewPrivs:')])"
+    assert Worker(how, tmp_path, code).finish() == "1\n"  # setuid programs run unprivileged
+
+
 # ---------------------------------------------------------------- limits
 
 FORK_BOMB = """

@@ -34,11 +34,12 @@ from dataclasses import dataclass
 
 NOBODY = 65534
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
 LINUX = sys.platform.startswith("linux")
 SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 PASSED_THROUGH = ("OPENBLAS_CORETYPE",)  # changes numerics: the worker must compute as we do
 _libc = ctypes.CDLL(None, use_errno=True) if LINUX else None
-_started = set()  # pids of the processes Sandbox.start started (bwrap or the worker)
+_sandbox_pids = set()  # pids of the processes Sandbox.start started (bwrap or the worker)
 
 
 class IsolationError(RuntimeError):
@@ -61,11 +62,11 @@ def fallback_warning():
     """One line saying what the fallback does not guarantee, or None under bwrap."""
     if method() == "bwrap":
         return None
+    why = "CONVLAB_ISOLATION=process" if os.environ.get("CONVLAB_ISOLATION") else _bwrap_problem()
     user = " as user nobody" if os.geteuid() == 0 else ""
-    return ("warning: grading without bubblewrap (Debian: apt-get install bubblewrap): student code runs"
-            f"{user} with resource limits only; it can read every file its user can (solutions "
-            "included), use the network, and see other processes"
-            + ("" if LINUX else "; daemons that leave its process group survive grading"))
+    return (f"warning: grading without bubblewrap ({why}): student code runs{user} with resource limits "
+            "only; it can read every file its user can (solutions included), use the network, and see "
+            "other processes" + ("" if LINUX else "; daemons that leave its process group survive grading"))
 
 
 def method():
@@ -91,9 +92,9 @@ def _bwrap_problem():
     """Why bwrap cannot run a sandbox here (a sentence), or None if it can."""
     if not LINUX:
         return "bubblewrap needs Linux"
-    for tool in ("bwrap",) + (("setpriv",) if os.geteuid() == 0 else ()):
+    for tool, package in [("bwrap", "bubblewrap")] + [("setpriv", "util-linux")] * (os.geteuid() == 0):
         if shutil.which(tool) is None:
-            return f"there is no {tool} on PATH"
+            return f"there is no {tool} on PATH (Debian package {package})"
     true = os.path.realpath(shutil.which("true") or "/usr/bin/true")
     command = _bwrap_argv([true], binds=(), env={}, cwd="/tmp", limits=Limits())
     try:
@@ -121,7 +122,7 @@ def _under(path, roots):
 
 
 def _installed_convlab(trees):
-    """Installed ``convlab`` package directories inside the Python trees (they hold solutions)."""
+    """Installed ``convlab`` package directories under the given trees (they hold the solutions)."""
     found = []
     for tree in trees:
         for packages in ("site-packages", "dist-packages"):
@@ -158,7 +159,7 @@ def _bwrap_argv(argv, *, binds, env, cwd, limits):
         made.update(parents)
         bound.append(target)
         command += ["--ro-bind", source, target]
-    for package in _installed_convlab(trees):
+    for package in _installed_convlab(trees + ["/usr", "/usr/local"]):
         command += ["--perms", "0755", "--tmpfs", package]
     for name, value in env.items():
         command += ["--setenv", name, value]
@@ -189,8 +190,14 @@ def _nproc_limit(limits):
     return _processes_of(uid) + limits.processes
 
 
-def _preexec(limits, nproc, subreaper=False):
-    """The function the child runs before exec: lower every limit (never above the hard one)."""
+def _preexec(limits, nproc, fallback=False):
+    """The function the child runs before exec: lower every limit (never above the hard one).
+
+    In the fallback on Linux the worker also becomes a child subreaper (orphans
+    of its children stay in its tree, where :meth:`Sandbox.kill` finds them)
+    and can gain no privileges (setuid programs run as nobody); bwrap does the
+    latter itself.
+    """
     wanted = {resource.RLIMIT_CPU: (limits.cpu_seconds, limits.cpu_seconds + 1),
               resource.RLIMIT_AS: (limits.memory_mb << 20,) * 2,
               resource.RLIMIT_NPROC: (nproc, nproc),
@@ -207,8 +214,9 @@ def _preexec(limits, nproc, subreaper=False):
     def apply():
         for which, values in settings:
             resource.setrlimit(which, values)
-        if subreaper:  # orphans of the worker's children stay in its tree, where kill() finds them
+        if fallback and LINUX:
             _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+            _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     return apply
 
 
@@ -272,7 +280,7 @@ def _escaped(uid):
     found = []
     for pid, parent in _parents().items():
         try:
-            if (parent == mine and pid not in _started and os.stat(f"/proc/{pid}").st_uid == uid
+            if (parent == mine and pid not in _sandbox_pids and os.stat(f"/proc/{pid}").st_uid == uid
                     and os.getsid(pid) != session):
                 found.append(pid)
         except OSError:
@@ -306,7 +314,8 @@ class Sandbox:
     def __init__(self, argv, *, binds=(), env=None, cwd="/tmp", pass_fds=(), stdout=None, limits=Limits()):
         if not argv or not all(isinstance(arg, str) for arg in argv):
             raise IsolationError(f"argv must be a non-empty list of strings, not {argv!r}")
-        if any(not isinstance(k, str) or not isinstance(v, str) or "=" in k for k, v in (env or {}).items()):
+        if any(not isinstance(k, str) or not isinstance(v, str) or "=" in k or "\0" in k + v
+               for k, v in (env or {}).items()):
             raise IsolationError(f"env must map variable names to strings, not {env!r}")
         if stdout is not None and stat.S_ISFIFO(os.fstat(stdout.fileno()).st_mode):
             raise IsolationError("stdout must be a file, not a pipe: a child holding a pipe could block the grader")
@@ -327,44 +336,50 @@ class Sandbox:
         for host, _ in self.binds:
             if not os.path.exists(host):
                 raise IsolationError(f"bind source {host} does not exist")
-        kwargs = dict(stdin=subprocess.DEVNULL, stdout=self.stdout or subprocess.DEVNULL,
-                      stderr=subprocess.STDOUT, pass_fds=self.pass_fds, start_new_session=True)
-        root = os.geteuid() == 0
-        if self.method == "bwrap":
-            executable = os.path.realpath(self.argv[0])
-            if not _under(executable, SYSTEM_DIRS + tuple(_python_trees()) + tuple(b[0] for b in self.binds)):
-                raise IsolationError(f"argv[0] {self.argv[0]} is outside the sandbox (not under /usr, "
-                                     f"the running Python's prefixes, or a bind)")
-            command = _bwrap_argv(self.argv, binds=self.binds, cwd=self.cwd, limits=self.limits,
-                                  env=self._environment("/tmp/home"))
-            kwargs.update(cwd="/", env={"PATH": "/usr/bin:/bin"}, preexec_fn=_preexec(self.limits, _nproc_limit(self.limits)))
-        else:
-            for host, inside in self.binds:
-                if os.path.abspath(host) != os.path.abspath(inside):
-                    raise IsolationError(f"bind {host} -> {inside}: without bwrap nothing is mounted, "
-                                         "so a bind must keep its path")
-            if root:
-                for path in [self.argv[0]] + [host for host, _ in self.binds]:
-                    _check_reachable_by_nobody(path)
-            self._tmp = tempfile.mkdtemp(prefix="convlab-worker-")
-            os.mkdir(os.path.join(self._tmp, "home"))
-            if root:
-                for path in (self._tmp, os.path.join(self._tmp, "home")):
-                    os.chown(path, NOBODY, NOBODY)
-            env = self._environment(os.path.join(self._tmp, "home"))
-            env["TMPDIR"] = self._tmp
-            command = self.argv
-            kwargs.update(cwd=self._tmp, env=env, preexec_fn=_preexec(self.limits, _nproc_limit(self.limits), LINUX))
-            if root:
-                kwargs.update(user=NOBODY, group=NOBODY, extra_groups=[])
+        command, kwargs = self._bwrap() if self.method == "bwrap" else self._process()
         _become_subreaper()
         try:
-            self._popen = subprocess.Popen(command, **kwargs)
+            self._popen = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=self.stdout or subprocess.DEVNULL,
+                stderr=subprocess.STDOUT, pass_fds=self.pass_fds, start_new_session=True, **kwargs)
         except (OSError, subprocess.SubprocessError) as error:
             self._cleanup()
             raise IsolationError(f"could not start the worker {self.argv[0]}: {error}") from None
-        _started.add(self._popen.pid)
+        _sandbox_pids.add(self._popen.pid)
         return self
+
+    def _bwrap(self):
+        """The command and Popen arguments that start the worker under bwrap."""
+        inside = SYSTEM_DIRS + tuple(_python_trees()) + tuple(host for host, _ in self.binds)
+        if not _under(os.path.realpath(self.argv[0]), inside):
+            raise IsolationError(f"argv[0] {self.argv[0]} is outside the sandbox (not under /usr, "
+                                 "the running Python's prefixes, or a bind)")
+        command = _bwrap_argv(self.argv, binds=self.binds, cwd=self.cwd, limits=self.limits,
+                              env=self._environment("/tmp/home"))
+        return command, dict(cwd="/", env={"PATH": "/usr/bin:/bin"},
+                             preexec_fn=_preexec(self.limits, _nproc_limit(self.limits)))
+
+    def _process(self):
+        """The command and Popen arguments that start the worker as a plain process (the fallback)."""
+        root = os.geteuid() == 0
+        for host, inside in self.binds:
+            if os.path.abspath(host) != os.path.abspath(inside):
+                raise IsolationError(f"bind {host} -> {inside}: without bwrap nothing is mounted, "
+                                     "so a bind must keep its path")
+            if root:
+                _check_reachable_by_nobody(host)
+        if root:
+            _check_reachable_by_nobody(self.argv[0])
+        self._tmp = tempfile.mkdtemp(prefix="convlab-worker-")
+        home = os.path.join(self._tmp, "home")
+        os.mkdir(home)
+        kwargs = dict(cwd=self._tmp, env=dict(self._environment(home), TMPDIR=self._tmp),
+                      preexec_fn=_preexec(self.limits, _nproc_limit(self.limits), fallback=True))
+        if root:
+            for path in (self._tmp, home):
+                os.chown(path, NOBODY, NOBODY)
+            kwargs.update(user=NOBODY, group=NOBODY, extra_groups=[])
+        return self.argv, kwargs
 
     def _environment(self, home):
         env = {"PATH": "/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
@@ -373,21 +388,24 @@ class Sandbox:
         env.update(self.env)
         return env
 
+    def _started(self):
+        if self._popen is None:
+            raise IsolationError("the Sandbox is not started")
+        return self._popen
+
     @property
     def pid(self):
         """The pid of the started process (``bwrap``'s under bwrap)."""
-        if self._popen is None:
-            raise IsolationError("the Sandbox is not started")
-        return self._popen.pid
+        return self._started().pid
 
     def poll(self):
         """The exit status if the worker has ended, else None (like ``Popen.poll``)."""
-        return self._popen.poll()
+        return self._started().poll()
 
     def wait(self, timeout=None):
         """Wait for the worker to end; its exit status, or None if still running after ``timeout`` seconds."""
         try:
-            return self._popen.wait(timeout)
+            return self._started().wait(timeout)
         except subprocess.TimeoutExpired:
             return None
 
@@ -406,7 +424,7 @@ class Sandbox:
         except (ProcessLookupError, PermissionError):
             pass
         self._popen.wait()
-        _started.discard(pid)
+        _sandbox_pids.discard(pid)
         while LINUX and (escaped := _escaped(self._uid)):
             _kill_trees(escaped)
             for orphan in escaped:
