@@ -11,6 +11,7 @@ import json
 import os
 import select
 import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -263,6 +264,17 @@ def test_memory_is_capped(how, tmp_path):
     assert Worker(how, tmp_path, code, limits=Limits(memory_mb=256)).finish().split("\n")[:2] == ["100 MB", "MemoryError"]
 
 
+def test_cpu_time_is_capped(how, tmp_path):
+    worker = Worker(how, tmp_path, "while True:\n    pass", limits=Limits(cpu_seconds=1))
+    assert worker.sandbox.wait(60) not in (None, 0)  # SIGXCPU, or bwrap's exit status saying so
+    worker.finish()
+
+
+def test_open_files_are_capped(how, tmp_path):
+    code = "files = []\ntry:\n    while len(files) < 1000:\n        files.append(open('/dev/null'))\nexcept OSError as e:\n    print(e.errno)"
+    assert Worker(how, tmp_path, code, limits=Limits(open_files=32)).finish() == f"{errno.EMFILE}\n"
+
+
 # ---------------------------------------------------------------- nothing outlives kill()
 
 DAEMON = """
@@ -324,3 +336,19 @@ def test_a_child_holding_the_output_blocks_nothing(how, tmp_path):
         assert processes_with(worker.token) == []
     finally:
         os.close(read)
+
+
+def test_the_worker_dies_with_the_grader(how, tmp_path):
+    token = f"convlab-test-{uuid.uuid4().hex}"
+    grader = ("import sys, time\nfrom convlab.instructor.isolation import Sandbox\n"
+              f"Sandbox([{python_for(how)!r}, '-c', 'import time; time.sleep(60)', sys.argv[1] + '-worker']).start()\n"
+              "print('started', flush=True)\ntime.sleep(60)")
+    process = subprocess.Popen([sys.executable, "-c", grader, token], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline() == "started\n"
+        assert wait_for(lambda: processes_with(token + "-worker")), "the worker never started"
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
+    assert wait_for(lambda: not processes_with(token), 10), "a process of the sandbox outlived the grader"

@@ -30,11 +30,13 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 
 NOBODY = 65534
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_PDEATHSIG = 1
 LINUX = sys.platform.startswith("linux")
 SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 PASSED_THROUGH = ("OPENBLAS_CORETYPE",)  # changes numerics: the worker must compute as we do
@@ -193,10 +195,12 @@ def _nproc_limit(limits):
 def _preexec(limits, nproc, fallback=False):
     """The function the child runs before exec: lower every limit (never above the hard one).
 
-    In the fallback on Linux the worker also becomes a child subreaper (orphans
-    of its children stay in its tree, where :meth:`Sandbox.kill` finds them)
-    and can gain no privileges (setuid programs run as nobody); bwrap does the
-    latter itself.
+    On Linux the child is also killed when the thread that started it ends
+    (bwrap's ``--die-with-parent`` comes too late if the grader dies while
+    bwrap starts). In the fallback the worker also becomes a child subreaper
+    (orphans of its children stay in its tree, where :meth:`Sandbox.kill` finds
+    them) and can gain no privileges (setuid programs run as nobody; bwrap
+    does that itself).
     """
     wanted = {resource.RLIMIT_CPU: (limits.cpu_seconds, limits.cpu_seconds + 1),
               resource.RLIMIT_AS: (limits.memory_mb << 20,) * 2,
@@ -211,9 +215,15 @@ def _preexec(limits, nproc, fallback=False):
             soft, hard = min(soft, current), min(hard, current)
         settings.append((which, (soft, hard)))
 
+    parent = os.getpid()
+
     def apply():
         for which, values in settings:
             resource.setrlimit(which, values)
+        if LINUX:
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:  # the grader died before that
+                os._exit(1)
         if fallback and LINUX:
             _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
             _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
@@ -346,7 +356,20 @@ class Sandbox:
             self._cleanup()
             raise IsolationError(f"could not start the worker {self.argv[0]}: {error}") from None
         _sandbox_pids.add(self._popen.pid)
+        if self.method == "bwrap":
+            self._wait_for_the_command()
         return self
+
+    def _wait_for_the_command(self, seconds=10):
+        """Return once bwrap runs the command (or ended, or ``seconds`` passed).
+
+        bwrap's pid 1 binds its life to the outer bwrap only after it has started
+        the command: a grader that died before would leave it running.
+        """
+        deadline = time.monotonic() + seconds
+        while (len(_tree([self._popen.pid])) < 3 and self._popen.poll() is None
+               and time.monotonic() < deadline):
+            time.sleep(0.002)
 
     def _bwrap(self):
         """The command and Popen arguments that start the worker under bwrap."""
@@ -417,12 +440,14 @@ class Sandbox:
         if self._popen is None:
             return
         pid = self._popen.pid
-        if LINUX:
-            _kill_trees([pid] if self._popen.returncode is None else [])
-        try:
-            os.killpg(pid, signal.SIGKILL)  # its process group (all there is to find on macOS)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if self._popen.returncode is None:  # not reaped yet: its pid still names it and its group
+            if LINUX:
+                _kill_trees([pid])
+        if self._popen.returncode is None or not LINUX:
+            try:
+                os.killpg(pid, signal.SIGKILL)  # its process group (all there is to find on macOS)
+            except (ProcessLookupError, PermissionError):
+                pass
         self._popen.wait()
         _sandbox_pids.discard(pid)
         while LINUX and (escaped := _escaped(self._uid)):
