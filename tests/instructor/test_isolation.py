@@ -25,6 +25,15 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 ROOT = os.geteuid() == 0
 
 
+@pytest.fixture(autouse=True, scope="module")
+def no_subreaper_afterwards():
+    """Starting a sandbox makes this process a child subreaper: the tests after these must not inherit that."""
+    yield
+    if isolation.LINUX:
+        isolation._libc.prctl(isolation.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+        isolation._become_subreaper.cache_clear()
+
+
 @pytest.fixture(params=["bwrap", "process"])
 def how(request, monkeypatch):
     """The isolation method under test."""
