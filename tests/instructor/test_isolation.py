@@ -286,16 +286,26 @@ def test_open_files_are_capped(how, tmp_path):
 
 # ---------------------------------------------------------------- nothing outlives kill()
 
-DAEMON = """
+DAEMON_ITSELF = """
+import os, sys, time
+os.write(int(sys.argv[3]), b'!')
+time.sleep(60)
+"""
+DAEMON = f"""
 import ctypes, os, sys, time
 if sys.argv[2] == 'leave-the-subreaper':
-    ctypes.CDLL(None).prctl(36, 0, 0, 0, 0)  # the orphans then go further up: to the grader
+    ctypes.CDLL(None).prctl(36, 0, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans then go further up, to the grader
+ready, daemon_ready = os.pipe()
+os.set_inheritable(daemon_ready, True)
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
-        os.execv(sys.executable, [sys.executable, '-I', '-S', '-c', 'import time; time.sleep(60)', sys.argv[1] + '-daemon'])
+        os.execv(sys.executable, [sys.executable, '-I', '-S', '-c', {DAEMON_ITSELF!r}, sys.argv[1] + '-daemon',
+                                  sys.argv[2], str(daemon_ready)])
     os._exit(0)
+os.close(daemon_ready)
 os.wait()
+os.read(ready, 1)
 print('daemon started', flush=True)
 if sys.argv[2] == 'stay':
     time.sleep(60)

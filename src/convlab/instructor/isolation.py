@@ -172,6 +172,12 @@ def _bwrap_argv(argv, *, binds, env, cwd, limits):
     return command + list(argv)
 
 
+def _real_uid(pid):
+    """The real uid of process ``pid`` (not the owner of /proc/PID: a process can make that root)."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("Uid:"))
+
+
 def _processes_of(uid):
     """How many processes the user ``uid`` has now (their real uid)."""
     if not os.path.isdir("/proc/self"):
@@ -180,9 +186,8 @@ def _processes_of(uid):
     count = 0
     for pid in os.listdir("/proc"):
         try:
-            with open(f"/proc/{pid}/status") as status:
-                count += any(line.split()[:2] == ["Uid:", str(uid)] for line in status)
-        except (OSError, ValueError):
+            count += pid.isdigit() and _real_uid(pid) == uid
+        except (OSError, StopIteration):
             continue
     return count
 
@@ -290,10 +295,10 @@ def _escaped(uid):
     found = []
     for pid, parent in _parents().items():
         try:
-            if (parent == mine and pid not in _sandbox_pids and os.stat(f"/proc/{pid}").st_uid == uid
+            if (parent == mine and pid not in _sandbox_pids and _real_uid(pid) == uid
                     and os.getsid(pid) != session):
                 found.append(pid)
-        except OSError:
+        except (OSError, StopIteration):
             continue
     return found
 
