@@ -68,7 +68,8 @@ def fallback_warning():
     user = " as user nobody" if os.geteuid() == 0 else ""
     return (f"warning: grading without bubblewrap ({why}): student code runs{user} with resource limits "
             "only; it can read every file its user can (solutions included), use the network, and see "
-            "other processes" + ("" if LINUX else "; daemons that leave its process group survive grading"))
+            "other processes" + ("" if LINUX else "; its memory is not capped, and daemons that leave "
+                                 "its process group survive grading"))
 
 
 def method():
@@ -224,7 +225,11 @@ def _preexec(limits, nproc, fallback=False):
 
     def apply():
         for which, values in settings:
-            resource.setrlimit(which, values)
+            try:
+                resource.setrlimit(which, values)
+            except (ValueError, OSError):
+                if LINUX or which != resource.RLIMIT_AS:  # macOS refuses (and ignores) RLIMIT_AS
+                    raise
         if LINUX:
             _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if os.getppid() != parent:  # the grader died before that
@@ -440,7 +445,13 @@ class Sandbox:
     def kill(self):
         """Kill the worker and everything it started, reap them, and remove the fallback's directory.
 
-        Idempotent; SIGKILL, so a worker ignoring SIGTERM changes nothing.
+        The worker's process tree is stopped, then killed (SIGKILL: a worker
+        ignoring SIGTERM changes nothing); under bwrap that ends its pid
+        namespace. Then every orphan this process adopted as a child subreaper
+        and that runs as the worker's user in a session of its own (a daemon
+        some worker left behind) is killed too: without root, a process the
+        grader itself started with a new session, not through Sandbox, would
+        count as one. Idempotent.
         """
         if self._popen is None:
             return
