@@ -250,6 +250,20 @@ def test_a_fork_bomb_is_contained_and_killed(how, tmp_path):
     assert processes_with(worker.token) == []
 
 
+def test_the_process_cap_counts_the_threads_already_there(how, tmp_path):
+    # RLIMIT_NPROC counts every thread of the user: a concurrent worker's 30 threads must not use up the cap
+    threads = Worker(how, tmp_path, "import threading, time\nfor _ in range(30):\n    threading.Thread("
+                     "target=time.sleep, args=(60,), daemon=True).start()\nprint('threads', flush=True)\ntime.sleep(60)")
+    try:
+        threads.wait_for_line("threads")
+        worker = Worker(how, tmp_path, FORK_BOMB, limits=Limits(processes=16))
+        word, children = worker.wait_for_line(("EAGAIN", "unlimited")).split()
+        worker.finish(wait=False)
+        assert word == "EAGAIN" and 8 <= int(children) <= 16
+    finally:
+        threads.finish(wait=False)
+
+
 def test_a_write_stops_at_the_file_size_cap(how, tmp_path):
     code = """
 import errno, os, sys

@@ -54,7 +54,7 @@ class Limits:
 
     cpu_seconds: int = 600  # RLIMIT_CPU: SIGXCPU at this many seconds, SIGKILL one later
     memory_mb: int = 2048  # RLIMIT_AS, per process
-    processes: int = 64  # RLIMIT_NPROC, above the processes the worker's user already has
+    processes: int = 64  # RLIMIT_NPROC, above the tasks (processes, threads) its user already has
     file_mb: int = 64  # RLIMIT_FSIZE: any one file, the worker's stdout included
     open_files: int = 256  # RLIMIT_NOFILE
     tmp_mb: int = 256  # size of the private /tmp under bwrap (a tmpfs lives in memory)
@@ -173,29 +173,34 @@ def _bwrap_argv(argv, *, binds, env, cwd, limits):
     return command + list(argv)
 
 
+def _status(pid):
+    """The fields of /proc/PID/status, each with its first value."""
+    with open(f"/proc/{pid}/status") as file:
+        return dict(line.split(None, 2)[:2] for line in file if len(line.split()) > 1)
+
+
 def _real_uid(pid):
-    """The real uid of process ``pid`` (not the owner of /proc/PID: a process can make that root)."""
-    with open(f"/proc/{pid}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("Uid:"))
+    return int(_status(pid)["Uid:"])
 
 
-def _processes_of(uid):
-    """How many processes the user ``uid`` has now (their real uid)."""
+def _tasks_of(uid):
+    """How many tasks user ``uid`` has now (real uid), as RLIMIT_NPROC counts them (Linux: threads too)."""
     if not os.path.isdir("/proc/self"):
         run = subprocess.run(["ps", "-A", "-o", "ruid="], capture_output=True, text=True)
         return sum(line.split() == [str(uid)] for line in run.stdout.splitlines())
     count = 0
     for pid in os.listdir("/proc"):
         try:
-            count += pid.isdigit() and _real_uid(pid) == uid
-        except (OSError, StopIteration):
+            status = pid.isdigit() and _status(pid)
+            count += bool(status) and int(status["Uid:"]) == uid and int(status["Threads:"])
+        except (OSError, KeyError, ValueError):
             continue
     return count
 
 
 def _nproc_limit(limits):
     uid = NOBODY if os.geteuid() == 0 else os.getuid()
-    return _processes_of(uid) + limits.processes
+    return _tasks_of(uid) + limits.processes
 
 
 def _preexec(limits, nproc, fallback=False):
@@ -303,7 +308,7 @@ def _escaped(uid):
             if (parent == mine and pid not in _sandbox_pids and _real_uid(pid) == uid
                     and os.getsid(pid) != session):
                 found.append(pid)
-        except (OSError, StopIteration):
+        except (OSError, KeyError, ValueError):
             continue
     return found
 
