@@ -102,7 +102,7 @@ class Worker:
 
     def wait_for_line(self, start):
         """The first output line starting with ``start`` (waits up to a minute)."""
-        lines = wait_for(lambda: [l for l in self.output().splitlines() if l.startswith(start)])
+        lines = wait_for(lambda: [line for line in self.output().splitlines() if line.startswith(start)])
         assert lines, f"the worker never printed {start!r}; output:\n{self.output()}"
         return lines[0]
 
@@ -121,6 +121,10 @@ def test_method_can_be_forced_to_the_fallback(monkeypatch):
     monkeypatch.setenv("CONVLAB_ISOLATION", "process")
     assert isolation.method() == "process"
     assert "network" in isolation.fallback_warning()
+
+
+def test_no_warning_under_bwrap(bwrap):
+    assert isolation.method() == "bwrap" and isolation.fallback_warning() is None
 
 
 def test_a_wrong_method_setting_is_an_error(monkeypatch):
