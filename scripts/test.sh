@@ -105,9 +105,10 @@ else
 fi
 
 if [[ -d src/convlab/instructor ]]; then
-    # the kit grades student code inside bubblewrap's sandbox (the stage "kit" of the package list)
+    # the kit grades student code inside bubblewrap's sandbox (the stage "kit" of the package list);
+    # CONVLAB_ISOLATION=bwrap: a sandbox that does not start is an error here, not a quiet fallback
     if install_packages kit; then
-        run_stage "course kit" "$VPY" -m pytest tests/kit -p no:cacheprovider || true
+        run_stage "course kit" env CONVLAB_ISOLATION=bwrap "$VPY" -m pytest tests/kit -p no:cacheprovider || true
     else
         summary+=("FAILED course kit: not run, its Debian packages are missing (above)")
         failed=1
