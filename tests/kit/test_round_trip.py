@@ -283,3 +283,29 @@ def test_chapters_state_the_points_the_tests_carry(kit):
         for line in re.findall(r"Points in the course kit: ([^\n]*)", chapter.read_text()):
             stated.update({e: float(p) for e, p in re.findall(r"`([a-z_.]+)` (\d+)", line)})
     assert stated == full
+
+
+def test_the_gradescope_autograder_grades_a_submission_in_a_fake_autograder_root(kit, tmp_path):
+    """``gradescope`` writes the zip; its ``run_autograder``, run in a fake ``/autograder`` layout with this
+    environment standing in for the venv that ``setup.sh`` builds, grades the solved submission to full marks
+    and writes Gradescope's ``results.json``."""
+    import zipfile
+
+    root = tmp_path / "autograder"
+    instructor("gradescope", "--assign", "*", "--out", tmp_path / "autograder.zip", cwd=kit["work"])
+    with zipfile.ZipFile(tmp_path / "autograder.zip") as archive:
+        archive.extractall(root / "source")
+    course = root / "source" / "course"
+    for args in (["init", "-q"], ["add", "-A"]):  # as setup.sh does: the kit works on a git tree
+        subprocess.run(["git", "-C", str(course), *args], check=True, capture_output=True)
+    (root / "venv").symlink_to(Path(sys.prefix))
+    shutil.copytree(kit["solved"] / "src", root / "submission" / "src")
+    script = root / "source" / "run_autograder"
+    run = subprocess.run(["bash", str(script)], env=dict(os.environ, CONVLAB_AUTOGRADER_ROOT=str(root)),
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    results = json.loads((root / "results" / "results.json").read_text())
+    full = sum(t["max_points"] for t in kit["results"]["solved"]["tests"])
+    assert results["score"] == full and sum(t["max_score"] for t in results["tests"]) == full
+    assert {t["status"] for t in results["tests"]} == {"passed"}
+    assert {t["visibility"] for t in results["tests"]} <= {"visible", "after_due_date", "hidden"}
