@@ -268,6 +268,25 @@ def test_the_process_cap_counts_the_threads_already_there(how, tmp_path):
         threads.finish(wait=False)
 
 
+@pytest.mark.skipif(not ROOT, reason="workers get user ids of their own only when the grader runs as root")
+def test_workers_of_parallel_slots_do_not_share_a_process_quota(how, tmp_path):
+    """A classmate's worker (slot 1) starts first; then a fork bomb in slot 0 forks until its cap. Had both the
+    same user id, the bomb's processes would count against the classmate's cap too and its fork would fail."""
+    from convlab.instructor.isolation import worker_uid
+
+    code = "import os, time; print('ready', flush=True); time.sleep(3); print(os.getuid(), 'forked' if os.fork() else '', flush=True)"
+    classmate = Worker(how, tmp_path, code, limits=Limits(processes=16), uid=worker_uid(1))
+    classmate.wait_for_line("ready")
+    bomb = Worker(how, tmp_path, FORK_BOMB, limits=Limits(processes=16), uid=worker_uid(0))
+    try:
+        assert bomb.wait_for_line(("EAGAIN", "unlimited")).startswith("EAGAIN")
+        out = classmate.finish()
+        assert f"{worker_uid(1)} forked" in out, out
+    finally:
+        bomb.finish(wait=False)
+    assert processes_with(bomb.token) == []
+
+
 def test_a_write_stops_at_the_file_size_cap(how, tmp_path):
     code = """
 import errno, os, sys

@@ -31,6 +31,7 @@ import hashlib
 import importlib.machinery
 import json
 import os
+import queue
 import re
 import secrets
 import shutil
@@ -46,7 +47,7 @@ import numpy
 from tqdm import tqdm
 
 import convlab
-from convlab.instructor import atomic, gradebook, integrity
+from convlab.instructor import atomic, gradebook, integrity, isolation
 from convlab.instructor import release as releasing
 from convlab.instructor.course import find_course
 from convlab.instructor.judge import tail, test_seconds
@@ -288,7 +289,7 @@ def _forwards(places, course):
 # ---------------------------------------------------------------- one exercise
 
 
-def grade_exercise(exercise, places, tests, package, problem, work, setup, timeout=20, memory_mb=2048):
+def grade_exercise(exercise, places, tests, package, problem, work, setup, timeout=20, memory_mb=2048, slot=0):
     """Grade one exercise of one submission in a judge process.
 
     Parameters
@@ -311,6 +312,9 @@ def grade_exercise(exercise, places, tests, package, problem, work, setup, timeo
         calls together may take up to :func:`convlab.instructor.judge.test_seconds`).
     memory_mb : int
         Address-space cap of the worker.
+    slot : int
+        Which of the gradings that run at the same time this is: its workers
+        get a user id of their own (when grading as root).
 
     Returns
     -------
@@ -333,6 +337,7 @@ def grade_exercise(exercise, places, tests, package, problem, work, setup, timeo
             "worker": {"python": sys.executable, "boot": str(setup["boot"]),
                        "paths": [str(package), setup["site"]], "kernels": None if naive else str(setup["kernels"]),
                        "modules": sorted({_module_name(p["file"]) for p in places}), "memory_mb": memory_mb,
+                       "uid": isolation.worker_uid(slot),
                        "binds": [str(package), str(setup["boot"])] + ([] if naive else [str(setup["kernels"])])},
         }
         (work / "spec.json").write_text(json.dumps(spec))
@@ -480,16 +485,22 @@ def grade(submissions, bundle, out, jobs=1, timeout=20, memory_mb=2048, progress
             packages[name] = (package, submission_package(files, manifest, released, texts, package))
         setup["roots"] = [str(p) for p, _ in packages.values()] + [str(scratch)]
         jobs_list = [(name, e) for name, _, _ in todo for e in manifest["exercises"]]
-        graded = {}
+        graded, slots = {}, queue.SimpleQueue()
+        for slot in range(max(1, jobs)):
+            slots.put(slot)
         with ThreadPoolExecutor(max(1, jobs)) as pool, \
                 tqdm(total=len(jobs_list), desc="grading", unit="exercise", disable=not progress,
                      file=sys.stderr) as bar:
             def one(job):
                 name, exercise = job
                 package, problems = packages[name]
-                result = grade_exercise(exercise, manifest["exercises"][exercise], tests[exercise], package,
-                                        problems.get(exercise), Path(tempfile.mkdtemp(dir=scratch)), setup,
-                                        timeout, memory_mb)
+                slot = slots.get()
+                try:
+                    result = grade_exercise(exercise, manifest["exercises"][exercise], tests[exercise], package,
+                                            problems.get(exercise), Path(tempfile.mkdtemp(dir=scratch)), setup,
+                                            timeout, memory_mb, slot)
+                finally:
+                    slots.put(slot)
                 bar.update(1)
                 return job, result
             for (name, exercise), result in pool.map(one, jobs_list):

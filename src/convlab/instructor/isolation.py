@@ -65,7 +65,7 @@ def fallback_warning():
     if method() == "bwrap":
         return None
     why = "CONVLAB_ISOLATION=process" if os.environ.get("CONVLAB_ISOLATION") else _bwrap_problem()
-    user = " as user nobody" if os.geteuid() == 0 else ""
+    user = " as an unprivileged user" if os.geteuid() == 0 else ""
     return (f"warning: grading without bubblewrap ({why}): student code runs{user} with resource limits "
             "only; it can read every file its user can (solutions included), use the network, and see "
             "other processes" + ("" if LINUX else "; its memory is not capped, and daemons that leave "
@@ -102,7 +102,7 @@ def _bwrap_problem():
     command = _bwrap_argv([true], binds=(), env={}, cwd="/tmp", limits=Limits())
     try:
         run = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd="/",
-                             preexec_fn=_preexec(Limits(), _nproc_limit(Limits())))
+                             preexec_fn=_preexec(Limits(), _nproc_limit(Limits(), NOBODY if os.geteuid() == 0 else os.getuid())))
     except (OSError, subprocess.SubprocessError) as error:
         return f"bwrap could not start: {error}"
     if run.returncode != 0:
@@ -133,7 +133,17 @@ def _installed_convlab(trees):
     return sorted(path for path in found if os.path.isdir(path))
 
 
-def _bwrap_argv(argv, *, binds, env, cwd, limits):
+# User ids for workers that run at the same time, one per slot: ids no account has (above the ranges
+# that Linux distributions and systemd hand out), so nothing else on the machine shares their quota.
+WORKER_UID_BASE = 1_900_000_000
+
+
+def worker_uid(slot):
+    """The user id of the workers of parallel slot ``slot`` (0, 1, ...), when grading as root."""
+    return WORKER_UID_BASE + int(slot)
+
+
+def _bwrap_argv(argv, *, binds, env, cwd, limits, uid=NOBODY):
     """The ``bwrap`` command line that runs ``argv`` in the sandbox described in the module docstring."""
     root = os.geteuid() == 0
     command = [shutil.which("bwrap") or "bwrap"]
@@ -168,7 +178,7 @@ def _bwrap_argv(argv, *, binds, env, cwd, limits):
         command += ["--setenv", name, value]
     command += ["--chdir", cwd, "--"]
     if root:
-        command += [shutil.which("setpriv") or "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+        command += [shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}",
                     "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
     return command + list(argv)
 
@@ -198,8 +208,7 @@ def _tasks_of(uid):
     return count
 
 
-def _nproc_limit(limits):
-    uid = NOBODY if os.geteuid() == 0 else os.getuid()
+def _nproc_limit(limits, uid):
     return _tasks_of(uid) + limits.processes
 
 
@@ -334,9 +343,14 @@ class Sandbox:
         An open host file (not a pipe) receiving the worker's stdout and stderr;
         ``None`` discards them. Its size is capped by ``limits.file_mb``.
     limits : Limits
+    uid : int, optional
+        The user id the worker runs as when grading as root (default: nobody,
+        65534). RLIMIT_NPROC counts per user, so workers that run at the same
+        time are given different ids (:func:`worker_uid`): one worker's fork
+        bomb then cannot starve another of processes. Ignored when not root.
     """
 
-    def __init__(self, argv, *, binds=(), env=None, cwd="/tmp", pass_fds=(), stdout=None, limits=Limits()):
+    def __init__(self, argv, *, binds=(), env=None, cwd="/tmp", pass_fds=(), stdout=None, limits=Limits(), uid=None):
         if not argv or not all(isinstance(arg, str) for arg in argv):
             raise IsolationError(f"argv must be a non-empty list of strings, not {argv!r}")
         if any(not isinstance(k, str) or not isinstance(v, str) or "=" in k or "\0" in k + v
@@ -351,7 +365,9 @@ class Sandbox:
         self.pass_fds, self.stdout, self.limits = tuple(pass_fds), stdout, limits
         self.method = None
         self._popen = self._tmp = None
-        self._uid = NOBODY if os.geteuid() == 0 else os.getuid()
+        if uid is not None and not (isinstance(uid, int) and 0 < uid < 2**32 - 1):
+            raise IsolationError(f"uid must be a positive user id, not {uid!r}")
+        self._uid = (NOBODY if uid is None else uid) if os.geteuid() == 0 else os.getuid()
 
     def start(self):
         """Start the worker; returns the sandbox. Bad arguments raise :class:`IsolationError` first."""
@@ -393,9 +409,9 @@ class Sandbox:
             raise IsolationError(f"argv[0] {self.argv[0]} is outside the sandbox (not under /usr, "
                                  "the running Python's prefixes, or a bind)")
         command = _bwrap_argv(self.argv, binds=self.binds, cwd=self.cwd, limits=self.limits,
-                              env=self._environment("/tmp/home"))
+                              env=self._environment("/tmp/home"), uid=self._uid)
         return command, dict(cwd="/", env={"PATH": "/usr/bin:/bin"},
-                             preexec_fn=_preexec(self.limits, _nproc_limit(self.limits)))
+                             preexec_fn=_preexec(self.limits, _nproc_limit(self.limits, self._uid)))
 
     def _process(self):
         """The command and Popen arguments that start the worker as a plain process (the fallback)."""
@@ -412,11 +428,11 @@ class Sandbox:
         home = os.path.join(self._tmp, "home")
         os.mkdir(home)
         kwargs = dict(cwd=self._tmp, env=dict(self._environment(home), TMPDIR=self._tmp),
-                      preexec_fn=_preexec(self.limits, _nproc_limit(self.limits), fallback=True))
+                      preexec_fn=_preexec(self.limits, _nproc_limit(self.limits, self._uid), fallback=True))
         if root:
             for path in (self._tmp, home):
-                os.chown(path, NOBODY, NOBODY)
-            kwargs.update(user=NOBODY, group=NOBODY, extra_groups=[])
+                os.chown(path, self._uid, self._uid)
+            kwargs.update(user=self._uid, group=self._uid, extra_groups=[])
         return self.argv, kwargs
 
     def _environment(self, home):

@@ -106,7 +106,8 @@ class Worker:
             argv.append(f"--kernels={self.spec['kernels']}")
         limits = isolation.Limits(memory_mb=self.spec["memory_mb"])
         self.sandbox = isolation.Sandbox(argv, binds=[(b, b) for b in self.spec["binds"]],
-                                         pass_fds=(requests_read, replies_write), stdout=self.output, limits=limits)
+                                         pass_fds=(requests_read, replies_write), stdout=self.output, limits=limits,
+                                         uid=self.spec.get("uid"))
         try:
             self.sandbox.start()
         finally:
