@@ -11,11 +11,12 @@ plain process: :func:`fallback_warning` says what that no longer guarantees.
 
 Both ways the worker gets a scrubbed environment, resource limits
 (:class:`Limits`), a session of its own, and, when the grader runs as root,
-the user ``nobody``. As root, ``bwrap`` is started with root's privileges (so
-that it can bind a Python installed under ``/root``) but without a user
-namespace, and the worker drops to ``nobody`` with ``setpriv`` before it
-runs: ``RLIMIT_NPROC`` then counts its processes, and host files readable only
-by root stay unreadable. :meth:`Sandbox.kill` stops, then kills, every process
+an unprivileged user: ``nobody``, or the id :func:`worker_uid` gives each
+parallel job. As root, ``bwrap`` is started with root's privileges (so that it
+can bind a Python installed under ``/root``) but without a user namespace, and
+the worker drops to that user with ``setpriv`` before it runs:
+``RLIMIT_NPROC`` then counts its processes, and host files readable only by
+root stay unreadable. :meth:`Sandbox.kill` stops, then kills, every process
 the worker started, including daemons that left its session.
 """
 
