@@ -20,7 +20,8 @@
 #   7. the browser test           pytest tests/browser
 #   8. course kit                 pytest tests/kit (release every exercise, check the student's
 #                                 tree and chapters, solve, grade planted bad submissions;
-#                                 skipped in a student's copy, which has no convlab.instructor)
+#                                 installs bubblewrap, the graders' sandbox, first; skipped
+#                                 in a student's copy, which has no convlab.instructor)
 #   9. portability                bash scripts/check-portability.sh (other builds of
 #                                 the kernels: no OpenMP, clang, an old CPU, aarch64,
 #                                 the wheel; CONVLAB_PORTABILITY=0 skips it), then
@@ -104,7 +105,15 @@ else
 fi
 
 if [[ -d src/convlab/instructor ]]; then
-    run_stage "course kit" "$VPY" -m pytest tests/kit -p no:cacheprovider || true
+    # the kit grades student code inside bubblewrap's sandbox (the stage "kit" of the package list);
+    # CONVLAB_ISOLATION=bwrap: a sandbox that does not start is an error here, not a quiet fallback
+    if install_packages kit; then
+        run_stage "course kit" env CONVLAB_ISOLATION=bwrap "$VPY" -m pytest tests/kit -p no:cacheprovider || true
+    else
+        summary+=("FAILED course kit: not run, its Debian packages are missing (above)")
+        failed=1
+        total_failed=$((total_failed + 1))
+    fi
 else
     summary+=("skip   course kit: no src/convlab/instructor (a student's copy)")
 fi

@@ -66,6 +66,14 @@ def test_every_portability_stage_and_the_browser_are_listed():
     assert not missing, f"stages without a package list: {sorted(missing)}"
 
 
+def test_the_test_script_installs_the_browser_and_the_kit_packages():
+    # the course kit grades student code inside bubblewrap (convlab.instructor.isolation)
+    installs = set(re.findall(r"^\s*(?:if\s+)?install_packages\s+([\w-]+)",
+                              (ROOT / "scripts" / "test.sh").read_text(), re.M))
+    assert {"browser", "kit"} <= installs, f"test.sh installs only {sorted(installs)}"
+    assert installs <= set(STAGES), f"not in the list: {sorted(installs - set(STAGES))}"
+
+
 def test_scripts_install_only_through_the_list():
     # a package installed anywhere else would escape these tests
     for script in (ROOT / "scripts").rglob("*.sh"):

@@ -136,3 +136,15 @@ def test_float32_point_still_works():
     grad = eval_numerical_gradient(lambda x: float(np.sum(x.astype(np.float64) ** 2)), x,
                                    verbose=False, h=1e-3)
     assert np.allclose(grad, [2, 4, 6], rtol=1e-3)
+
+
+def test_scaled_error_is_relative_to_the_largest_entry_not_to_each_entry():
+    from convlab.gradient_check import scaled_error
+
+    a = np.array([1.0, 1e-9])
+    b = np.array([1.0, 2e-9])  # the small entry is off by 100 %, but only 1e-9 of the scale
+    assert rel_error(a, b) > 0.05
+    assert scaled_error(a, b) == pytest.approx(1e-9)
+    assert scaled_error(np.zeros(3), np.zeros(3)) == 0.0
+    assert scaled_error([2.0, 0.0], [0.0, 0.0]) == 1.0
+    assert scaled_error(np.zeros((0,)), np.zeros((0,))) == 0.0

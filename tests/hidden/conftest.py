@@ -1,5 +1,8 @@
 """Fixtures of the hidden tests: seeded randomness, and the naive layers cut off from the fast ones."""
 
+import os
+import zlib
+
 import numpy as np
 import pytest
 
@@ -10,9 +13,16 @@ NAIVE_EXERCISES = ("conv.", "pool.", "spatial_bn.")
 
 
 @pytest.fixture
-def rng():
-    """A freshly seeded generator, so a failure replays exactly."""
-    return np.random.default_rng(1231)
+def rng(request):
+    """A seeded generator: fixed in the project's own test runs; at grading, from the grading's secret seed.
+
+    The grader draws ``CONVLAB_GRADE_SEED`` anew for every grading, so a
+    submission cannot hard-code the outputs of the hidden tests.
+    """
+    secret = os.environ.get("CONVLAB_GRADE_SEED")
+    if secret is None:
+        return np.random.default_rng(1231)
+    return np.random.default_rng([int(secret), zlib.crc32(request.node.nodeid.encode())])
 
 
 @pytest.fixture(autouse=True)

@@ -1,18 +1,25 @@
 """Hidden tests of the naive layers: random shapes and dtypes, uneven stride and pad, inputs left alone.
 
-Each backward pass is tested on a cache built from its documented layout, not
-on the student's forward pass, so the two halves of an exercise pair are
-graded independently. The oracles here are written differently from the
-reference solutions (sliding windows and einsum instead of loops).
+At grading, the inputs come from a secret seed drawn anew for every grading
+(see ``conftest.py``), so every bound here must hold for *any* draw. Results
+are compared with :func:`convlab.gradient_check.scaled_error`, the largest difference relative to the
+largest entry: the elementwise relative error of ``rel_error`` blows up on
+entries that happen to be near zero (a correct conv backward pass reached
+4e-7 there, a correct batch norm 1e-4, in 60 draws), while the scaled error of
+a correct answer stays near 1e-10 and a wrong one is of order 1.
+
+At grading a backward pass receives the cache of the student's own forward
+pass: the tests call the forward pass for the cache, and the grader replays
+that call on the student's forward. The oracles here are written differently
+from the reference solutions (sliding windows and einsum instead of loops).
 """
 
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from convlab.gradient_check import eval_numerical_gradient_array, rel_error
+from convlab.gradient_check import eval_numerical_gradient_array, scaled_error
 from convlab.layers import (
-    batchnorm_forward,
     conv_backward_naive,
     conv_forward_naive,
     max_pool_backward_naive,
@@ -68,7 +75,7 @@ def _conv_inputs(rng, case, dtype):
 def test_conv_forward_random_shapes_uneven_stride_and_pad(rng, case):
     x, w, b, conv_param = _conv_inputs(rng, case, np.float64)
     out, _ = conv_forward_naive(x, w, b, conv_param)
-    assert rel_error(out, conv_oracle(x, w, b, case[2], case[3])) < 1e-10
+    assert scaled_error(out, conv_oracle(x, w, b, case[2], case[3])) < 1e-10
 
 
 @pytest.mark.exercise("conv.forward", points=1)
@@ -77,7 +84,7 @@ def test_conv_forward_float32_and_inputs_unchanged(rng):
     before = [a.copy() for a in (x, w, b)]
     out, _ = conv_forward_naive(x, w, b, conv_param)
     assert out.dtype == np.float32
-    assert rel_error(out, conv_oracle(x, w, b, 2, 1)) < 1e-4
+    assert scaled_error(out, conv_oracle(x, w, b, 2, 1)) < 1e-4
     assert all(np.array_equal(a, c) for a, c in zip((x, w, b), before))
 
 
@@ -87,10 +94,11 @@ def test_conv_backward_random_shapes_uneven_stride_and_pad(rng, case):
     x, w, b, conv_param = _conv_inputs(rng, case, np.float64)
     stride, pad = case[2], case[3]
     dout = rng.standard_normal(conv_oracle(x, w, b, stride, pad).shape)
-    dx, dw, db = conv_backward_naive(dout, (x, w, b, conv_param))
-    assert rel_error(dx, eval_numerical_gradient_array(lambda v: conv_oracle(v, w, b, stride, pad), x, dout)) < 1e-7
-    assert rel_error(dw, eval_numerical_gradient_array(lambda v: conv_oracle(x, v, b, stride, pad), w, dout)) < 1e-7
-    assert rel_error(db, dout.sum(axis=(0, 2, 3))) < 1e-10
+    _, cache = conv_forward_naive(x, w, b, conv_param)
+    dx, dw, db = conv_backward_naive(dout, cache)
+    assert scaled_error(dx, eval_numerical_gradient_array(lambda v: conv_oracle(v, w, b, stride, pad), x, dout)) < 1e-7
+    assert scaled_error(dw, eval_numerical_gradient_array(lambda v: conv_oracle(x, v, b, stride, pad), w, dout)) < 1e-7
+    assert scaled_error(db, dout.sum(axis=(0, 2, 3))) < 1e-10
 
 
 @pytest.mark.exercise("conv.backward", points=1)
@@ -98,7 +106,7 @@ def test_conv_backward_float32_and_inputs_unchanged(rng):
     x, w, b, conv_param = _conv_inputs(rng, CONV_CASES[1], np.float32)
     dout = rng.standard_normal(conv_oracle(x, w, b, 2, 2).shape).astype(np.float32)
     before = [a.copy() for a in (x, w, b, dout)]
-    grads = conv_backward_naive(dout, (x, w, b, conv_param))
+    grads = conv_backward_naive(dout, conv_forward_naive(x, w, b, conv_param)[1])
     assert [g.dtype for g in grads] == [np.float32] * 3
     assert [g.shape for g in grads] == [x.shape, w.shape, b.shape]
     assert all(np.array_equal(a, c) for a, c in zip((x, w, b, dout), before))
@@ -125,17 +133,17 @@ def test_pool_backward_random_shapes(rng, case):
     pool_param = {"pool_height": ph, "pool_width": pw, "stride": stride}
     dout = rng.standard_normal(pool_oracle(x, ph, pw, stride).shape)
     before = (x.copy(), dout.copy())
-    dx = max_pool_backward_naive(dout, (x, pool_param))
+    dx = max_pool_backward_naive(dout, max_pool_forward_naive(x, pool_param)[1])
     dx_num = eval_numerical_gradient_array(lambda v: pool_oracle(v, ph, pw, stride), x, dout)
-    assert rel_error(dx, dx_num) < 1e-8
+    assert scaled_error(dx, dx_num) < 1e-8
     assert np.array_equal(x, before[0]) and np.array_equal(dout, before[1])
 
 
 @pytest.mark.exercise("pool.backward", points=1)
 def test_pool_backward_float32(rng):
     x = rng.standard_normal((2, 2, 4, 4)).astype(np.float32)
-    dx = max_pool_backward_naive(np.ones((2, 2, 2, 2), np.float32),
-                                 (x, {"pool_height": 2, "pool_width": 2, "stride": 2}))
+    _, cache = max_pool_forward_naive(x, {"pool_height": 2, "pool_width": 2, "stride": 2})
+    dx = max_pool_backward_naive(np.ones((2, 2, 2, 2), np.float32), cache)
     assert dx.dtype == np.float32 and dx.sum() == 16
 
 
@@ -153,9 +161,9 @@ def test_spatial_bn_forward_train_mode_and_running_statistics(rng, shape):
     before = x.copy()
     bn_param = {"mode": "train", "momentum": 0.8}
     out, _ = spatial_batchnorm_forward(x, gamma, beta, bn_param)
-    assert rel_error(out, spatial_bn_oracle(x, gamma, beta)) < 1e-9
-    assert rel_error(bn_param["running_mean"], 0.2 * x.mean(axis=(0, 2, 3))) < 1e-10
-    assert rel_error(bn_param["running_var"], 0.8 + 0.2 * x.var(axis=(0, 2, 3))) < 1e-10
+    assert scaled_error(out, spatial_bn_oracle(x, gamma, beta)) < 1e-9
+    assert scaled_error(bn_param["running_mean"], 0.2 * x.mean(axis=(0, 2, 3))) < 1e-10
+    assert scaled_error(bn_param["running_var"], 0.8 + 0.2 * x.var(axis=(0, 2, 3))) < 1e-10
     assert np.array_equal(x, before)
 
 
@@ -170,12 +178,11 @@ def test_spatial_bn_forward_float32(rng):
 @pytest.mark.parametrize("shape", [(2, 3, 3, 5), (4, 2, 2, 3)])
 def test_spatial_bn_backward_random_shapes(rng, shape):
     x, gamma, beta = _bn_inputs(rng, shape)
-    N, C, H, W = shape
-    _, bn_cache = batchnorm_forward(x.transpose(0, 2, 3, 1).reshape(-1, C), gamma, beta, {"mode": "train"})
+    _, cache = spatial_batchnorm_forward(x, gamma, beta, {"mode": "train"})
     dout = rng.standard_normal(shape)
     before = dout.copy()
-    dx, dgamma, dbeta = spatial_batchnorm_backward(dout, (bn_cache, shape))
-    assert rel_error(dx, eval_numerical_gradient_array(lambda v: spatial_bn_oracle(v, gamma, beta), x, dout)) < 1e-6
-    assert rel_error(dgamma, eval_numerical_gradient_array(lambda v: spatial_bn_oracle(x, v, beta), gamma, dout)) < 1e-6
-    assert rel_error(dbeta, dout.sum(axis=(0, 2, 3))) < 1e-10
+    dx, dgamma, dbeta = spatial_batchnorm_backward(dout, cache)
+    assert scaled_error(dx, eval_numerical_gradient_array(lambda v: spatial_bn_oracle(v, gamma, beta), x, dout)) < 1e-6
+    assert scaled_error(dgamma, eval_numerical_gradient_array(lambda v: spatial_bn_oracle(x, v, beta), gamma, dout)) < 1e-6
+    assert scaled_error(dbeta, dout.sum(axis=(0, 2, 3))) < 1e-10
     assert np.array_equal(dout, before)

@@ -87,3 +87,15 @@ def test_without_the_instructor_extra_the_kit_says_which_package_is_missing(tmp_
     assert run.stderr == ("error: the course kit needs nbformat, which is not installed; install convlab with "
                           "its instructor extra: pip install 'convlab[instructor]' (or -e '.[instructor]' in "
                           "the course)\n")
+
+
+def test_the_kit_lists_every_module_it_has():
+    """The module list in ``convlab.instructor``'s docstring is checked against the package itself."""
+    import pkgutil
+    import re
+
+    import convlab.instructor
+
+    listed = set(re.findall(r"^(\w+) {2,}", convlab.instructor.__doc__, re.M))
+    present = {m.name for m in pkgutil.iter_modules(convlab.instructor.__path__)} - {"__main__"}
+    assert listed == present

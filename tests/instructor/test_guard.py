@@ -5,7 +5,7 @@ import pytest
 
 import convlab.fast_layers
 import convlab.layers
-from convlab.instructor.guard import FastLayerUsed, fast_layers_forbidden
+from convlab.instructor.guard import FastLayerUsed, fast_layers_forbidden, fast_modules
 
 X, W, B, PARAM = np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), np.zeros(1), {"stride": 1, "pad": 1}
 
@@ -22,3 +22,16 @@ def test_naive_layer_runs_and_a_delegating_one_is_caught(monkeypatch):
         with pytest.raises(FastLayerUsed):
             prebound(X, W, B, PARAM)  # the fast layer reaches its kernel through the module: caught there
     assert np.array_equal(convlab.fast_layers.conv_forward_fast(X, W, B, PARAM)[0], out)  # restored
+
+
+def test_the_guarded_modules_are_found_in_the_package_not_listed_by_hand():
+    """Every compiled kernel module (the Winograd one too) is guarded, and nothing that is not one."""
+    import importlib.machinery
+    from pathlib import Path
+
+    import convlab._fast
+
+    built = {path.name.split(".")[0] for path in Path(convlab._fast.__path__[0]).iterdir()
+             if path.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))}
+    assert "winograd" in built
+    assert set(fast_modules()) == {"convlab.fast_layers"} | {f"convlab._fast.{name}" for name in built}

@@ -59,38 +59,46 @@ def install_kernels(tree):
         shutil.copy2(built, Path(tree) / "src/convlab/_fast" / built.name)
 
 
-# --- planted bad submissions: (name, exercise it breaks, function, old text, new text)
+# --- planted submissions: (name, exercise it breaks or None, [(function, old text, new text), ...]).
+# A backward pass is graded on the cache of the submission's own forward pass, so a fault that makes a
+# forward pass raise is planted where no backward pass depends on it.
 PLANTS = [
-    ("missing-bias-gradient", "conv.backward", "conv_backward_naive",
-     "db = dout.sum(axis=(0, 2, 3)).astype(dtype, copy=False)", "db = np.zeros(F, dtype=dtype)"),
-    ("ignored-stride", "conv.forward", "conv_forward_naive",
-     "top, left = i * stride, j * stride", "top, left = i, j"),
-    ("infinite-loop", "pool.backward", "max_pool_backward_naive",
+    ("missing-bias-gradient", "conv.backward", [("conv_backward_naive",
+     "db = dout.sum(axis=(0, 2, 3)).astype(dtype, copy=False)", "db = np.zeros(F, dtype=dtype)")]),
+    ("ignored-stride", "conv.forward", [("conv_forward_naive", "top, left = i * stride, j * stride", "top, left = i, j")]),
+    ("infinite-loop", "pool.backward", [("max_pool_backward_naive",
      "dx = np.zeros(x.shape, dtype=_float_dtype(x, dout))\n",
-     "dx = np.zeros(x.shape, dtype=_float_dtype(x, dout))\n    while True:\n        pass\n"),
-    ("os-exit", "spatial_bn.forward", "spatial_batchnorm_forward",
-     "out_rows, bn_cache = batchnorm_forward(", "__import__('os')._exit(0)\n    out_rows, bn_cache = batchnorm_forward("),
-    ("syntax-error", "spatial_bn.backward", "spatial_batchnorm_backward",
-     "batchnorm_backward_alt(_channels_last(dout), bn_cache)", "batchnorm_backward_alt(_channels_last(dout), bn_cache"),
-    ("naive-calls-fast", "pool.forward", "max_pool_forward_naive",
+     "dx = np.zeros(x.shape, dtype=_float_dtype(x, dout))\n    while True:\n        pass\n")]),
+    ("os-exit", "conv.backward", [("conv_backward_naive",
+     "dx = dx_pad[:, :, pad:pad + H, pad:pad + W]", "__import__('os')._exit(0)\n    dx = dx_pad[:, :, pad:pad + H, pad:pad + W]")]),
+    ("syntax-error", "spatial_bn.backward", [("spatial_batchnorm_backward",
+     "batchnorm_backward_alt(_channels_last(dout), bn_cache)", "batchnorm_backward_alt(_channels_last(dout), bn_cache")]),
+    ("naive-calls-fast", "pool.backward", [("max_pool_backward_naive",
      "ph, pw, stride = int(pool_param[\"pool_height\"])",
-     "from convlab.fast_layers import max_pool_forward_fast\n"
-     "    return max_pool_forward_fast(x, pool_param)\n    ph, pw, stride = int(pool_param[\"pool_height\"])"),
+     "from convlab.fast_layers import max_pool_backward_fast\n"
+     "    return max_pool_backward_fast(dout, cache)\n    ph, pw, stride = int(pool_param[\"pool_height\"])")]),
+    # correct, with a cache laid out its own way: the backward pass gets what its own forward pass made
+    ("own-cache-layout", None, [
+        ("spatial_batchnorm_forward", "return _channels_first(out_rows, x.shape), (bn_cache, x.shape)",
+         "return _channels_first(out_rows, x.shape), {\"rows\": bn_cache, \"shape\": x.shape}"),
+        ("spatial_batchnorm_backward", "bn_cache, x_shape = cache", "bn_cache, x_shape = cache[\"rows\"], cache[\"shape\"]")]),
 ]
 EXPECTED_STATUS = {"missing-bias-gradient": "fail", "ignored-stride": "fail", "infinite-loop": "timeout",
                    "os-exit": "crash", "syntax-error": "import-error", "naive-calls-fast": "fail"}
 
 
-def plant(solved, out, function, old, new):
-    """A copy of the solved tree's ``layers.py`` submission with ``old`` replaced by ``new`` inside ``function``."""
+def plant(solved, out, edits):
+    """A copy of the solved tree's submission with each ``(function, old, new)`` edit made inside ``function``."""
     text = (solved / "src/convlab/layers.py").read_text()
-    start = text.index(f"\ndef {function}(")
-    end = text.index("\ndef ", start + 1)
-    body = text[start:end]
-    assert body.count(old) == 1, (function, old)
+    for function, old, new in edits:
+        start = text.index(f"\ndef {function}(")
+        end = text.index("\ndef ", start + 1)
+        body = text[start:end]
+        assert body.count(old) == 1, (function, old)
+        text = text[:start] + body.replace(old, new) + text[end:]
     target = out / "src/convlab/layers.py"
     target.parent.mkdir(parents=True)
-    target.write_text(text[:start] + body.replace(old, new) + text[end:])
+    target.write_text(text)
     for name in ("layer_utils.py", "classifiers/three_layer_convnet.py"):
         (out / "src/convlab" / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(solved / "src/convlab" / name, out / "src/convlab" / name)
@@ -113,8 +121,8 @@ def kit(tmp_path_factory):
                              capture_output=True, text=True)
     assert collect.returncode == 0, collect.stderr
     untouched = work / "submissions" / "untouched.zip"
-    for name, _, function, old, new in PLANTS:
-        plant(solved, work / "submissions" / name, function, old, new)
+    for name, _, edits in PLANTS:
+        plant(solved, work / "submissions" / name, edits)
     submissions = [untouched, solved] + [work / "submissions" / p[0] for p in PLANTS]
     graded = instructor("grade", *submissions, "--bundle", "grading", "--out", "grades", "--jobs", 2,
                         "--timeout", 10, "--no-progress", cwd=work)
@@ -245,7 +253,8 @@ def test_4_a_re_solved_chapter_passes_nbval(kit):
 @pytest.mark.parametrize("name, exercise", [(p[0], p[1]) for p in PLANTS])
 def test_5_a_planted_fault_costs_exactly_its_own_exercise(kit, name, exercise):
     """The faulty exercise loses points (all of them, unless a wrong answer still passes some
-    tests, as an ignored stride does at stride 1); every other exercise keeps full marks."""
+    tests, as an ignored stride does at stride 1); every other exercise keeps full marks. A correct
+    answer with a cache of its own layout (exercise None) keeps full marks everywhere."""
     full = {t["name"]: t["max_points"] for t in kit["results"]["solved"]["tests"]}
     for test in kit["results"][name]["tests"]:
         if test["name"] == exercise:
@@ -263,7 +272,7 @@ def test_grading_table_and_summary(kit):
     again = instructor("grade", *sorted((kit["work"] / "submissions").iterdir()), "--bundle", "grading",
                        "--out", "grades", "--no-progress", cwd=kit["work"])
     assert again.splitlines()[-1].startswith("graded 0 submissions in ")
-    assert "(8 graded before, not again)" in again.splitlines()[-1]
+    assert f"({2 + len(PLANTS)} graded before, not again)" in again.splitlines()[-1]
 
 
 def test_chapters_state_the_points_the_tests_carry(kit):
@@ -274,3 +283,29 @@ def test_chapters_state_the_points_the_tests_carry(kit):
         for line in re.findall(r"Points in the course kit: ([^\n]*)", chapter.read_text()):
             stated.update({e: float(p) for e, p in re.findall(r"`([a-z_.]+)` (\d+)", line)})
     assert stated == full
+
+
+def test_the_gradescope_autograder_grades_a_submission_in_a_fake_autograder_root(kit, tmp_path):
+    """``gradescope`` writes the zip; its ``run_autograder``, run in a fake ``/autograder`` layout with this
+    environment standing in for the venv that ``setup.sh`` builds, grades the solved submission to full marks
+    and writes Gradescope's ``results.json``."""
+    import zipfile
+
+    root = tmp_path / "autograder"
+    instructor("gradescope", "--assign", "*", "--out", tmp_path / "autograder.zip", cwd=kit["work"])
+    with zipfile.ZipFile(tmp_path / "autograder.zip") as archive:
+        archive.extractall(root / "source")
+    course = root / "source" / "course"
+    for args in (["init", "-q"], ["add", "-A"]):  # as setup.sh does: the kit works on a git tree
+        subprocess.run(["git", "-C", str(course), *args], check=True, capture_output=True)
+    (root / "venv").symlink_to(Path(sys.prefix))
+    shutil.copytree(kit["solved"] / "src", root / "submission" / "src")
+    script = root / "source" / "run_autograder"
+    run = subprocess.run(["bash", str(script)], env=dict(os.environ, CONVLAB_AUTOGRADER_ROOT=str(root)),
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    results = json.loads((root / "results" / "results.json").read_text())
+    full = sum(t["max_points"] for t in kit["results"]["solved"]["tests"])
+    assert results["score"] == full and sum(t["max_score"] for t in results["tests"]) == full
+    assert {t["status"] for t in results["tests"]} == {"passed"}
+    assert {t["visibility"] for t in results["tests"]} <= {"visible", "after_due_date", "hidden"}

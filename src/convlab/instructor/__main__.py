@@ -1,4 +1,4 @@
-"""``python -m convlab.instructor``: check, release, solve and grade assignments.
+"""``python -m convlab.instructor``: check, release, solve and grade assignments, or grade them on Gradescope.
 
 Every command works on a course repository: ``--course DIR``, or else the git
 repository it is run in (see :mod:`convlab.instructor.course`).
@@ -11,6 +11,7 @@ from pathlib import Path
 
 try:
     from convlab.instructor import grade as grading
+    from convlab.instructor import gradebook, gradescope, integrity, isolation
     from convlab.instructor import release as releasing
     from convlab.instructor.course import CourseError, find_course
     from convlab.instructor.markers import MarkerError
@@ -58,14 +59,55 @@ def cmd_solve(args):
 
 
 def cmd_grade(args):
+    if args.gradescope and len(args.submissions) != 1:
+        print(f"error: --gradescope writes the results.json of one submission; {len(args.submissions)} were given",
+              file=sys.stderr)
+        return 2
+    if args.gradescope and not args.gradescope.parent.is_dir():
+        print(f"error: --gradescope {args.gradescope}: the folder {args.gradescope.parent} does not exist",
+              file=sys.stderr)
+        return 2
+    try:
+        roster = gradebook.read_roster(args.roster) if args.roster else None
+        due = gradebook.parse_due(args.due) if args.due else None
+        integrity.load_key(args.key_file)
+    except (gradebook.GradebookError, integrity.IntegrityError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if isolation.fallback_warning():
+        print(f"warning: {isolation.fallback_warning()}", file=sys.stderr)
     start = time.monotonic()
-    results, already = grading.grade(args.submissions, args.bundle, args.out, jobs=args.jobs,
-                                     timeout=args.timeout, memory_mb=args.memory, progress=not args.no_progress,
-                                     course=args.course)
+    results, already, problems = grading.grade(args.submissions, args.bundle, args.out, jobs=args.jobs,
+                                               timeout=args.timeout, memory_mb=args.memory,
+                                               progress=not args.no_progress, course=args.course,
+                                               key_file=args.key_file, roster=roster, due=due)
     print(grading.table(results))
+    for problem in problems:
+        print(f"note: {problem}")
     skipped = f" ({len(already)} graded before, not again)" if already else ""
     print(f"graded {len(results) - len(already)} submissions in {time.monotonic() - start:.0f} s{skipped}; "
-          f"JSON per submission and summary.csv in {args.out}")
+          f"records, feedback/ and summary.csv in {args.out}")
+    if args.gradescope:
+        gradescope.write_results(next(iter(results.values())), args.gradescope, due=due)
+        print(f"Gradescope's results: {args.gradescope}")
+    return 0
+
+
+def cmd_gradescope(args):
+    try:
+        gradescope.check_out(args.out)
+    except gradescope.AutograderError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    problems = releasing.check(args.course)
+    if problems:
+        print("error: `check` found problems:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    built = gradescope.build_autograder(args.course, args.assign, args.out)
+    exercises = built["manifest"]["exercises"]
+    print(f"autograder for {len(exercises)} exercises: {', '.join(exercises)}")
+    print(f"with setup.sh, run_autograder, {built['files']} course files and the grader's bundle: {args.out}")
+    print("upload it as the assignment's autograder (base image: Ubuntu 24.04 or newer, for Python 3.11+)")
     return 0
 
 
@@ -88,9 +130,21 @@ def main(argv=None):
     grade.add_argument("--bundle", required=True, type=Path, help="the grader's bundle written by release")
     grade.add_argument("--out", required=True, type=Path, help="directory for the JSON files and summary.csv")
     grade.add_argument("--jobs", type=int, default=1, help="exercises graded at once (default 1)")
-    grade.add_argument("--timeout", type=float, default=20, help="seconds per test (default 20)")
+    grade.add_argument("--timeout", type=float, default=20, help="seconds one call into a submission's function may take (default 20); "
+                       "a whole test may take 6 times that plus a minute")
     grade.add_argument("--memory", type=int, default=2048, help="memory cap per test process in MB (default 2048)")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grade.add_argument("--roster", type=Path, metavar="CSV",
+                       help="the class list (columns id, submission, optional name): summary.csv follows it")
+    grade.add_argument("--due", metavar="TIME", help="the due time, ISO 8601 with a time zone "
+                       "(2026-12-01T23:59+01:00): summary.csv gets the hours late")
+    grade.add_argument("--key-file", type=Path, metavar="FILE",
+                       help="the grader's signing key (default ~/.config/convlab/grading.key, made on first use)")
+    grade.add_argument("--gradescope", type=Path, metavar="FILE",
+                       help="also write this one submission's results in Gradescope's results.json schema")
+    autograder = commands.add_parser("gradescope", parents=[common], help="write a Gradescope autograder zip")
+    autograder.add_argument("--assign", required=True, help="comma-separated globs of exercise ids, as for release")
+    autograder.add_argument("--out", required=True, type=Path, help="the zip to write, e.g. autograder.zip")
     args = parser.parse_args(argv)
     if getattr(args, "jobs", 1) < 1 or getattr(args, "timeout", 1) <= 0 or getattr(args, "memory", 256) < 256:
         parser.error("--jobs must be >= 1, --timeout > 0 and --memory >= 256")
@@ -100,7 +154,8 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
-        return {"check": cmd_check, "release": cmd_release, "solve": cmd_solve, "grade": cmd_grade}[args.command](args)
+        return {"check": cmd_check, "release": cmd_release, "solve": cmd_solve, "grade": cmd_grade,
+                "gradescope": cmd_gradescope}[args.command](args)
     except (releasing.ReleaseError, grading.GradeError, MarkerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

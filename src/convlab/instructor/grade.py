@@ -1,25 +1,41 @@
-"""Grade submissions so that a bad one cannot break its own grading, or anyone else's.
+"""Grade submissions so that no submission can fool the grader, break its own grading or anyone else's.
 
-The pristine tree is the instructor's course repository (its tests and
-reference sources) together with the installed convlab built from it, kernels
-built once. For each submission and each exercise, a fresh subprocess (one thread,
-a memory cap, a per-test timeout) runs that exercise's tests, public and
-hidden, on the reference package with the submission's code for that
-exercise spliced in (:mod:`convlab.instructor.splice`); only whitelisted
-files are read from a submission, and nothing is written into the tree.
+The threat model: a student controls every line of the submitted files, so
+their code runs at import and inside every graded function, and may want the
+points without the work. So student code never runs in the grader's process
+or in the process that runs the tests:
 
-A test's status is ``pass``, ``fail``, ``timeout``, ``crash`` (the process
+- For each submission, a package is built from the released tree (the
+  assigned exercises stubbed, no solution, no hidden test, no instructor kit)
+  with the submission's functions spliced in (:mod:`convlab.instructor.splice`).
+- For each exercise, a trusted *judge* process (:mod:`convlab.instructor.judge`)
+  runs the exercise's public and hidden tests on the reference package; the
+  exercise's functions are proxies to a *worker* process
+  (:mod:`convlab.instructor.worker`) that holds only the submission's package,
+  started in a sandbox (:mod:`convlab.instructor.isolation`: bubblewrap where
+  it works, process limits elsewhere) and killed with everything it started at
+  the end. Arrays cross as ``.npy`` bytes, never pickle (:mod:`convlab.instructor.wire`).
+  A naive layer's worker has no fast layers or kernels to import.
+- Hidden tests draw their inputs from a secret seed made anew for every grading.
+- Grade files are written here, after every worker of the submission is dead,
+  signed with the grader's key (:mod:`convlab.instructor.integrity`); a file
+  the grader did not write is never trusted.
+
+A test's status is ``pass``, ``fail``, ``timeout``, ``crash`` (the worker
 died: a segfault, ``os._exit``, the memory cap) or ``import-error`` (the
-exercise's code is missing, does not parse, or fails at import). After a
-crash the exercise's remaining tests run in a new process, so a crash costs
-only the tests that reached it.
+exercise's code is missing, does not parse, or fails at import).
 """
 
 import csv
 import hashlib
+import importlib.machinery
 import json
 import os
+import queue
 import re
+import secrets
+import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -27,11 +43,15 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy
 from tqdm import tqdm
 
 import convlab
+from convlab.instructor import atomic, gradebook, integrity, isolation
+from convlab.instructor import release as releasing
 from convlab.instructor.course import find_course
-from convlab.instructor.sandbox import tail
+from convlab.instructor.judge import tail, test_seconds
+from convlab.instructor.markers import release_text
 from convlab.instructor.splice import SpliceError, splice
 
 STATUS_ORDER = ("import-error", "timeout", "crash", "fail", "pass")
@@ -94,10 +114,13 @@ def installed_differences(course):
 
 
 def collect_tests(bundle, exercises, course):
-    """The graded tests, by exercise: ``{id: [(nodeid, points), ...]}``, public ones first.
+    """The graded tests, by exercise: ``{id: [(nodeid, points, visibility), ...]}``, public ones first.
 
     Collected once (pytest ``--collect-only`` in a subprocess) from the course's
-    ``tests/`` and the bundle's hidden tests.
+    ``tests/`` and the bundle's hidden tests. A test's visibility is its mark's
+    ``visibility=`` argument, else ``visible`` for a public test and
+    ``after_due_date`` for a hidden one (its name and result are shown once
+    grades are released, never its source).
     """
     with tempfile.TemporaryDirectory() as work:
         out = Path(work) / "marks.json"
@@ -109,26 +132,33 @@ def collect_tests(bundle, exercises, course):
             "        for item in items:\n"
             "            for mark in item.iter_markers('exercise'):\n"
             "                test = '::'.join([str(item.path)] + item.nodeid.split('::')[1:])\n"
-            "                self.found.append((test, mark.args[0], mark.kwargs.get('points', 1)))\n"
+            "                self.found.append((test, mark.args[0], mark.kwargs.get('points', 1),\n"
+            "                                   mark.kwargs.get('visibility')))\n"
             "plugin = Marks()\n"
             "code = pytest.main(sys.argv[2:], plugins=[plugin])\n"
             "json.dump(plugin.found, open(sys.argv[1], 'w'))\n"
             "sys.exit(code)\n"
         )
         files = [str(p) for p in sorted((course / "tests").glob("test_*.py")) if "mark.exercise" in p.read_text()]
-        files.append(str(Path(bundle).resolve() / "tests" / "hidden"))
+        hidden = Path(bundle).resolve() / "tests" / "hidden"
+        files.append(str(hidden))
         run = subprocess.run(
             [sys.executable, "-c", script, str(out), "--collect-only", "-q", "-p", "no:cacheprovider",
              "--rootdir", str(course), "-c", str(course / "pyproject.toml"), *files],
-            cwd=work, capture_output=True, text=True, env=_sandbox_env(),
+            cwd=work, capture_output=True, text=True, env=_judge_env(),
         )
         if run.returncode != 0:
             raise GradeError(f"collecting the graded tests failed:\n{tail(run.stdout + run.stderr)}")
         marks = json.loads(out.read_text())
     tests = {e: [] for e in exercises}
-    for nodeid, exercise, points in marks:
+    for nodeid, exercise, points, visibility in marks:
+        if visibility is None:
+            visibility = "after_due_date" if Path(nodeid.partition("::")[0]).is_relative_to(hidden) else "visible"
+        if visibility not in gradebook.VISIBILITIES:
+            raise GradeError(f"{_display(nodeid, course)}: visibility must be one of {', '.join(gradebook.VISIBILITIES)}, "
+                             f"not {visibility!r}")
         if exercise in tests:
-            tests[exercise].append((nodeid, points))
+            tests[exercise].append((nodeid, points, visibility))
     empty = [e for e, t in tests.items() if not t]
     if empty:
         raise GradeError(f"no test grades {', '.join(empty)}")
@@ -143,139 +173,199 @@ def _display(nodeid, course):
     return f"{shown.as_posix()}::{rest}"
 
 
-def _without_machine_paths(text, spliced, course):
-    """``text`` with the grader's paths made relative: the course's, the spliced modules' and the bundle's."""
-    for path, shown in spliced.items():
-        text = text.replace(path, shown)
+def _without_machine_paths(text, course, roots):
+    """``text`` with the grader's paths made relative: the course's, the bundle's and the workers' packages'."""
+    for root in roots:
+        text = text.replace(f"{root}/", "")
     return re.sub(r"/\S*/hidden/(test_\w+\.py)", r"hidden/\1", text.replace(f"{course}/", ""))
 
 
-def _sandbox_env():
+def _judge_env():
+    """The environment of the trusted processes (the workers get a scrubbed one of their own)."""
     env = dict(os.environ)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
         env[name] = "1"
-    # no auto-loaded pytest plugins (nbval and others cost seconds per process); the sandbox asks for its own
+    # no auto-loaded pytest plugins (nbval and others cost seconds per process); the judge asks for its own
     env.update(PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0", MPLBACKEND="Agg", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     return env
 
 
-def _run(work, overlay, nodeids, guard, timeout, memory_mb, course):
-    """One sandbox process on ``nodeids``: (events, returncode, stderr, killed)."""
-    results = Path(work) / "events.jsonl"
-    results.unlink(missing_ok=True)
-    spec = {"overlay": overlay, "nodeids": nodeids, "guard": guard, "timeout": timeout,
-            "results": str(results), "memory_mb": memory_mb, "rootdir": str(course), "config": str(course / "pyproject.toml")}
-    spec_path = Path(work) / "spec.json"
-    spec_path.write_text(json.dumps(spec))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "convlab.instructor.sandbox", str(spec_path)], cwd=work,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_sandbox_env(),
-        start_new_session=True,
-    )
-    killed = False
-    try:
-        output, _ = process.communicate(timeout=timeout * len(nodeids) + 60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, 9)
-        output, _ = process.communicate()
-        killed = True
-    events = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
-    return events, process.returncode, output, killed
+# ---------------------------------------------------------------- the workers' packages
 
 
-def grade_exercise(submission, exercise, places, tests, reference, work, timeout=20, memory_mb=2048, course=None):
-    """Grade one exercise of one submission.
+def _readable(path):
+    """Make ``path`` (a file or folder tree) readable by every user: a worker may run as ``nobody``."""
+    path = Path(path)
+    for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        mode = item.stat().st_mode
+        item.chmod(mode | stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+                   | ((stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH) if item.is_dir() else 0))
+
+
+def released_package(course, manifest, folder):
+    """Write ``folder/convlab``: the package as the students received it, without its kernels and instructor kit.
+
+    Returns
+    -------
+    dict
+        ``{file: released text}`` of the files that submissions replace.
+    """
+    assigned = set(manifest["exercises"]).__contains__
+    source = Path(course) / "src"
+    texts = {}
+    for path in sorted((source / "convlab").rglob("*.py")):
+        where = path.relative_to(course).as_posix()
+        if "__pycache__" in path.parts or releasing._instructor_only(where) or "/instructor/" in where:
+            continue
+        text = release_text(path.read_text(encoding="utf-8"), assigned, where)
+        target = folder / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        texts[where] = text
+    return texts
+
+
+def kernels_folder(folder):
+    """Copy the installed package's compiled kernels into ``folder``; a worker that may use them gets this path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fast = Path(convlab.__file__).resolve().parent / "_fast"
+    for path in fast.iterdir():
+        if path.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
+            shutil.copy2(path, folder / path.name)
+    return folder
+
+
+def submission_package(submission, manifest, released, texts, folder):
+    """Write ``folder/convlab``: the released package with the submission's functions spliced in.
 
     Parameters
     ----------
     submission : dict
         ``{path: text or None}`` from :func:`read_submission`.
+    released : path
+        The folder that :func:`released_package` wrote.
+    texts : dict
+        ``{file: released text}``.
+
+    Returns
+    -------
+    dict
+        ``{exercise: problem}`` for the exercises whose code could not be
+        spliced (missing file or function, syntax error); their stubs stay.
+    """
+    shutil.copytree(released, folder)
+    problems = {}
+    for file in manifest["files"]:
+        text = texts[file]
+        for exercise, places in manifest["exercises"].items():
+            names = sorted({p["function"].split(".")[0] for p in places if p["file"] == file})
+            if not names:
+                continue
+            if submission.get(file) is None:
+                problems[exercise] = f"{file} is missing from the submission"
+                continue
+            try:
+                text = splice(text, submission[file], names, file)
+            except SpliceError as err:
+                problems[exercise] = str(err)
+        (folder / Path(file).relative_to("src")).write_text(text, encoding="utf-8")
+    _readable(folder)
+    return problems
+
+
+def _forwards(places, course):
+    """``(module, name)`` of the reference forward passes whose caches feed the exercise's backward passes."""
+    functions = {(_module_name(p["file"]), p["function"]) for p in places}
+    found = []
+    for place in places:
+        name = place["function"]
+        partner = name.replace("backward", "forward")
+        if partner != name and "." not in name and (_module_name(place["file"]), partner) not in functions \
+                and re.search(rf"^def {partner}\(", (course / place["file"]).read_text(encoding="utf-8"), re.M):
+            found.append((_module_name(place["file"]), partner))
+    return found
+
+
+# ---------------------------------------------------------------- one exercise
+
+
+def grade_exercise(exercise, places, tests, package, problem, work, setup, timeout=20, memory_mb=2048, slot=0):
+    """Grade one exercise of one submission in a judge process.
+
+    Parameters
+    ----------
     exercise : str
     places : list of dict
         ``{"file", "function"}`` of the exercise, from the manifest.
-    tests : list of (str, float)
-        Node ids and points of the exercise's tests.
-    reference : dict
-        ``{path: text}`` of the pristine modules.
+    tests : list of (str, float, str)
+        Node ids, points and visibilities of the exercise's tests.
+    package : path
+        The submission's package folder (:func:`submission_package`).
+    problem : str or None
+        Why the exercise's code could not be spliced, if it could not.
     work : path
-        Scratch directory of this grading.
+        Scratch folder of this exercise (trusted: no worker sees it).
+    setup : dict
+        ``course``, ``boot``, ``kernels``, ``seed`` and ``roots`` (paths to hide) of the grading.
     timeout : float
-        Seconds per test.
+        Seconds one call into the submission's code may take (a test's many
+        calls together may take up to :func:`convlab.instructor.judge.test_seconds`).
     memory_mb : int
-        Address-space cap of the sandbox process.
-    course : path or None
-        The course repository (default: see :func:`convlab.instructor.course.find_course`).
+        Address-space cap of the worker.
+    slot : int
+        Which of the gradings that run at the same time this is: its workers
+        get a user id of their own (when grading as root).
 
     Returns
     -------
     dict
         ``{"name", "status", "points", "max_points", "output", "tests": [...]}``.
     """
-    course = find_course(course)
+    course = setup["course"]
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
-    records = {nodeid: {"name": _display(nodeid, course), "max_points": points, "points": 0, "status": None, "output": ""}
-               for nodeid, points in tests}
-    overlay, problem = {}, None
-    for file in sorted({p["file"] for p in places}):
-        names = sorted({p["function"].split(".")[0] for p in places if p["file"] == file})
-        if submission.get(file) is None:
-            problem = f"{file} is missing from the submission"
-            break
-        try:
-            text = splice(reference[file], submission[file], names, file)
-        except SpliceError as err:
-            problem = str(err)
-            break
-        target = work / (_module_name(file) + ".py")
-        target.write_text(text, encoding="utf-8")
-        overlay[_module_name(file)] = str(target)
-    guard = all(p["file"] == NAIVE_MODULE_FILE for p in places)
-    remaining = [nodeid for nodeid, _ in tests] if problem is None else []
-    while remaining:
-        events, code, output, killed = _run(work, overlay, remaining, guard, timeout, memory_mb, course)
+    records = {nodeid: {"name": _display(nodeid, course), "status": None, "points": 0, "max_points": points,
+                        "visibility": visibility, "output": ""} for nodeid, points, visibility in tests}
+    naive = all(p["file"] == NAIVE_MODULE_FILE for p in places)
+    if problem is None:
+        results = work / "events.jsonl"
+        spec = {
+            "functions": sorted({(_module_name(p["file"]), p["function"]) for p in places}),
+            "forwards": _forwards(places, course), "nodeids": [n for n, _, _ in tests], "timeout": timeout,
+            "seed": setup["seed"], "results": str(results), "rootdir": str(course),
+            "config": str(course / "pyproject.toml"),
+            "worker": {"python": sys.executable, "boot": str(setup["boot"]),
+                       "paths": [str(package), setup["site"]], "kernels": None if naive else str(setup["kernels"]),
+                       "modules": sorted({_module_name(p["file"]) for p in places}), "memory_mb": memory_mb,
+                       "uid": isolation.worker_uid(slot),
+                       "binds": [str(package), str(setup["boot"])] + ([] if naive else [str(setup["kernels"])])},
+        }
+        (work / "spec.json").write_text(json.dumps(spec))
+        run = subprocess.run([sys.executable, "-m", "convlab.instructor.judge", str(work / "spec.json")], cwd=work,
+                             capture_output=True, text=True, env=_judge_env(),
+                             timeout=test_seconds(timeout) * len(tests) + 120)
+        events = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
         failures = [e for e in events if e["event"] in ("import-error", "collect-error")]
         if failures:
             problem = failures[0]["output"]
-            break
-        started = [e["nodeid"] for e in events if e["event"] == "start"]
         for event in events:
             if event["event"] == "report" and event["nodeid"] in records:
                 record = records[event["nodeid"]]
-                if event["outcome"] == "passed" and record["status"] is None:
-                    record["status"] = "pass"
-                elif event["outcome"] == "failed":
-                    record["status"] = "timeout" if event["timeout"] else "fail"
-                    record["output"] = event["output"]
-                elif event["outcome"] == "skipped":
-                    record["status"] = "fail"
-                    record["output"] = "skipped"
-        unfinished = [n for n in started if records[n]["status"] is None]
-        for nodeid in unfinished:
-            how = (f"killed after {timeout * len(remaining) + 60:g} s" if killed
-                   else f"the process ended (exit code {code}) during this test")
-            records[nodeid]["status"] = "timeout" if killed else "crash"
-            records[nodeid]["output"] = f"{how}; its output ends:\n{tail(output)}"
-        if not started:
-            problem = f"the test process ended before running a test (exit code {code}):\n{tail(output)}"
-            break
-        remaining = [n for n in remaining if n not in started]
+                if record["status"] in (None, "pass"):
+                    record.update(status=event["status"], output=event["output"])
+        started = [e["nodeid"] for e in events if e["event"] == "start"]
+        if not events or (not failures and not any(e["event"] == "finished" for e in events)):
+            problem = problem or f"the grader's test process failed (exit code {run.returncode}):\n" \
+                                 f"{tail(run.stdout + run.stderr)}"
         hung = next((n for n in started if records[n]["status"] == "timeout"), None)
-        if hung:
-            for nodeid in remaining:
-                records[nodeid].update(status="timeout", output=f"not run: {hung} timed out before it")
-            break
-    if problem is not None:
-        for record in records.values():
-            if record["status"] is None:
-                record.update(status="import-error", output=problem)
-    places_shown = {}
-    for file in {p["file"] for p in places}:  # line numbers are those of the spliced module
-        places_shown[str(work / (_module_name(file) + ".py"))] = f"{file} (spliced)"
-        places_shown[_module_name(file) + ".py"] = f"{file} (spliced)"
+        for nodeid, record in records.items():
+            if record["status"] is None and hung and problem is None:
+                record.update(status="timeout", output=f"not run: {_display(hung, course)} timed out before it")
     for record in records.values():
-        record["output"] = _without_machine_paths(record["output"], places_shown, course)
-        record["status"] = record["status"] or "fail"
+        if record["status"] is None:
+            record.update(status="import-error" if problem is not None else "fail",
+                          output=problem if problem is not None else "not run")
+        record["output"] = _without_machine_paths(record["output"], course, setup["roots"])
         record["points"] = record["max_points"] if record["status"] == "pass" else 0
     tests_out = list(records.values())
     status = min((r["status"] for r in tests_out), key=STATUS_ORDER.index)
@@ -297,16 +387,48 @@ def _fingerprint(submission, manifest, graders):
     return digest.hexdigest()
 
 
-def grade(submissions, bundle, out, jobs=1, timeout=20, memory_mb=2048, progress=True, course=None):
-    """Grade ``submissions`` into ``out``; returns ``({name: result}, names of those already graded)``.
+def grader_version(course, bundle, reference_files):
+    """A hash of everything on the grader's side that decides a grade: the tests, the reference, the kit."""
+    digest = hashlib.sha256(convlab.__version__.encode())
+    kit = Path(__file__).resolve().parent
+    paths = sorted((Path(bundle) / "tests").rglob("*.py")) + sorted((Path(course) / "tests").glob("*.py")) \
+        + sorted(kit.glob("*.py")) + [Path(course) / f for f in sorted(reference_files)]
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
-    Writes ``out/<name>.json`` per submission (``score``, ``max_score`` and
-    ``tests[{name, status, points, max_points, output}]``, one entry per
-    exercise) and ``out/summary.csv``. A submission whose JSON already exists
-    for the same files, assignment, tests and reference is not graded again.
-    ``course`` is the course repository (default: see
-    :func:`convlab.instructor.course.find_course`); the installed convlab must
-    be built from it (:func:`installed_differences`).
+
+def _scratch_root():
+    """A private scratch folder whose subfolders workers may enter (by name) but not list."""
+    root = Path(tempfile.mkdtemp(prefix="convlab-grade-"))
+    root.chmod(0o711)
+    return root
+
+
+def grade(submissions, bundle, out, jobs=1, timeout=20, memory_mb=2048, progress=True, course=None, key_file=None,
+          roster=None, due=None):
+    """Grade ``submissions`` into ``out``; returns ``({name: record}, names of those already graded, problems)``.
+
+    Writes, once every worker of a submission is dead, ``out/<name>.json``
+    (the instructor's record, signed: ``score``, ``max_score``, ``student``
+    and ``tests``, one entry per exercise with its tests; see
+    :mod:`convlab.instructor.gradebook`), ``out/feedback/<name>.json`` (what
+    the student may see) and ``out/summary.csv`` (one row per student). A
+    submission whose record exists, carries this grader's signature and was
+    made from the same files by the same grader is not graded again; any other
+    record is graded anew.
+
+    Parameters
+    ----------
+    course : path or None
+        The course repository (default: see :func:`convlab.instructor.course.find_course`);
+        the installed convlab must be built from it (:func:`installed_differences`).
+    key_file : path or None
+        The grader's key (default: see :func:`convlab.instructor.integrity.load_key`).
+    roster : list of dict or None
+        From :func:`convlab.instructor.gradebook.read_roster`.
+    due : datetime or None
+        The aware due time, for the summary's ``late`` column.
     """
     course = find_course(course)
     bundle, out = Path(bundle), Path(out)
@@ -334,54 +456,92 @@ def grade(submissions, bundle, out, jobs=1, timeout=20, memory_mb=2048, progress
         shown = ", ".join(differ[:3]) + (f" and {len(differ) - 3} more" if len(differ) > 3 else "")
         raise GradeError(f"the installed convlab ({Path(convlab.__file__).parent}) is not built from the course "
                          f"{course}: {shown} differ; install the course (pip install -e {course}) before grading")
+    key = integrity.load_key(key_file)
     out.mkdir(parents=True, exist_ok=True)
-    graders = hashlib.sha256()  # a changed test or reference solution means grading again
-    for path in sorted((bundle / "tests").rglob("*.py")) + sorted((course / "tests").glob("test_*.py")):
-        graders.update(path.read_bytes())
-    for file in sorted(reference):
-        graders.update(reference[file].encode())
+    version = grader_version(course, bundle, reference)
     results, todo, already = {}, [], []
     for name, path in names.items():
         files = read_submission(path, manifest["files"])
-        fingerprint = _fingerprint(files, manifest, graders.digest())
-        previous = out / f"{name}.json"
-        if previous.is_file() and json.loads(previous.read_text()).get("fingerprint") == fingerprint:
-            results[name] = json.loads(previous.read_text())
+        fingerprint = _fingerprint(files, manifest, version.encode())
+        previous = _previous_record(out / f"{name}.json", key)
+        if previous is not None and previous.get("fingerprint") == fingerprint:
+            results[name] = previous
             already.append(name)
             continue
         todo.append((name, files, fingerprint))
     tests = collect_tests(bundle, manifest["exercises"], course) if todo else {}
-    jobs_list = [(name, files, e) for name, files, _ in todo for e in manifest["exercises"]]
-    graded = {}
-    with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(max(1, jobs)) as pool, \
-            tqdm(total=len(jobs_list), desc="grading", unit="exercise", disable=not progress,
-                 file=sys.stderr) as bar:
-        def one(job):
-            name, files, exercise = job
-            result = grade_exercise(files, exercise, manifest["exercises"][exercise], tests[exercise], reference,
-                                    Path(scratch) / name / exercise, timeout, memory_mb, course)
-            bar.update(1)
-            return job, result
-        for (name, _, exercise), result in pool.map(one, jobs_list):
-            graded.setdefault(name, {})[exercise] = result
+    scratch = _scratch_root()
+    try:
+        setup = {"course": course, "seed": secrets.randbits(63), "site": str(Path(numpy.__file__).resolve().parents[1])}
+        if todo:
+            setup["boot"] = _boot_folder(scratch / secrets.token_hex(8))
+            setup["kernels"] = kernels_folder(scratch / secrets.token_hex(8))
+            _readable(setup["kernels"])
+            released = scratch / "released"
+            texts = released_package(course, manifest, released)
+        packages = {}
+        for name, files, _ in todo:
+            package = scratch / secrets.token_hex(8)
+            packages[name] = (package, submission_package(files, manifest, released, texts, package))
+        setup["roots"] = [str(p) for p, _ in packages.values()] + [str(scratch)]
+        jobs_list = [(name, e) for name, _, _ in todo for e in manifest["exercises"]]
+        graded, slots = {}, queue.SimpleQueue()
+        for slot in range(max(1, jobs)):
+            slots.put(slot)
+        with ThreadPoolExecutor(max(1, jobs)) as pool, \
+                tqdm(total=len(jobs_list), desc="grading", unit="exercise", disable=not progress,
+                     file=sys.stderr) as bar:
+            def one(job):
+                name, exercise = job
+                package, problems = packages[name]
+                slot = slots.get()
+                try:
+                    result = grade_exercise(exercise, manifest["exercises"][exercise], tests[exercise], package,
+                                            problems.get(exercise), Path(tempfile.mkdtemp(dir=scratch)), setup,
+                                            timeout, memory_mb, slot)
+                finally:
+                    slots.put(slot)
+                bar.update(1)
+                return job, result
+            for (name, exercise), result in pool.map(one, jobs_list):
+                graded.setdefault(name, {})[exercise] = result
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     for name, files, fingerprint in todo:
         exercises = [graded[name][e] for e in manifest["exercises"]]
-        results[name] = {
+        record = {
+            "submission": name, "student": gradebook.read_identity(names[name])[0],
             "score": sum(e["points"] for e in exercises), "max_score": sum(e["max_points"] for e in exercises),
-            "tests": [{k: e[k] for k in ("name", "status", "points", "max_points", "output")} for e in exercises],
-            "fingerprint": fingerprint,
+            "tests": exercises, "fingerprint": fingerprint, "grader": version,
         }
-        (out / f"{name}.json").write_text(json.dumps(results[name], indent=2) + "\n")
-    with open(out / "summary.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["submission", "score", "max_score"] + [f"{e} {k}" for e in manifest["exercises"]
-                                                               for k in ("points", "status")])
-        for name in sorted(results):
-            row = [name, f"{results[name]['score']:g}", f"{results[name]['max_score']:g}"]
-            for test in results[name]["tests"]:
-                row += [f"{test['points']:g}", test["status"]]
-            writer.writerow(row)
-    return {name: results[name] for name in sorted(results)}, already
+        record["hmac"] = integrity.sign(key, record)
+        results[name] = record
+        atomic.write_text(out / f"{name}.json", json.dumps(record, indent=2) + "\n")
+    (out / "feedback").mkdir(exist_ok=True)
+    for name, record in results.items():
+        atomic.write_text(out / "feedback" / f"{name}.json",
+                          json.dumps(gradebook.student_feedback(record), indent=2) + "\n")
+    problems = gradebook.write_summary(results, out / "summary.csv", roster=roster, due=due)
+    return {name: results[name] for name in sorted(results)}, already, problems
+
+
+def _boot_folder(folder):
+    """The worker's own two modules, copied where a worker may read them."""
+    folder.mkdir()
+    kit = Path(__file__).resolve().parent
+    for name in ("worker.py", "wire.py"):
+        shutil.copy2(kit / name, folder / name)
+    _readable(folder)
+    return folder
+
+
+def _previous_record(path, key):
+    """The record at ``path`` if this grader wrote it (its signature checks out under ``key``), else None."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return record if integrity.verify(key, record) else None
 
 
 def table(results):

@@ -1,11 +1,11 @@
-"""One exercise of a submission, grafted onto the reference module.
+"""A submission's code for some exercises, grafted onto the module the students were given.
 
-An exercise is graded with the student's code for *that* exercise and the
-reference for everything else: the spliced module is the instructor's module,
-followed by the student's definitions of the exercise's functions (which
-rebind them) and the student's own additions (new helpers and imports). A
-broken neighbour, even a syntax error elsewhere in the file, then costs only
-the exercise it sits in.
+The grader builds each submission's package from the released tree (the
+assigned exercises stubbed): for every exercise, the student's definitions of
+its functions are appended to the released module (they rebind the stubs),
+with the student's own additions (new helpers, imports and other top-level
+statements). A broken exercise, even one with a syntax error, leaves its stub
+in place and costs only the exercises that call it.
 """
 
 import ast
@@ -110,7 +110,9 @@ def splice(reference, submission, names, where):
     -------
     str
         Module source: ``reference``, then the submission's new imports, helpers
-        and constants (names the reference lacks), then its definitions of ``names``.
+        and constants (names the reference lacks) and top-level statements the
+        reference does not have (a ``sys.exit()`` at import runs as it would in
+        the student's module), then its definitions of ``names``.
 
     Raises
     ------
@@ -127,7 +129,8 @@ def splice(reference, submission, names, where):
         if defining[-1].kind == "broken":
             raise SpliceError(f"{where}: {name} does not parse ({defining[-1].error})")
         wanted.append(defining[-1])
-    additions = [c for c in student if c.kind in ("def", "import", "assign") and c.names and not c.names & known]
+    additions = [c for c in student if (c.kind in ("def", "import", "assign") and c.names and not c.names & known)
+                 or (c.kind == "other" and c.text.strip() not in reference)]
     parts = [reference.rstrip("\n"), "\n\n\n# ---- the submission's code ----\n"]
     parts += [c.text.rstrip("\n") + "\n\n\n" for c in additions + wanted]
     return "".join(parts)

@@ -1,6 +1,7 @@
 """``python -m convlab.submit check | collect``: test an assignment, then pack it for handing in."""
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 from convlab.submit import assignment
+from convlab.submit.identity import IDENTITY_FILE, IdentityError, describe
 
 
 def _repository():
@@ -30,8 +32,13 @@ def check(extra):
     return code
 
 
-def collect(out):
-    """Zip the assignment's files into ``out``; fails naming every missing file."""
+def collect(out, student_id=None, name=None, labels=("--student-id", "--name")):
+    """Zip the assignment's files and their ``submission.json`` into ``out``; fails naming every missing file.
+
+    ``student_id`` and ``name`` go into ``submission.json`` when given (see
+    :mod:`convlab.submit.identity`), with the time of collecting and each file's SHA-256;
+    ``labels`` name where they came from in an error.
+    """
     released = assignment()
     if released is None:
         sys.exit("error: no assignment.json next to convlab.submit: this is not a released assignment")
@@ -39,12 +46,29 @@ def collect(out):
     missing = [f for f in released["files"] if not (root / f).is_file()]
     if missing:
         sys.exit("error: cannot collect, these files of the assignment are missing:\n  " + "\n  ".join(missing))
+    contents = {path: (root / path).read_bytes() for path in released["files"]}
+    try:
+        identity = describe(contents, student_id, name, labels=labels)
+    except IdentityError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in released["files"]:
-            archive.write(root / name, name)
+        for path in released["files"]:
+            archive.writestr(zipfile.ZipInfo.from_file(root / path, path), contents[path], zipfile.ZIP_DEFLATED)
+        archive.writestr(IDENTITY_FILE, json.dumps(identity, indent=2) + "\n")
     count = len(released["files"])
     print(f"wrote {out} with {count} file{'s' if count != 1 else ''}: {', '.join(released['files'])}")
+    if "id" in identity or "name" in identity:
+        who = ", ".join(f"{field} {identity[field]}" for field in ("id", "name") if field in identity)
+        print(f"handed in as {who} ({IDENTITY_FILE}, collected {identity['submitted']})")
     return 0
+
+
+def _option_or_variable(value, option, variable):
+    """``(value, option)`` when the option was given, else ``($variable or None, variable)``."""
+    if value is not None:
+        return value, option
+    return os.environ.get(variable) or None, variable
 
 
 def main(argv=None):
@@ -54,10 +78,15 @@ def main(argv=None):
     run.add_argument("pytest_args", nargs="*", help="passed on to pytest (e.g. -x)")
     pack = commands.add_parser("collect", help="zip the files to submit")
     pack.add_argument("--out", default="submission.zip", help="the zip to write (default: submission.zip)")
+    pack.add_argument("--student-id", metavar="ID",
+                      help="your student id, recorded in the zip's submission.json (default: $CONVLAB_STUDENT_ID)")
+    pack.add_argument("--name", help="your name, recorded in the zip's submission.json (default: $CONVLAB_STUDENT_NAME)")
     args = parser.parse_args(argv)
     if args.command == "check":
         return check(args.pytest_args)
-    return collect(args.out)
+    student_id, id_label = _option_or_variable(args.student_id, "--student-id", "CONVLAB_STUDENT_ID")
+    name, name_label = _option_or_variable(args.name, "--name", "CONVLAB_STUDENT_NAME")
+    return collect(args.out, student_id, name, labels=(id_label, name_label))
 
 
 if __name__ == "__main__":
