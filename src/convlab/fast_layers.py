@@ -27,7 +27,8 @@ passes take ``(dout, cache)``.  The heavy lifting happens in
   :func:`activation_forward_fast` for an activation alone).
 
 This module is the only one that imports :mod:`convlab._fast`; every layer
-here has a naive twin in :mod:`convlab.layers` with the same arguments.
+here has a naive twin in :mod:`convlab.layers` or :mod:`convlab.modern_layers`
+with the same arguments.
 
 float32 inputs give float32 outputs and float64 stays float64; inputs need
 not be contiguous.
@@ -72,7 +73,8 @@ except ImportError as error:  # the Cython extension was never compiled (or not 
         f"`pip install -e .` or `python setup.py build_ext --inplace` (this needs a C compiler "
         f"and Cython), or install convlab from a wheel."
     ) from error
-from convlab.layers import ACTIVATIONS, INDEX_MAX, batchnorm_settings, conv_output_size, pool_output_size
+from convlab.layers import INDEX_MAX, batchnorm_settings, conv_output_size, pool_output_size
+from convlab.modern_layers import ACTIVATIONS
 
 __all__ = [
     "conv_forward_fast",
@@ -661,7 +663,7 @@ def _real_dtype(**arrays):
 def max_pool_floor_forward_fast(x):
     """2x2 max pooling with stride 2 that drops an odd last row or column.
 
-    The same as :func:`convlab.layers.max_pool_floor_forward_naive`, without
+    The same as :func:`convlab.modern_layers.max_pool_floor_forward_naive`, without
     the crop: the 2x2 kernel simply never reads the last row (column) of an
     odd map.
 
@@ -711,7 +713,7 @@ def max_pool_floor_backward_fast(dout, cache):
     return max_pool_backward_fast(dout, cache)
 
 
-#: The codes of the activations of :data:`convlab.layers.ACTIVATIONS` in :mod:`convlab._fast.bn_act`.
+#: The codes of the activations of :data:`convlab.modern_layers.ACTIVATIONS` in :mod:`convlab._fast.bn_act`.
 _ACTIVATION_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "gelu": 3}
 
 
@@ -734,7 +736,7 @@ def _channel_rows(x):
 def activation_forward_fast(x, activation="relu", alpha=0.01):
     """Forward pass of the activation named ``activation`` on images.
 
-    Same as :func:`convlab.layers.activation_forward` for 4-D input; GELU in
+    Same as :func:`convlab.modern_layers.activation_forward` for 4-D input; GELU in
     float32 uses the kernel's rational approximation of ``erf`` (accurate to
     float32 rounding).
 
@@ -797,7 +799,7 @@ def spatial_batchnorm_act_forward_fast(x, gamma, beta, bn_param, activation="rel
     """Spatial batch normalization followed by an activation, fused in one kernel.
 
     Same arguments and results as
-    :func:`convlab.layers.spatial_batchnorm_act_forward`. In ``'train'``
+    :func:`convlab.modern_layers.spatial_batchnorm_act_forward`. In ``'train'``
     mode the kernel returns each channel's batch mean and ``1 / sqrt(var +
     eps)`` in float64; the running statistics are updated from them (and
     created in float64 on first use).
