@@ -787,12 +787,12 @@ def test_max_pool_refuses_planes_an_int32_argmax_cannot_index():
 
 
 def test_the_int32_argmax_limit_is_2_to_the_31_minus_1_pixels():
-    fast_layers._check_pool_plane((1, 1, 1, 2**31 - 1), "x")
-    fast_layers._check_pool_plane((1, 1, 46340, 46340), "x")
+    fast_layers.inputs._check_pool_plane((1, 1, 1, 2**31 - 1), "x")
+    fast_layers.inputs._check_pool_plane((1, 1, 46340, 46340), "x")
     with pytest.raises(ValueError, match="int32"):
-        fast_layers._check_pool_plane((1, 1, 1, 2**31), "x")
+        fast_layers.inputs._check_pool_plane((1, 1, 1, 2**31), "x")
     with pytest.raises(ValueError, match="int32"):
-        fast_layers._check_pool_plane((1, 1, 46341, 46341), "x")
+        fast_layers.inputs._check_pool_plane((1, 1, 46341, 46341), "x")
 
 
 @pytest.mark.parametrize("eps", [float("nan"), float("inf"), 0.0, -1e-5, "tiny"])
