@@ -8,13 +8,15 @@ are drawn in ``docs/architecture.md``; each rule is one test here:
   :mod:`convlab.modern_layers` imports only it;
 * :mod:`convlab.fast_layers` (the package) is the only door to the Cython
   kernels in :mod:`convlab._fast`;
-* the Solver, its update rules and schedules, and the data loading know no
-  model class;
+* the models know no training, and the Solver, its update rules and
+  schedules, and the data loading know no model class;
 * the run files (checkpoints, a run's folder) know no model and nothing
   above them;
 * the command lines build their models from :mod:`convlab.recipes`;
 * the course kit sits on top: nothing else imports it, and its grading
-  worker never imports the grader.
+  worker never imports the grader;
+* the book uses only names the package has (this one test imports the
+  modules the chapters name, without running the chapters).
 """
 
 import ast
@@ -101,6 +103,19 @@ def test_training_and_data_know_no_model(name):
     assert not models, f"{name} imports {sorted(models)}"
 
 
+MODELS = sorted(name for name in MODULES if name.startswith("convlab.classifiers."))
+#: The training floor and everything above it, which a model must not know.
+TRAINING_AND_ABOVE = ("convlab.solver", "convlab.optim", "convlab.schedules", "convlab.checkpoint",
+                      "convlab.run_dir", "convlab.runs", "convlab.recipes", "convlab.train", "convlab.ensemble",
+                      "convlab.sweep", "convlab.profiling", "convlab.instructor")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_models_know_no_training(name):
+    above = {i for i in _convlab_imports(name) if any(_in_package(i, floor) for floor in TRAINING_AND_ABOVE)}
+    assert not above, f"{name} imports {sorted(above)}"
+
+
 @pytest.mark.parametrize("name", ["convlab.train", "convlab.ensemble"])
 def test_the_command_lines_build_their_models_through_the_recipes(name):
     imports = _imports(name, MODULES[name])
@@ -135,3 +150,72 @@ def test_the_grading_worker_never_imports_the_grader():
     """The worker runs the student's code: it imports no module of the kit (its ``wire`` is a copy beside
     it), and of convlab's only the kernels' package, to point it at the kernels where they are allowed."""
     assert _convlab_imports("convlab.instructor.worker") == {"convlab._fast"}
+
+
+def _book_uses():
+    """``(notebook, module, name)`` for every convlab name a chapter's code cells use.
+
+    ``from convlab.x import y`` uses ``y`` of ``convlab.x``; ``from convlab import x`` (or
+    ``import convlab.x as x``) followed by ``x.y`` uses ``y`` of ``convlab.x``; ``import convlab.x``
+    uses the module itself (``name`` None).
+    """
+    import json
+
+    found = []
+    for notebook in sorted((PACKAGE.parent.parent / "book").glob("*.ipynb")):
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        code = "\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!")))
+        tree = ast.parse(code, notebook.name)
+        modules = {}   # a name bound to a convlab module -> that module
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "convlab":
+                for alias in node.names:
+                    found.append((notebook.name, node.module, alias.name))
+                    modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] == "convlab":
+                        found.append((notebook.name, alias.name, None))
+                        if alias.asname:
+                            modules[alias.asname] = alias.name
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id in modules):
+                found.append((notebook.name, modules[node.value.id], node.attr))
+    return found
+
+
+def test_the_book_uses_only_names_the_package_has():
+    """The book stands on the package: every convlab name a chapter imports or reads off an imported
+    module exists (checked by importing, without running the chapters)."""
+    import importlib
+
+    uses = _book_uses()
+    assert ("07-experiments.ipynb", "convlab.modern_layers", "gelu_forward") in uses
+    missing = []
+    for notebook, module, name in sorted(set(uses), key=str):
+        try:
+            imported = importlib.import_module(module)
+        except ImportError:   # ``from convlab import x`` where x is a function, not a module
+            imported = None
+        if imported is None or (name is not None and not hasattr(imported, name)):
+            try:
+                importlib.import_module(f"{module}.{name}" if name else module)
+            except ImportError:
+                missing.append(f"{notebook}: {module}.{name}")
+    assert not missing
+
+
+def test_the_architecture_page_points_at_every_rule_and_only_at_real_ones():
+    """``docs/architecture.md`` names, for each floor's rule, the test here that checks it."""
+    import re
+    import sys
+
+    page = (PACKAGE.parent.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`(test_\w+)`", page))
+    rules = {name for name in dir(sys.modules[__name__]) if name.startswith("test_")} - {
+        "test_the_modules_are_found", "test_the_run_files_are_found",
+        "test_the_architecture_page_points_at_every_rule_and_only_at_real_ones"}
+    assert sorted(named - rules) == [], "the page names tests that do not exist"
+    assert sorted(rules - named) == [], "rules tested here that the page does not explain"
