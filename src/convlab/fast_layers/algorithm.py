@@ -25,7 +25,7 @@ def conv_algorithm():
 
 
 def set_conv_algorithm(name):
-    """Choose how :func:`conv_forward_fast` and :func:`conv_backward_fast` convolve.
+    """Choose how :func:`convlab.fast_layers.conv_forward_fast` and its backward pass convolve.
 
     ``"auto"`` (the default) takes Winograd's F(2x2, 3x3)
     (:mod:`convlab._fast.winograd`) for the stride-1 3x3 convolutions where

@@ -71,7 +71,7 @@ def _conv_sizes(x_shape, w_shape, stride, pad):
 
 
 def _conv_cache(cache):
-    """The checked cache of :func:`conv_forward_fast`: ``(x, w, stride, pad, H_out, W_out)``."""
+    """The checked cache of :func:`~convlab.fast_layers.conv_forward_fast`: ``(x, w, stride, pad, H_out, W_out)``."""
     x, w, stride, pad = _cache_entries(cache, 4, "conv_forward_fast")
     x = _cached_array(x, "x", 4)
     w = _cached_array(w, "w", 4)
@@ -85,7 +85,7 @@ def _conv_cache(cache):
 
 
 def _im2col_cache(cache):
-    """The checked cache of :func:`conv_forward_im2col`: ``(x_shape, w, stride, pad, cols, H_out, W_out)``."""
+    """The checked cache of :func:`~convlab.fast_layers.conv_forward_im2col`: ``(x_shape, w, stride, pad, cols, H_out, W_out)``."""
     x_shape, w, stride, pad, cols = _cache_entries(cache, 5, "conv_forward_im2col")
     x_shape = _cached_shape(x_shape, "x_shape")
     w = _cached_array(w, "w", 4)
@@ -172,12 +172,12 @@ def _cached_rows(x3, code, alpha, shape):
 
 
 def _activation_cache(cache):
-    """The checked cache of :func:`activation_forward_fast`: ``(x3, code, alpha, shape)``."""
+    """The checked cache of :func:`~convlab.fast_layers.activation_forward_fast`: ``(x3, code, alpha, shape)``."""
     return _cached_rows(*_cache_entries(cache, 4, "activation_forward_fast"))
 
 
 def _bn_act_cache(cache):
-    """The checked cache of :func:`spatial_batchnorm_act_forward_fast`.
+    """The checked cache of :func:`~convlab.fast_layers.spatial_batchnorm_act_forward_fast`.
 
     ``(mode, x3, mean, invstd, weight, shift, code, alpha, shape)``: ``mean``
     and ``invstd`` float64 of shape (C,), ``weight`` and ``shift`` (gamma

@@ -55,8 +55,9 @@ def _check_padded_image(x_shape, pad, itemsize, pad_name):
 
     The direct kernels copy one image at a time into a zero-padded buffer of
     ``C * (H + 2 * pad) * (W + 2 * pad)`` values, plus less than a row,
-    whose size in bytes is a ``Py_ssize_t``.  :func:`conv_output_size` already
-    bounds each padded plane by 2**31 - 1 pixels; with enough channels their
+    whose size in bytes is a ``Py_ssize_t``.
+    :func:`convlab.layers.conv_output_size` already bounds each padded plane
+    by 2**31 - 1 pixels; with enough channels their
     product could still wrap around, so sizes past half the address space are
     a ``ValueError`` naming ``pad_name`` (or ``x``, without padding).
     """
