@@ -1,4 +1,4 @@
-"""The layers added for the experiments chapter, and the fused Cython kernel.
+"""The layers added for the experiments chapter (:mod:`convlab.modern_layers`), and the fused Cython kernel.
 
 GELU, global max pooling, batch norm with a frozen scale, batch norm followed
 by a named activation, floor pooling and label smoothing are checked against
@@ -11,53 +11,53 @@ import math
 import numpy as np
 import pytest
 
-from convlab import layers
+from convlab import layers, modern_layers
 from convlab._fast import bn_act
 from convlab.gradient_check import eval_numerical_gradient, eval_numerical_gradient_array, rel_error
 
 
 def test_gelu_values_match_the_definition(rng):
     x = rng.standard_normal(50) * 3
-    out, _ = layers.gelu_forward(x)
+    out, _ = modern_layers.gelu_forward(x)
     expected = np.array([v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in x])
     assert np.max(np.abs(out - expected)) < 1e-14
     # Known values: GELU(0) = 0, GELU(x) -> x for large x, -> 0 for very negative x.
-    assert layers.gelu_forward(np.array([0.0, 10.0, -10.0]))[0] == pytest.approx([0, 10, 0], abs=1e-12)
+    assert modern_layers.gelu_forward(np.array([0.0, 10.0, -10.0]))[0] == pytest.approx([0, 10, 0], abs=1e-12)
 
 
 def test_gelu_backward_gradient_check(rng):
     x = rng.standard_normal((4, 5))
     dout = rng.standard_normal((4, 5))
-    _, cache = layers.gelu_forward(x)
-    dx = layers.gelu_backward(dout, cache)
-    dx_num = eval_numerical_gradient_array(lambda v: layers.gelu_forward(v)[0], x, dout)
+    _, cache = modern_layers.gelu_forward(x)
+    dx = modern_layers.gelu_backward(dout, cache)
+    dx_num = eval_numerical_gradient_array(lambda v: modern_layers.gelu_forward(v)[0], x, dout)
     assert rel_error(dx, dx_num) < 1e-8
 
 
 def test_global_max_pool_forward_and_gradient(rng):
     x = rng.standard_normal((3, 4, 5, 6))
-    out, cache = layers.global_max_pool_forward(x)
+    out, cache = modern_layers.global_max_pool_forward(x)
     assert out.shape == (3, 4)
     assert np.array_equal(out, x.max(axis=(2, 3)))
     dout = rng.standard_normal((3, 4))
-    dx = layers.global_max_pool_backward(dout, cache)
-    dx_num = eval_numerical_gradient_array(lambda v: layers.global_max_pool_forward(v)[0], x, dout)
+    dx = modern_layers.global_max_pool_backward(dout, cache)
+    dx_num = eval_numerical_gradient_array(lambda v: modern_layers.global_max_pool_forward(v)[0], x, dout)
     assert rel_error(dx, dx_num) < 1e-8
 
 
 def test_global_max_pool_ties_go_to_the_first_maximum():
     x = np.zeros((1, 1, 2, 2))
-    _, cache = layers.global_max_pool_forward(x)
-    dx = layers.global_max_pool_backward(np.ones((1, 1)), cache)
+    _, cache = modern_layers.global_max_pool_forward(x)
+    dx = modern_layers.global_max_pool_backward(np.ones((1, 1)), cache)
     assert dx.tolist() == [[[[1.0, 0.0], [0.0, 0.0]]]]
 
 
 def test_global_max_pool_rejects_bad_shapes():
     with pytest.raises(ValueError, match="x must have shape"):
-        layers.global_max_pool_forward(np.zeros((2, 3, 4)))
-    _, cache = layers.global_max_pool_forward(np.zeros((2, 3, 4, 4)))
+        modern_layers.global_max_pool_forward(np.zeros((2, 3, 4)))
+    _, cache = modern_layers.global_max_pool_forward(np.zeros((2, 3, 4, 4)))
     with pytest.raises(ValueError):
-        layers.global_max_pool_backward(np.zeros((3, 2)), cache)
+        modern_layers.global_max_pool_backward(np.zeros((3, 2)), cache)
 
 
 def test_frozen_scale_batchnorm_gradient_check(rng):
@@ -66,13 +66,13 @@ def test_frozen_scale_batchnorm_gradient_check(rng):
     dout = rng.standard_normal(x.shape)
 
     def forward(x_, beta_):
-        return layers.spatial_batchnorm_frozen_scale_forward(x_, beta_, {"mode": "train"}, scale=1.5)[0]
+        return modern_layers.spatial_batchnorm_frozen_scale_forward(x_, beta_, {"mode": "train"}, scale=1.5)[0]
 
-    out, cache = layers.spatial_batchnorm_frozen_scale_forward(x, beta, {"mode": "train"}, scale=1.5)
+    out, cache = modern_layers.spatial_batchnorm_frozen_scale_forward(x, beta, {"mode": "train"}, scale=1.5)
     # Every channel has mean beta and standard deviation 1.5 (up to eps).
     assert np.allclose(out.mean(axis=(0, 2, 3)), beta)
     assert np.allclose(out.std(axis=(0, 2, 3)), 1.5, rtol=1e-4)
-    dx, dbeta = layers.spatial_batchnorm_frozen_scale_backward(dout, cache)
+    dx, dbeta = modern_layers.spatial_batchnorm_frozen_scale_backward(dout, cache)
     dx_num = eval_numerical_gradient_array(lambda v: forward(v, beta), x, dout)
     dbeta_num = eval_numerical_gradient_array(lambda v: forward(x, v), beta, dout)
     assert rel_error(dx, dx_num) < 1e-7
@@ -111,18 +111,18 @@ def test_label_smoothing_rejects_bad_values(rng):
         layers.softmax_loss(np.zeros((2, 3)), np.array([0, 1]), label_smoothing=1.0)
 
 
-@pytest.mark.parametrize("activation", layers.ACTIVATIONS)
+@pytest.mark.parametrize("activation", modern_layers.ACTIVATIONS)
 def test_spatial_batchnorm_act_gradient_check(rng, activation):
     x = rng.standard_normal((3, 2, 3, 4)) * 2 + 1
     gamma, beta = rng.uniform(0.5, 1.5, 2), rng.standard_normal(2)
     dout = rng.standard_normal(x.shape)
 
     def forward(x_, gamma_, beta_):
-        return layers.spatial_batchnorm_act_forward(x_, gamma_, beta_, {"mode": "train"},
+        return modern_layers.spatial_batchnorm_act_forward(x_, gamma_, beta_, {"mode": "train"},
                                                     activation, 0.1)[0]
 
-    _, cache = layers.spatial_batchnorm_act_forward(x, gamma, beta, {"mode": "train"}, activation, 0.1)
-    dx, dgamma, dbeta = layers.spatial_batchnorm_act_backward(dout, cache)
+    _, cache = modern_layers.spatial_batchnorm_act_forward(x, gamma, beta, {"mode": "train"}, activation, 0.1)
+    dx, dgamma, dbeta = modern_layers.spatial_batchnorm_act_backward(dout, cache)
     assert rel_error(dx, eval_numerical_gradient_array(lambda v: forward(v, gamma, beta), x, dout)) < 1e-6
     assert rel_error(dgamma, eval_numerical_gradient_array(lambda v: forward(x, v, beta), gamma, dout)) < 1e-7
     assert rel_error(dbeta, eval_numerical_gradient_array(lambda v: forward(x, gamma, v), beta, dout)) < 1e-7
@@ -130,27 +130,27 @@ def test_spatial_batchnorm_act_gradient_check(rng, activation):
 
 def test_activation_by_name_is_the_named_layer(rng):
     x = rng.standard_normal((2, 3, 4, 5))
-    assert np.array_equal(layers.activation_forward(x, "relu")[0], layers.relu_forward(x)[0])
-    assert np.array_equal(layers.activation_forward(x, "leaky_relu", 0.2)[0],
+    assert np.array_equal(modern_layers.activation_forward(x, "relu")[0], layers.relu_forward(x)[0])
+    assert np.array_equal(modern_layers.activation_forward(x, "leaky_relu", 0.2)[0],
                           layers.leaky_relu_forward(x, 0.2)[0])
-    assert np.array_equal(layers.activation_forward(x, "gelu")[0], layers.gelu_forward(x)[0])
-    out, cache = layers.activation_forward(x, "identity")
+    assert np.array_equal(modern_layers.activation_forward(x, "gelu")[0], modern_layers.gelu_forward(x)[0])
+    out, cache = modern_layers.activation_forward(x, "identity")
     assert np.array_equal(out, x)
-    assert np.array_equal(layers.activation_backward(x, cache), x)
+    assert np.array_equal(modern_layers.activation_backward(x, cache), x)
     with pytest.raises(ValueError, match="activation must be one of"):
-        layers.activation_forward(x, "tanh")
+        modern_layers.activation_forward(x, "tanh")
 
 
 @pytest.mark.parametrize("H, W", [(4, 6), (5, 7), (2, 3)])
 def test_max_pool_floor_naive_drops_the_odd_row_and_column(rng, H, W):
     x = rng.standard_normal((2, 3, H, W))
-    out, cache = layers.max_pool_floor_forward_naive(x)
+    out, cache = modern_layers.max_pool_floor_forward_naive(x)
     pool = {"pool_height": 2, "pool_width": 2, "stride": 2}
     cropped = x[:, :, :2 * (H // 2), :2 * (W // 2)]
     assert np.array_equal(out, layers.max_pool_forward_naive(cropped, pool)[0])
     dout = rng.standard_normal(out.shape)
-    dx = layers.max_pool_floor_backward_naive(dout, cache)
-    dx_num = eval_numerical_gradient_array(lambda v: layers.max_pool_floor_forward_naive(v)[0], x, dout)
+    dx = modern_layers.max_pool_floor_backward_naive(dout, cache)
+    dx_num = eval_numerical_gradient_array(lambda v: modern_layers.max_pool_floor_forward_naive(v)[0], x, dout)
     assert rel_error(dx, dx_num) < 1e-8
     assert not dx[:, :, 2 * (H // 2):, :].any() and not dx[:, :, :, 2 * (W // 2):].any()
 
@@ -171,10 +171,10 @@ def test_fused_bn_act_matches_the_naive_layers(rng, act, dtype):
     beta = rng.standard_normal(C).astype(dtype)
     dout = rng.standard_normal((N, C, H, W)).astype(dtype)
     alpha = 0.1
-    ref, cache = layers.spatial_batchnorm_act_forward(
+    ref, cache = modern_layers.spatial_batchnorm_act_forward(
         x.astype(np.float64), gamma.astype(np.float64), beta.astype(np.float64),
         {"mode": "train", "eps": 1e-5}, ACTS[act], alpha)
-    dx_ref, dgamma_ref, dbeta_ref = layers.spatial_batchnorm_act_backward(dout.astype(np.float64), cache)
+    dx_ref, dgamma_ref, dbeta_ref = modern_layers.spatial_batchnorm_act_backward(dout.astype(np.float64), cache)
 
     x3 = x.reshape(N, C, H * W)
     out = np.empty_like(x3)
@@ -206,7 +206,7 @@ def test_fused_test_mode_and_act_backward(rng, act):
     elif act == 2:
         want = np.where(y > 0, y, 0.1 * y)
     else:
-        want = layers.gelu_forward(y)[0]
+        want = modern_layers.gelu_forward(y)[0]
     assert np.max(np.abs(out - want)) < 1e-12
     dout = rng.standard_normal(x.shape)
     dy = np.empty_like(x)
@@ -227,11 +227,11 @@ def test_fused_float32_gelu_is_accurate_over_a_wide_range():
     one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
     out = np.empty_like(y)
     bn_act.scale_shift_act(y, one, zero, 3, 0.0, out)
-    want = layers.gelu_forward(y.astype(np.float64))[0]
+    want = modern_layers.gelu_forward(y.astype(np.float64))[0]
     assert np.max(np.abs(out - want)) < 1e-6
     d = np.empty_like(y)
     bn_act.act_backward(np.ones_like(y), y, one, zero, 3, 0.0, d)
-    want_d = layers.gelu_backward(np.ones(y.shape), y.astype(np.float64))
+    want_d = modern_layers.gelu_backward(np.ones(y.shape), y.astype(np.float64))
     assert np.max(np.abs(d - want_d)) < 1e-6
 
 

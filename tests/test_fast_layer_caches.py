@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from convlab import fast_layers as fl
-from convlab import layers
+from convlab import layers, modern_layers
 
 # Every test runs once per SIMD path of the kernels (plain C, portable vectors, AVX2).
 pytestmark = pytest.mark.usefixtures("simd_path")
@@ -70,24 +70,24 @@ def _layers(dtype=np.float64):
         made[name] = (fl.max_pool_backward_fast, cache, dout, (layers.max_pool_backward_naive(dout, naive_cache),))
     out, cache = fl.max_pool_floor_forward_fast(x_odd)
     dout = rng.standard_normal(out.shape).astype(dtype)
-    _, naive_cache = layers.max_pool_floor_forward_naive(x_odd)
+    _, naive_cache = modern_layers.max_pool_floor_forward_naive(x_odd)
     made["pool_floor"] = (fl.max_pool_floor_backward_fast, cache, dout,
-                          (layers.max_pool_floor_backward_naive(dout, naive_cache),))
+                          (modern_layers.max_pool_floor_backward_naive(dout, naive_cache),))
 
     out, cache = fl.activation_forward_fast(x, "relu")
     dout = rng.standard_normal(out.shape).astype(dtype)
-    _, naive_cache = layers.activation_forward(x, "relu")
+    _, naive_cache = modern_layers.activation_forward(x, "relu")
     made["activation"] = (fl.activation_backward_fast, cache, dout,
-                          (layers.activation_backward(dout, naive_cache),))
+                          (modern_layers.activation_backward(dout, naive_cache),))
 
     for mode in ("train", "test"):
         bn_param = {"mode": mode, "running_mean": rng.standard_normal(3), "running_var": rng.random(3) + 0.5}
         naive_param = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in bn_param.items()}
         out, cache = fl.spatial_batchnorm_act_forward_fast(x, gamma, beta, bn_param, "leaky_relu")
         dout = rng.standard_normal(out.shape).astype(dtype)
-        _, naive_cache = layers.spatial_batchnorm_act_forward(x, gamma, beta, naive_param, "leaky_relu")
+        _, naive_cache = modern_layers.spatial_batchnorm_act_forward(x, gamma, beta, naive_param, "leaky_relu")
         made[f"bn_{mode}"] = (fl.spatial_batchnorm_act_backward_fast, cache, dout,
-                              layers.spatial_batchnorm_act_backward(dout, naive_cache))
+                              modern_layers.spatial_batchnorm_act_backward(dout, naive_cache))
     return made
 
 

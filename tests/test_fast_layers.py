@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
-from convlab import fast_layers, layers
+from convlab import fast_layers, layers, modern_layers
 from convlab._fast import conv as conv_kernels
 from convlab._fast import im2col as im2col_kernels
 from convlab._fast import pool as pool_kernels
@@ -787,17 +787,18 @@ def test_max_pool_refuses_planes_an_int32_argmax_cannot_index():
 
 
 def test_the_int32_argmax_limit_is_2_to_the_31_minus_1_pixels():
-    fast_layers._check_pool_plane((1, 1, 1, 2**31 - 1), "x")
-    fast_layers._check_pool_plane((1, 1, 46340, 46340), "x")
+    fast_layers.inputs._check_pool_plane((1, 1, 1, 2**31 - 1), "x")
+    fast_layers.inputs._check_pool_plane((1, 1, 46340, 46340), "x")
     with pytest.raises(ValueError, match="int32"):
-        fast_layers._check_pool_plane((1, 1, 1, 2**31), "x")
+        fast_layers.inputs._check_pool_plane((1, 1, 1, 2**31), "x")
     with pytest.raises(ValueError, match="int32"):
-        fast_layers._check_pool_plane((1, 1, 46341, 46341), "x")
+        fast_layers.inputs._check_pool_plane((1, 1, 46341, 46341), "x")
 
 
 @pytest.mark.parametrize("eps", [float("nan"), float("inf"), 0.0, -1e-5, "tiny"])
 @pytest.mark.parametrize("mode", ["train", "test"])
-@pytest.mark.parametrize("forward", [spatial_batchnorm_act_forward_fast, layers.spatial_batchnorm_act_forward])
+@pytest.mark.parametrize("forward", [spatial_batchnorm_act_forward_fast,
+                                     modern_layers.spatial_batchnorm_act_forward])
 def test_batchnorm_refuses_an_eps_that_is_not_positive_and_finite(forward, mode, eps):
     x, p = np.ones((2, 3, 4, 4)), np.ones(3)
     with pytest.raises(ValueError, match=r"bn_param\['eps'\] must be"):
@@ -829,16 +830,17 @@ def _empty_layer_pairs(C):
                      (lambda x: max_pool_forward_fast(x, pool), max_pool_backward_fast)),
         "pool_3x3": ((lambda x: layers.max_pool_forward_naive(x, pool3), layers.max_pool_backward_naive),
                      (lambda x: max_pool_forward_fast(x, pool3), max_pool_backward_fast)),
-        "pool_floor": ((layers.max_pool_floor_forward_naive, layers.max_pool_floor_backward_naive),
+        "pool_floor": ((modern_layers.max_pool_floor_forward_naive, modern_layers.max_pool_floor_backward_naive),
                        (max_pool_floor_forward_fast, max_pool_floor_backward_fast)),
-        "activation": ((lambda x: layers.activation_forward(x, "gelu"), layers.activation_backward),
+        "activation": ((lambda x: modern_layers.activation_forward(x, "gelu"), modern_layers.activation_backward),
                        (lambda x: activation_forward_fast(x, "gelu"), activation_backward_fast)),
     }
     for mode in ("train", "test"):
         def bn(forward, mode=mode):
             stats = {"running_mean": np.linspace(-1, 1, C), "running_var": np.linspace(1, 2, C)}
             return lambda x: forward(x, gamma, beta, {"mode": mode, **stats}, "leaky_relu")
-        pairs[f"bn_{mode}"] = ((bn(layers.spatial_batchnorm_act_forward), layers.spatial_batchnorm_act_backward),
+        pairs[f"bn_{mode}"] = ((bn(modern_layers.spatial_batchnorm_act_forward),
+                                modern_layers.spatial_batchnorm_act_backward),
                                (bn(spatial_batchnorm_act_forward_fast), spatial_batchnorm_act_backward_fast))
     return pairs
 
@@ -920,14 +922,14 @@ def test_max_pool_2x2_kernel_rejects_mismatched_buffers():
 def test_max_pool_floor_matches_naive(N, C, H, W, dtype, ties, seed):
     """Maps of any size, odd ones included: the same maxima and the same routed gradient."""
     rng, x = random_pool_input((N, C, H, W), dtype, ties, seed)
-    out_naive, cache_naive = layers.max_pool_floor_forward_naive(x)
+    out_naive, cache_naive = modern_layers.max_pool_floor_forward_naive(x)
     out, cache = max_pool_floor_forward_fast(x)
     assert out.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(out, out_naive)
     dout = rng.standard_normal(out.shape).astype(dtype)
     dx = max_pool_floor_backward_fast(dout, cache)
     assert dx.dtype == np.dtype(dtype)
-    np.testing.assert_array_equal(dx, layers.max_pool_floor_backward_naive(dout, cache_naive))
+    np.testing.assert_array_equal(dx, modern_layers.max_pool_floor_backward_naive(dout, cache_naive))
 
 
 def test_max_pool_floor_rejects_bad_input():
@@ -948,7 +950,7 @@ def bn_act_problems(draw):
     H = draw(st.integers(1, 5))
     W = draw(st.integers(1, 5))
     assume(N * H * W >= 2)
-    activation = draw(st.sampled_from(layers.ACTIVATIONS))
+    activation = draw(st.sampled_from(modern_layers.ACTIVATIONS))
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     seed = draw(st.integers(0, 2**32 - 1))
     return (N, C, H, W), activation, dtype, seed
@@ -990,8 +992,8 @@ def test_spatial_batchnorm_act_train_mode_matches_naive(problem):
     bn_naive = {"mode": "train", "momentum": 0.6, **{k: v.copy() for k, v in start.items()}}
     bn_fast = {"mode": "train", "momentum": 0.6, **{k: v.copy() for k, v in start.items()}}
     f64 = [a.astype(np.float64) for a in (x, gamma, beta, dout)]
-    out_naive, cache_naive = layers.spatial_batchnorm_act_forward(*f64[:3], bn_naive, activation, alpha)
-    dx_naive, dgamma_naive, dbeta_naive = layers.spatial_batchnorm_act_backward(f64[3], cache_naive)
+    out_naive, cache_naive = modern_layers.spatial_batchnorm_act_forward(*f64[:3], bn_naive, activation, alpha)
+    dx_naive, dgamma_naive, dbeta_naive = modern_layers.spatial_batchnorm_act_backward(f64[3], cache_naive)
 
     out, cache = spatial_batchnorm_act_forward_fast(x, gamma, beta, bn_fast, activation, alpha)
     dx, dgamma, dbeta = spatial_batchnorm_act_backward_fast(dout, cache)
@@ -1021,9 +1023,9 @@ def test_spatial_batchnorm_act_test_mode_matches_naive(problem):
     bn_param = {"mode": "test", "running_mean": rng.standard_normal(C),
                 "running_var": rng.uniform(0.5, 2, C)}
     f64 = [a.astype(np.float64) for a in (x, gamma, beta, dout)]
-    out_naive, cache_naive = layers.spatial_batchnorm_act_forward(*f64[:3], dict(bn_param),
+    out_naive, cache_naive = modern_layers.spatial_batchnorm_act_forward(*f64[:3], dict(bn_param),
                                                                   activation, alpha)
-    dx_naive, dgamma_naive, dbeta_naive = layers.spatial_batchnorm_act_backward(f64[3], cache_naive)
+    dx_naive, dgamma_naive, dbeta_naive = modern_layers.spatial_batchnorm_act_backward(f64[3], cache_naive)
 
     out, cache = spatial_batchnorm_act_forward_fast(x, gamma, beta, dict(bn_param), activation, alpha)
     dx, dgamma, dbeta = spatial_batchnorm_act_backward_fast(dout, cache)
@@ -1048,8 +1050,8 @@ def test_activation_matches_naive(problem):
     rng = np.random.default_rng(seed)
     x = (rng.standard_normal(shape) * 3).astype(dtype)
     dout = rng.standard_normal(shape).astype(dtype)
-    out_naive, cache_naive = layers.activation_forward(x.astype(np.float64), activation, 0.1)
-    dx_naive = layers.activation_backward(dout.astype(np.float64), cache_naive)
+    out_naive, cache_naive = modern_layers.activation_forward(x.astype(np.float64), activation, 0.1)
+    dx_naive = modern_layers.activation_backward(dout.astype(np.float64), cache_naive)
     out, cache = activation_forward_fast(x, activation, 0.1)
     dx = activation_backward_fast(dout, cache)
     assert_close_normwise(out, out_naive, dtype, "out", 1.2 * np.abs(x))

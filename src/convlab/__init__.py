@@ -2,8 +2,12 @@
 
 Modules
 -------
-layers              naive, readable forward/backward passes: the oracle (imports nothing of convlab)
+layers              naive, readable forward/backward passes of the course's layers: the oracle
+                    (imports nothing of convlab)
+modern_layers       chapter 7's naive layers: GELU, global max pooling, frozen-scale and fused
+                    batch norm + activation, floor pooling (imports only ``layers``)
 fast_layers         the same layers, and the network's fused ones, on the Cython kernels of ``_fast``
+                    (a package: the layers, SIMD path, convolution algorithm, input and cache checks)
 layer_utils         "sandwich" layers: fixed chains of the above (conv - relu - pool, ...)
 classifiers         models: ``three_layer_convnet.ThreeLayerConvNet`` (the course's),
                     ``airbench_convnet.ConvNet`` (the experiments chapter's)
@@ -12,16 +16,25 @@ schedules           learning-rate schedules
 augment             data augmentation and test-time augmentation
 solver              the training loop for any model with ``params`` and ``loss``
 checkpoint          the Solver's checkpoint files and the package's atomic writes
+run_dir             a training run's folder: its fingerprint, manifest and files
 validation          shared argument checks
 data_utils          finding, downloading and loading CIFAR-10
 recipes             the named training recipes and the data, model and Solver they describe
 train               command line: train a recipe (``python -m convlab.train``)
 ensemble            command line: average the predictions of trained runs
+sweep               command line: sweeps of recipe overrides times seeds on Dask (``python -m convlab.sweep``)
 profiling           where the time of one training step goes
 gradient_check      numeric gradients for checking backward passes
 checks              the book's checked claims (verdicts that fail loudly when wrong)
 vis_utils           plotting helpers
+diagrams            the book's diagrams, drawn from the layers they explain
 info                ``python -m convlab.info``: how the kernels were built, which SIMD path runs
+submit              for students: check an assignment and collect the files to hand in
+instructor          the course kit: release an assignment, grade submissions (never shipped to students)
+
+The floors these modules stand on, and the import rules between them, are in
+``docs/architecture.md`` (checked by ``tests/test_layering.py``); this list is
+checked against the package by ``tests/test_package_docs.py``.
 """
 
 __version__ = "0.1.0"

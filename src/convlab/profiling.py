@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from convlab import fast_layers, layers
+from convlab import fast_layers, layers, modern_layers
 from convlab.augment import make_augment
 from convlab.optim import nesterov_sgd
 from convlab.recipes import build_model, resolve_recipe
@@ -76,8 +76,8 @@ def profile_step(recipe_name, overrides=(), batch_size=None, repeats=3, seed=0):
         fast_layers.spatial_batchnorm_act_forward_fast: ("batch norm + activation forward", None),
         fast_layers.spatial_batchnorm_act_backward_fast: ("batch norm + activation backward", None),
         fast_layers.activation_forward_fast: ("activation after whitening", None),
-        layers.global_max_pool_forward: (head, None),
-        layers.global_max_pool_backward: (head, None),
+        modern_layers.global_max_pool_forward: (head, None),
+        modern_layers.global_max_pool_backward: (head, None),
         layers.affine_forward: (head, None),
         layers.affine_backward: (head, None),
         layers.softmax_loss: (head, None),

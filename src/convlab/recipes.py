@@ -20,7 +20,7 @@ from convlab.augment import make_augment
 from convlab.classifiers.three_layer_convnet import ThreeLayerConvNet
 from convlab.classifiers.airbench_convnet import ConvNet
 from convlab.data_utils import get_CIFAR10_data
-from convlab.layers import ACTIVATIONS
+from convlab.modern_layers import ACTIVATIONS
 from convlab.optim import nesterov_sgd
 from convlab.solver import Solver
 

@@ -35,3 +35,12 @@ def test_the_guarded_modules_are_found_in_the_package_not_listed_by_hand():
              if path.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))}
     assert "winograd" in built
     assert set(fast_modules()) == {"convlab.fast_layers"} | {f"convlab._fast.{name}" for name in built}
+
+
+def test_the_fast_layers_controls_defined_in_their_submodules_are_guarded_too():
+    """``convlab.fast_layers`` is a package: what it re-exports from its submodules is its own, and guarded."""
+    with fast_layers_forbidden():
+        for name in ("build_info", "set_simd_path", "set_conv_algorithm", "winograd_pays"):
+            with pytest.raises(FastLayerUsed, match=f"convlab.fast_layers.{name}"):
+                getattr(convlab.fast_layers, name)()
+        assert convlab.fast_layers.conv_output_size is convlab.layers.conv_output_size  # the oracle's helpers stay

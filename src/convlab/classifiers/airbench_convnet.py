@@ -45,8 +45,8 @@ from convlab.fast_layers import (activation_forward_fast, conv_backward_fast,
                                  max_pool_floor_backward_fast, max_pool_floor_forward_fast,
                                  spatial_batchnorm_act_backward_fast,
                                  spatial_batchnorm_act_forward_fast)
-from convlab.layers import (ACTIVATIONS, affine_backward, affine_forward, global_max_pool_backward,
-                            global_max_pool_forward, softmax_loss)
+from convlab.layers import affine_backward, affine_forward, softmax_loss
+from convlab.modern_layers import ACTIVATIONS, global_max_pool_backward, global_max_pool_forward
 
 __all__ = ["ConvNet", "ACTIVATIONS", "whitening_filters"]
 

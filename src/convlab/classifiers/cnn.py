@@ -1,5 +1,7 @@
-"""Former name of :mod:`convlab.classifiers.three_layer_convnet`, kept so that old imports work."""
+"""Removed: this was the former name of :mod:`convlab.classifiers.three_layer_convnet`.
 
-from convlab.classifiers.three_layer_convnet import ThreeLayerConvNet
+Kept for one release so that an old import fails saying where the model went.
+"""
 
-__all__ = ["ThreeLayerConvNet"]
+raise ImportError("convlab.classifiers.cnn was removed: import ThreeLayerConvNet from "
+                  "convlab.classifiers.three_layer_convnet")

@@ -1,8 +1,9 @@
-"""Former name of :mod:`convlab.classifiers.airbench_convnet`, kept so that old imports work."""
+"""Removed: this was the former name of :mod:`convlab.classifiers.airbench_convnet`.
 
-from convlab.classifiers.airbench_convnet import ACTIVATIONS, ConvNet, whitening_filters
-from convlab.fast_layers import max_pool_floor_backward_fast as max_pool_floor_backward
-from convlab.fast_layers import max_pool_floor_forward_fast as max_pool_floor_forward
+Kept for one release so that an old import fails saying where its names went.
+"""
 
-__all__ = ["ConvNet", "ACTIVATIONS", "whitening_filters", "max_pool_floor_forward",
-           "max_pool_floor_backward"]
+raise ImportError("convlab.classifiers.convnet was removed: import ConvNet and whitening_filters from "
+                  "convlab.classifiers.airbench_convnet, ACTIVATIONS from convlab.modern_layers, and "
+                  "max_pool_floor_forward/backward as max_pool_floor_forward_fast/backward_fast from "
+                  "convlab.fast_layers")

@@ -49,7 +49,8 @@ def fast_layers_forbidden(also_in=()):
         module = importlib.import_module(module_name)
         for name, value in list(vars(module).items()):
             if callable(value) and not name.startswith("_") and not isinstance(value, type):
-                if getattr(value, "__module__", module_name) not in (module_name, None) and module_name == "convlab.fast_layers":
+                defined_in = getattr(value, "__module__", None) or module_name
+                if module_name == "convlab.fast_layers" and not defined_in.startswith("convlab.fast_layers"):
                     continue  # the oracle helpers that fast_layers imports from convlab.layers
                 saved.append((module, name, value))
                 setattr(module, name, _forbidden(f"{module_name}.{name}"))

@@ -1,9 +1,9 @@
 """Fast layers backed by Cython kernels: convolution, max pooling, batch norm + activation.
 
-Same API as the naive layers in :mod:`convlab.layers` (which are the oracle
-these are tested against): forward passes return ``(out, cache)``, backward
-passes take ``(dout, cache)``.  The heavy lifting happens in
-:mod:`convlab._fast`:
+Same API as the naive layers in :mod:`convlab.layers` and
+:mod:`convlab.modern_layers` (which are the oracle these are tested
+against): forward passes return ``(out, cache)``, backward passes take
+``(dout, cache)``.  The heavy lifting happens in :mod:`convlab._fast`:
 
 * convolution is an *im2col* matrix product computed by blocked kernels
   (:mod:`convlab._fast.conv`): the columns are generated block by block
@@ -26,21 +26,28 @@ passes take ``(dout, cache)``.  The heavy lifting happens in
   (:func:`spatial_batchnorm_act_forward_fast`, and
   :func:`activation_forward_fast` for an activation alone).
 
-This module is the only one that imports :mod:`convlab._fast`; every layer
-here has a naive twin in :mod:`convlab.layers` with the same arguments.
-
 float32 inputs give float32 outputs and float64 stays float64; inputs need
 not be contiguous.
 
-The kernels exist in a plain C, a portable vector and (x86-64) an AVX2
-version; the fastest one this CPU runs is chosen at import, and
-:func:`build_info` tells which, and how the kernels were compiled.
+This package is the only one that imports :mod:`convlab._fast`. Its
+``__init__`` is the layers; beside them:
 
-Backward passes check their cache (entry types, dtypes, every shape against
-the others and against ``dout``, the recorded pooling winners) before a
-kernel reads it, and raise ``ValueError`` or ``TypeError`` naming the entry:
-a cache that did not come unchanged from the matching forward pass is an
-error, never a crash or a silently wrong gradient.
+* :mod:`~convlab.fast_layers.simd`: which SIMD path the kernels take (plain
+  C, portable vectors, AVX2, AVX-512), :func:`set_simd_path` and
+  :func:`build_info`;
+* :mod:`~convlab.fast_layers.algorithm`: direct or Winograd convolution,
+  :func:`set_conv_algorithm` and :func:`winograd_pays`;
+* :mod:`~convlab.fast_layers.inputs`: what a kernel can be handed (dtypes,
+  C ints, plane and buffer sizes), checked before it runs;
+* :mod:`~convlab.fast_layers.caches`: every backward pass checks its cache
+  (entry types, dtypes, every shape against the others and against
+  ``dout``, the recorded pooling winners) before a kernel reads it, and
+  raises ``ValueError`` or ``TypeError`` naming the entry: a cache that did
+  not come unchanged from the matching forward pass is an error, never a
+  crash or a silently wrong gradient.
+
+The public functions of ``simd`` and ``algorithm`` are this package's own
+too: ``convlab.fast_layers.build_info()``.
 
 **Processes and threads.**  The kernels run on OpenMP threads.  GNU's OpenMP
 runtime (libgomp, what GCC builds use) does not survive ``fork()``: a child
@@ -52,10 +59,6 @@ results, more slowly.  Worker processes that should use all cores are best
 started with ``multiprocessing.get_context("forkserver")`` or ``"spawn"``,
 which start a fresh interpreter.
 """
-
-import numbers
-import platform
-import sys
 
 import numpy as np
 
@@ -72,7 +75,12 @@ except ImportError as error:  # the Cython extension was never compiled (or not 
         f"`pip install -e .` or `python setup.py build_ext --inplace` (this needs a C compiler "
         f"and Cython), or install convlab from a wheel."
     ) from error
-from convlab.layers import ACTIVATIONS, INDEX_MAX, batchnorm_settings, conv_output_size, pool_output_size
+from convlab.fast_layers.algorithm import _winograd_applies, conv_algorithm, set_conv_algorithm, winograd_pays
+from convlab.fast_layers.caches import _activation_cache, _bn_act_cache, _conv_cache, _im2col_cache, _pool_cache
+from convlab.fast_layers.inputs import (_activation_code, _check_padded_image, _check_pool_plane, _real_dout,
+                                        _real_dtype)
+from convlab.fast_layers.simd import build_info, set_simd_path, simd_paths
+from convlab.layers import batchnorm_settings, conv_output_size, pool_output_size
 
 __all__ = [
     "conv_forward_fast",
@@ -96,163 +104,6 @@ __all__ = [
     "set_conv_algorithm",
     "winograd_pays",
 ]
-
-# The kernel modules with SIMD paths; each keeps its own choice, set together here.
-_SIMD_MODULES = (_conv, _pool, _bn_act, _winograd)
-
-
-def simd_paths():
-    """The SIMD paths the kernels can take on this CPU, fastest first.
-
-    Returns
-    -------
-    list of str
-        Some of ``"avx512"`` (AVX-512F for the convolution's products on
-        wider tiles, AVX2 for the rest; x86-64 with GCC or Clang only),
-        ``"avx2"`` (AVX2 + FMA, x86-64 only), ``"portable"`` (the
-        vector code every CPU of the architecture runs: SSE2 on x86-64, NEON
-        on arm64) and ``"plain"`` (plain C loops, the readable reference).
-    """
-    return _conv.simd_paths()
-
-
-def set_simd_path(name):
-    """Make every kernel take the SIMD path ``name`` (one of :func:`simd_paths`).
-
-    The choice at import is the fastest path, or the one the environment
-    variable ``CONVLAB_SIMD`` names; this changes it for the rest of the
-    process (for tests and benchmarks; not while another thread runs a
-    kernel).
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is not a SIMD path this CPU can run.
-    """
-    for module in _SIMD_MODULES:
-        module.set_simd_path(name)
-
-
-def build_info():
-    """How the fast kernels were built and how they run here.
-
-    Returns
-    -------
-    dict
-        ``machine`` (the CPU architecture), ``simd_path`` (the path the
-        kernels take now), ``simd_paths`` (all this CPU can run), ``openmp``
-        (whether the kernels were compiled with OpenMP), ``openmp_version``
-        (as ``yyyymm``, 0 without OpenMP), ``threads`` (how many a parallel
-        kernel may use: ``OMP_NUM_THREADS`` or the number of cores, 1 without
-        OpenMP), ``compiler`` and ``avx512_on_avx2`` (True only for the
-        test build whose "avx512" kernels are compiled for AVX2).
-    """
-    paths = {module.simd_path() for module in _SIMD_MODULES}
-    compiled = _conv.compiled_with()
-    return {
-        "machine": platform.machine(),
-        "simd_path": paths.pop() if len(paths) == 1 else "mixed",
-        "simd_paths": simd_paths(),
-        "openmp": compiled["openmp"] > 0,
-        "openmp_version": compiled["openmp"],
-        "threads": compiled["max_threads"],
-        "compiler": compiled["compiler"],
-        "avx512_on_avx2": compiled["avx512_on_avx2"],
-    }
-
-
-# --------------------------------------------------------------------------
-# Which convolution algorithm: the direct (im2col) kernels or Winograd
-# --------------------------------------------------------------------------
-
-_CONV_ALGORITHMS = ("auto", "direct", "winograd", "winograd4")
-_conv_algorithm = "auto"
-
-
-def conv_algorithm():
-    """The convolution algorithm in force: ``"auto"``, ``"direct"``, ``"winograd"`` or ``"winograd4"``."""
-    return _conv_algorithm
-
-
-def set_conv_algorithm(name):
-    """Choose how :func:`conv_forward_fast` and :func:`conv_backward_fast` convolve.
-
-    ``"auto"`` (the default) takes Winograd's F(2x2, 3x3)
-    (:mod:`convlab._fast.winograd`) for the stride-1 3x3 convolutions where
-    :func:`winograd_pays` says it is faster, the direct blocked kernels
-    everywhere else; ``"direct"`` never takes Winograd; ``"winograd"`` takes
-    it for every stride-1 3x3 convolution (for tests and benchmarks);
-    ``"winograd4"`` takes the larger F(4x4, 3x3) for them instead (36
-    products per 4 x 4 outputs instead of 144, at about four times the
-    float32 rounding error of the direct sums).  Other convolutions always
-    run directly.  The forward pass and the input
-    gradient ``dx`` (a stride-1 3x3 convolution too) follow the choice; the
-    filter gradient is always direct.
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is not one of the four.
-    """
-    global _conv_algorithm
-    if name not in _CONV_ALGORITHMS:
-        raise ValueError(f"set_conv_algorithm: unknown algorithm {name!r}; "
-                         f"choose one of {', '.join(_CONV_ALGORITHMS)}")
-    _conv_algorithm = name
-
-
-def winograd_pays(C, K, H_out, W_out, dtype):
-    """Whether Winograd F(2x2, 3x3) beats the direct kernels on this stride-1 3x3 shape.
-
-    A fixed rule on the shape, never a timing, so that results are the
-    same on every run:
-
-    * at least 64 input and 64 output channels: each tile's transforms cost
-      about ``16 (C + K)`` additions and copies, against ``20 C K`` saved
-      multiply-adds, and below 64 channels the short matrix products (one per
-      position, ``C`` long) also run the micro-kernel less efficiently;
-    * maps of at least 7 x 7: a 3 x 3 map is computed as 4 x 4 (two tiles
-      each way), wasting most of the saving;
-    * and either 128 channels on one side, or a padded input larger than the
-      direct kernel's implicit GEMM takes
-      (:func:`convlab._fast.conv.implicit_gemm_pays`), where the direct
-      kernel must pack its columns.
-
-    Timed on one core of an AMD EPYC (AVX2) with
-    ``benchmarks/bench_winograd.py``, forward and ``dx``, float32 and
-    float64: Winograd was 1.2 to 1.9 times faster on every shape this rule
-    picks (the 128-channel 7 x 7 layers of the ``best`` recipe, the
-    64-channel 32 x 32 layer of ``benchmarks/bench_layers.py``), and slower
-    or within the timing noise on the others (16 to 32 channels: 0.4 to
-    0.9 times; 64 channels on 7 x 7 or 3 x 3 maps: 0.7 to 1.2 times).
-
-    Parameters
-    ----------
-    C, K : int
-        Input and output channels.
-    H_out, W_out : int
-        Output map size (with pad 1, also the input's).
-    dtype : numpy dtype
-        float32 or float64.
-
-    Returns
-    -------
-    bool
-    """
-    if min(C, K) < 64 or min(H_out, W_out) < 7:
-        return False
-    itemsize = np.dtype(dtype).itemsize
-    return max(C, K) >= 128 or not _conv.implicit_gemm_pays(C, H_out + 2, W_out + 2, 1, itemsize)
-
-
-def _winograd_applies(stride, HH, WW, C, K, H_out, W_out, dtype):
-    """The output tile m of the Winograd F(m x m, 3x3) that the algorithm in force sends
-    this convolution to (2 or 4), or 0 for the direct kernels."""
-    if stride != 1 or HH != 3 or WW != 3 or _conv_algorithm == "direct":
-        return 0
-    if _conv_algorithm == "winograd4":
-        return 4
-    return 2 if _conv_algorithm == "winograd" or winograd_pays(C, K, H_out, W_out, dtype) else 0
 
 
 def _conv_forward_into(x, w, b, out, stride, pad_h, pad_w):
@@ -474,26 +325,6 @@ def _prepare_conv(x, w, b, conv_param):
     return x, w, b, int(conv_param["stride"]), pad, H_out, W_out
 
 
-def _check_padded_image(x_shape, pad, itemsize, pad_name):
-    """Refuse a convolution whose padded image would not fit a work buffer.
-
-    The direct kernels copy one image at a time into a zero-padded buffer of
-    ``C * (H + 2 * pad) * (W + 2 * pad)`` values, plus less than a row,
-    whose size in bytes is a ``Py_ssize_t``.  :func:`conv_output_size` already
-    bounds each padded plane by 2**31 - 1 pixels; with enough channels their
-    product could still wrap around, so sizes past half the address space are
-    a ``ValueError`` naming ``pad_name`` (or ``x``, without padding).
-    """
-    _, C, H, W = x_shape
-    Hp, Wp = H + 2 * pad, W + 2 * pad
-    size = C * Hp * Wp * itemsize
-    if size > sys.maxsize // 2:
-        source = f"{pad_name} = {pad} pads each image of x (shape {tuple(x_shape)}) to" if pad else \
-            f"x has shape {tuple(x_shape)}: images of"
-        raise ValueError(f"{source} {C} x {Hp} x {Wp} values ({size} bytes), more than a "
-                         f"work buffer can address")
-
-
 _NO_BIAS = {np.float32: np.empty(0, dtype=np.float32), np.float64: np.empty(0, dtype=np.float64)}
 
 
@@ -586,22 +417,6 @@ def max_pool_forward_fast(x, pool_param):
     return out, (x.shape, argmax, dtype, (ph, pw, stride))
 
 
-def _check_pool_plane(x_shape, name):
-    """Refuse planes whose pixels an int32 ``argmax`` cannot index.
-
-    The general max pooling kernel records each window's winner as the flat
-    index ``h * W + w`` inside its plane, in an int32 array; a plane of more
-    than 2**31 - 1 pixels would wrap it.  (The 2x2 stride-2 kernel records
-    positions 0 to 3 inside the window, and has no such limit.)
-    """
-    H, W = x_shape[2], x_shape[3]
-    if H * W > INDEX_MAX:
-        raise ValueError(f"{name} of shape {tuple(x_shape)} has planes of {H} x {W} = {H * W} pixels; "
-                         f"max pooling records each winner as an int32 index in its plane, so at "
-                         f"most 2**31 - 1 pixels per plane are supported (2x2 windows with stride 2 "
-                         f"have no such limit)")
-
-
 def max_pool_backward_fast(dout, cache):
     """Backward pass of max pooling.
 
@@ -638,30 +453,10 @@ def max_pool_backward_fast(dout, cache):
     return dx
 
 
-def _is_real(dtype):
-    """Whether arrays of ``dtype`` hold real numbers (floats, integers or bools)."""
-    return np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer) or dtype == np.bool_
-
-
-def _real_dtype(**arrays):
-    """The floating dtype the kernels compute in: float32 or float64.
-
-    float32 (and narrower floats or small ints mixed with float32) stays
-    float32; anything wider becomes float64.  Complex or non-numeric input
-    is a ``TypeError`` naming the argument (the keyword it is passed by).
-    """
-    for name, a in arrays.items():
-        if not _is_real(a.dtype):
-            raise TypeError(f"{name} must be real-valued (a float, integer or bool array); "
-                            f"got dtype {a.dtype} for shape {a.shape}")
-    dtype = np.result_type(*arrays.values(), np.float32)
-    return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
-
-
 def max_pool_floor_forward_fast(x):
     """2x2 max pooling with stride 2 that drops an odd last row or column.
 
-    The same as :func:`convlab.layers.max_pool_floor_forward_naive`, without
+    The same as :func:`convlab.modern_layers.max_pool_floor_forward_naive`, without
     the crop: the 2x2 kernel simply never reads the last row (column) of an
     odd map.
 
@@ -711,16 +506,6 @@ def max_pool_floor_backward_fast(dout, cache):
     return max_pool_backward_fast(dout, cache)
 
 
-#: The codes of the activations of :data:`convlab.layers.ACTIVATIONS` in :mod:`convlab._fast.bn_act`.
-_ACTIVATION_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "gelu": 3}
-
-
-def _activation_code(activation):
-    if activation not in _ACTIVATION_CODES:
-        raise ValueError(f"activation must be one of {list(ACTIVATIONS)}; got {activation!r}")
-    return _ACTIVATION_CODES[activation]
-
-
 def _channel_rows(x):
     """``x`` of shape (N, C, H, W) as a C-contiguous (N, C, H * W) array of a kernel dtype."""
     x = np.asarray(x)
@@ -734,7 +519,7 @@ def _channel_rows(x):
 def activation_forward_fast(x, activation="relu", alpha=0.01):
     """Forward pass of the activation named ``activation`` on images.
 
-    Same as :func:`convlab.layers.activation_forward` for 4-D input; GELU in
+    Same as :func:`convlab.modern_layers.activation_forward` for 4-D input; GELU in
     float32 uses the kernel's rational approximation of ``erf`` (accurate to
     float32 rounding).
 
@@ -797,7 +582,7 @@ def spatial_batchnorm_act_forward_fast(x, gamma, beta, bn_param, activation="rel
     """Spatial batch normalization followed by an activation, fused in one kernel.
 
     Same arguments and results as
-    :func:`convlab.layers.spatial_batchnorm_act_forward`. In ``'train'``
+    :func:`convlab.modern_layers.spatial_batchnorm_act_forward`. In ``'train'``
     mode the kernel returns each channel's batch mean and ``1 / sqrt(var +
     eps)`` in float64; the running statistics are updated from them (and
     created in float64 on first use).
@@ -904,211 +689,3 @@ def spatial_batchnorm_act_backward_fast(dout, cache):
         dgamma = (dx * xhat).sum(axis=(0, 2))
         dx *= scale[:, None]
     return dx.reshape(shape), dgamma.astype(x3.dtype), dbeta.astype(x3.dtype)
-
-
-# --------------------------------------------------------------------------
-# Checking a cache before a kernel trusts it
-# --------------------------------------------------------------------------
-#
-# The kernels index their buffers with the shapes, strides and window
-# positions a cache holds, without bounds checks (that is what makes them
-# fast).  A cache that did not come unchanged from the matching forward pass
-# -- edited by hand, pickled and mangled, or simply another layer's -- could
-# make them read or write outside their buffers.  So every backward pass
-# first checks its cache: the entry types and dtypes, every shape against the
-# others and against ``dout``, and the recorded window positions of max
-# pooling, in O(1) or one vectorised pass over ``argmax``.  What this cannot
-# catch is a consistent forgery, say an ``argmax`` pointing at another pixel
-# of the same window: that is the gradient of some other input, computed
-# safely.
-
-_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_INT_MAX = INDEX_MAX  # the kernels take strides, pads and window sizes as C ints
-
-
-def _cache_entries(cache, length, layer):
-    """``cache`` as a tuple of ``length`` entries, as ``layer`` returns it."""
-    if not isinstance(cache, tuple):
-        raise TypeError(f"cache must be the tuple returned by {layer}; got {type(cache).__name__}")
-    if len(cache) != length:
-        raise ValueError(f"cache must be the {length}-tuple returned by {layer}; got a tuple of "
-                         f"{len(cache)} entries (the cache of another layer?)")
-    return cache
-
-
-def _cached_array(value, name, ndim, dtypes=_KERNEL_DTYPES):
-    """Check that cache entry ``name`` is a C-contiguous ``ndim``-D array of one of ``dtypes``."""
-    if not isinstance(value, np.ndarray):
-        raise TypeError(f"cache entry {name} must be a NumPy array; got {type(value).__name__}")
-    if value.ndim != ndim:
-        raise ValueError(f"cache entry {name} must have {ndim} dimensions; got shape {value.shape}")
-    if value.dtype not in dtypes:
-        raise TypeError(f"cache entry {name} must have dtype "
-                        f"{' or '.join(str(d) for d in dtypes)}; got {value.dtype}")
-    if not value.flags.c_contiguous:
-        raise ValueError(f"cache entry {name} must be C-contiguous, as the forward pass made it")
-    return value
-
-
-def _cached_int(value, name, least):
-    """Check that cache entry ``name`` is an integer in ``[least, 2**31 - 1]``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"cache entry {name} must be an integer; got {value!r}")
-    if not least <= value <= _INT_MAX:
-        raise ValueError(f"cache entry {name} must be at least {least} (and fit a C int); got {value}")
-    return int(value)
-
-
-def _cached_shape(value, name):
-    """Check that cache entry ``name`` is a shape ``(N, C, H, W)`` of non-negative integers."""
-    if not isinstance(value, tuple) or len(value) != 4:
-        raise TypeError(f"cache entry {name} must be a shape (N, C, H, W); got {value!r}")
-    return tuple(_cached_int(v, name, 0) for v in value)
-
-
-def _real_dout(dout, shape, dtype):
-    """``dout`` of the forward output's ``shape``, real-valued, as a C-contiguous ``dtype`` array."""
-    dout = np.asarray(dout)
-    if not _is_real(dout.dtype):
-        raise TypeError(f"dout must be real-valued (a float, integer or bool array); got dtype {dout.dtype}")
-    if dout.shape != tuple(shape):
-        raise ValueError(f"dout must have the shape of the forward output {tuple(shape)}; "
-                         f"got shape {dout.shape}")
-    return np.ascontiguousarray(dout, dtype=dtype)
-
-
-def _conv_sizes(x_shape, w_shape, stride, pad):
-    """``(H_out, W_out)`` of a cached convolution, or a ValueError naming the cache."""
-    try:
-        return conv_output_size(x_shape, w_shape, {"stride": stride, "pad": pad})
-    except ValueError as error:
-        raise ValueError(f"cache is not a consistent convolution cache: {error}") from None
-
-
-def _conv_cache(cache):
-    """The checked cache of :func:`conv_forward_fast`: ``(x, w, stride, pad, H_out, W_out)``."""
-    x, w, stride, pad = _cache_entries(cache, 4, "conv_forward_fast")
-    x = _cached_array(x, "x", 4)
-    w = _cached_array(w, "w", 4)
-    if w.dtype != x.dtype:
-        raise TypeError(f"cache entries x and w must have one dtype; got {x.dtype} and {w.dtype}")
-    stride = _cached_int(stride, "stride", 1)
-    pad = _cached_int(pad, "pad", 0)
-    H_out, W_out = _conv_sizes(x.shape, w.shape, stride, pad)
-    _check_padded_image(x.shape, pad, x.itemsize, "cache entry pad")
-    return x, w, stride, pad, H_out, W_out
-
-
-def _im2col_cache(cache):
-    """The checked cache of :func:`conv_forward_im2col`: ``(x_shape, w, stride, pad, cols, H_out, W_out)``."""
-    x_shape, w, stride, pad, cols = _cache_entries(cache, 5, "conv_forward_im2col")
-    x_shape = _cached_shape(x_shape, "x_shape")
-    w = _cached_array(w, "w", 4)
-    stride = _cached_int(stride, "stride", 1)
-    pad = _cached_int(pad, "pad", 0)
-    H_out, W_out = _conv_sizes(x_shape, w.shape, stride, pad)
-    cols = _cached_array(cols, "cols", 3, (w.dtype,))
-    F, C, HH, WW = w.shape
-    want = (x_shape[0], C * HH * WW, H_out * W_out)
-    if cols.shape != want:
-        raise ValueError(f"cache entry cols must have shape (N, C * HH * WW, H_out * W_out) = {want}; "
-                         f"got {cols.shape}")
-    return x_shape, w, stride, pad, cols, H_out, W_out
-
-
-def _pool_cache(cache):
-    """The checked cache of a max pooling forward pass: ``(x_shape, argmax, dtype)``.
-
-    The cache is ``(x_shape, argmax, dtype, (pool_height, pool_width, stride))``.
-    A ``uint8`` ``argmax`` is the 2x2 stride-2 kernel's: positions 0 to 3 in
-    each window of a map floor-halved from ``x_shape``.  An ``int32`` one
-    holds flat in-plane indices, and each must lie in its own window.
-    """
-    x_shape, argmax, dtype, window = _cache_entries(cache, 4, "max_pool_forward_fast")
-    N, C, H, W = _cached_shape(x_shape, "x_shape")
-    argmax = _cached_array(argmax, "argmax", 4, (np.dtype(np.uint8), np.dtype(np.int32)))
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"cache entry dtype must be float32 or float64; got {dtype!r}") from None
-    if dtype not in _KERNEL_DTYPES:
-        raise TypeError(f"cache entry dtype must be float32 or float64; got {dtype}")
-    if not isinstance(window, tuple) or len(window) != 3:
-        raise TypeError(f"cache entry window must be (pool_height, pool_width, stride); got {window!r}")
-    ph, pw, stride = (_cached_int(v, "window", 1) for v in window)
-    if argmax.dtype == np.uint8:
-        if (ph, pw, stride) != (2, 2, 2):
-            raise ValueError(f"cache entry argmax of dtype uint8 belongs to 2x2 stride-2 pooling; "
-                             f"got window {window}")
-        want = (N, C, H // 2, W // 2)
-    else:
-        _check_pool_plane((N, C, H, W), "cache entry x_shape")
-        try:
-            want = (N, C) + pool_output_size((N, C, H, W), {"pool_height": ph, "pool_width": pw,
-                                                            "stride": stride})
-        except ValueError as error:
-            raise ValueError(f"cache is not a consistent pooling cache: {error}") from None
-    if argmax.shape != want:
-        raise ValueError(f"cache entry argmax must have shape {want} for x_shape {(N, C, H, W)} "
-                         f"and window {(ph, pw, stride)}; got {argmax.shape}")
-    if argmax.size == 0:
-        return (N, C, H, W), argmax, dtype
-    if argmax.dtype == np.uint8:
-        if argmax.max() > 3:
-            raise ValueError(f"cache entry argmax holds window positions 0 to 3; found {argmax.max()}")
-    else:
-        # one pass: the row and column of every winner must lie in its window
-        H_out, W_out = argmax.shape[2:]
-        row, col = np.divmod(argmax, W)
-        top = (np.arange(H_out) * stride)[:, None]
-        left = np.arange(W_out) * stride
-        inside = (row >= top) & (row < top + ph) & (col >= left) & (col < left + pw)
-        if not inside.all():
-            raise ValueError(f"cache entry argmax must index a pixel of each window; "
-                             f"{argmax.size - np.count_nonzero(inside)} entries do not")
-    return (N, C, H, W), argmax, dtype
-
-
-def _cached_rows(x3, code, alpha, shape):
-    """Check the entries shared by the activation and batch norm caches; return them cleaned."""
-    x3 = _cached_array(x3, "x3", 3)
-    code = _cached_int(code, "activation code", 0)
-    if code not in _ACTIVATION_CODES.values():
-        raise ValueError(f"cache entry activation code must be one of "
-                         f"{sorted(_ACTIVATION_CODES.values())}; got {code}")
-    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, numbers.Real):
-        raise TypeError(f"cache entry alpha must be a real number; got {alpha!r}")
-    shape = _cached_shape(shape, "shape")
-    N, C, H, W = shape
-    if x3.shape != (N, C, H * W):
-        raise ValueError(f"cache entry x3 must have shape (N, C, H * W) = {(N, C, H * W)} for "
-                         f"shape {shape}; got {x3.shape}")
-    return x3, code, float(alpha), shape
-
-
-def _activation_cache(cache):
-    """The checked cache of :func:`activation_forward_fast`: ``(x3, code, alpha, shape)``."""
-    return _cached_rows(*_cache_entries(cache, 4, "activation_forward_fast"))
-
-
-def _bn_act_cache(cache):
-    """The checked cache of :func:`spatial_batchnorm_act_forward_fast`.
-
-    ``(mode, x3, mean, invstd, weight, shift, code, alpha, shape)``: ``mean``
-    and ``invstd`` float64 of shape (C,), ``weight`` and ``shift`` (gamma
-    and beta in train mode, scale and shift in test mode) of shape (C,) in
-    the dtype of ``x3``.
-    """
-    mode, x3, mean, invstd, weight, shift, code, alpha, shape = _cache_entries(
-        cache, 9, "spatial_batchnorm_act_forward_fast")
-    if not isinstance(mode, str) or mode not in ("train", "test"):
-        raise ValueError(f"cache entry mode must be 'train' or 'test'; got {mode!r}")
-    x3, code, alpha, shape = _cached_rows(x3, code, alpha, shape)
-    C = x3.shape[1]
-    for name, value, dtype in (("mean", mean, np.dtype(np.float64)), ("invstd", invstd, np.dtype(np.float64)),
-                               ("gamma/scale", weight, x3.dtype), ("beta/shift", shift, x3.dtype)):
-        _cached_array(value, name, 1, (dtype,))
-        if value.shape != (C,):
-            raise ValueError(f"cache entry {name} must have shape ({C},) to match x3 of shape "
-                             f"{x3.shape}; got {value.shape}")
-    return mode, x3, mean, invstd, weight, shift, code, alpha, shape
