@@ -96,6 +96,8 @@ def test_gradient_check_on_3x16x16_inputs(rng, one_openmp_thread, reg):
     loss, grads = model.loss(X, y)
     for name in sorted(model.params):
         numeric = eval_numerical_gradient(lambda _: model.loss(X, y)[0], model.params[name], verbose=False, h=1e-6)
+        # a loss that does not move with the parameter passes any comparison of zeros: it must move
+        assert np.max(np.abs(numeric)) > 1e-6, name
         assert rel_error(numeric, grads[name]) < 1e-4, name
         # Relative to the gradient's overall scale, the two agree to round-off.
         assert np.max(np.abs(numeric - grads[name])) < 1e-7 * np.max(np.abs(grads[name])) + 1e-9, name

@@ -175,3 +175,17 @@ def test_write_back_leaves_what_did_not_change():
     param = {"a": 1, "gone": 2, "arr": np.zeros(2)}
     judge.write_back(param, {"a": 1, "arr": np.ones(2), "new": 3})
     assert param["new"] == 3 and "gone" not in param and np.array_equal(param["arr"], np.ones(2))
+
+
+def test_grading_stops_with_one_error_when_the_sandbox_cannot_start(monkeypatch, tmp_path):
+    """A sandbox that cannot run here (say, the fallback as root with a Python others cannot reach) is an error
+    before any grading, not an import error that gives every student a zero."""
+    from convlab.instructor import grade, isolation
+
+    def refuse(self):
+        raise isolation.IsolationError("the worker runs as user nobody, who cannot reach /root/python")
+
+    monkeypatch.setattr(isolation.Sandbox, "start", refuse)
+    setup = {"boot": tmp_path, "site": str(tmp_path), "kernels": tmp_path}
+    with pytest.raises(grade.GradeError, match="cannot be run in a sandbox here .*cannot reach /root/python"):
+        grade._check_the_sandbox(setup, tmp_path, 1024)

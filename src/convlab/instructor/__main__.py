@@ -75,7 +75,7 @@ def cmd_grade(args):
         print(f"error: {err}", file=sys.stderr)
         return 2
     if isolation.fallback_warning():
-        print(f"warning: {isolation.fallback_warning()}", file=sys.stderr)
+        print(isolation.fallback_warning(), file=sys.stderr)
     start = time.monotonic()
     results, already, problems = grading.grade(args.submissions, args.bundle, args.out, jobs=args.jobs,
                                                timeout=args.timeout, memory_mb=args.memory,

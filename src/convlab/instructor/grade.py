@@ -50,7 +50,7 @@ import convlab
 from convlab.instructor import atomic, gradebook, integrity, isolation
 from convlab.instructor import release as releasing
 from convlab.instructor.course import find_course
-from convlab.instructor.judge import tail, test_seconds
+from convlab.instructor.judge import StudentImportError, Worker, WorkerCrashed, WorkerTimeout, tail, test_seconds
 from convlab.instructor.markers import release_text
 from convlab.instructor.splice import SpliceError, splice
 
@@ -479,6 +479,8 @@ def grade(submissions, bundle, out, jobs=1, timeout=20, memory_mb=2048, progress
             _readable(setup["kernels"])
             released = scratch / "released"
             texts = released_package(course, manifest, released)
+            _readable(released)
+            _check_the_sandbox(setup, released, memory_mb)
         packages = {}
         for name, files, _ in todo:
             package = scratch / secrets.token_hex(8)
@@ -523,6 +525,21 @@ def grade(submissions, bundle, out, jobs=1, timeout=20, memory_mb=2048, progress
                           json.dumps(gradebook.student_feedback(record), indent=2) + "\n")
     problems = gradebook.write_summary(results, out / "summary.csv", roster=roster, due=due)
     return {name: results[name] for name in sorted(results)}, already, problems
+
+
+def _check_the_sandbox(setup, package, memory_mb):
+    """Start one worker on the released package before grading: a sandbox that cannot run here is an error
+    naming why, not a zero for every student."""
+    worker = Worker({"python": sys.executable, "boot": str(setup["boot"]), "paths": [str(package), setup["site"]],
+                     "kernels": str(setup["kernels"]), "modules": ["convlab.layers"], "memory_mb": memory_mb,
+                     "binds": [str(package), str(setup["boot"]), str(setup["kernels"])], "uid": isolation.worker_uid(0)})
+    try:
+        worker.start()
+    except (isolation.IsolationError, WorkerCrashed, WorkerTimeout, StudentImportError) as err:
+        raise GradeError(f"student code cannot be run in a sandbox here ({isolation.method()}): "
+                         f"{' '.join(str(err).split())[:500]}") from None
+    finally:
+        worker.stop()
 
 
 def _boot_folder(folder):

@@ -302,7 +302,21 @@ def _kill_trees(roots):
             break
         _signal_all(running, signal.SIGSTOP)
         stopped |= running
-    _signal_all(_tree(roots), signal.SIGKILL)
+    killed = _tree(roots)
+    _signal_all(killed, signal.SIGKILL)
+    deadline = time.monotonic() + 10  # SIGKILL is delivered at once, but a process takes a moment to end
+    while (alive := [pid for pid in killed if _running(pid)]) and time.monotonic() < deadline:
+        _signal_all(alive, signal.SIGKILL)
+        time.sleep(0.005)
+
+
+def _running(pid):
+    """Whether process ``pid`` exists and has not ended (a zombie has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            return file.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _escaped(uid):
