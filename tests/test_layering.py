@@ -8,6 +8,9 @@ functions), so nothing is imported to check it:
   :mod:`convlab._fast`;
 * the Solver, its update rules and schedules, and the data loading know no
   model class;
+* :mod:`convlab.runs` (a run's files) is below the Solver: it imports nothing
+  of convlab above it -- no solver, model, recipe, layer or kernel;
+* the Solver does not import the command line or the recipes built on it;
 * the command lines build their models from :mod:`convlab.recipes`.
 """
 
@@ -78,6 +81,30 @@ def test_the_naive_layers_import_nothing_of_convlab():
 def test_training_and_data_know_no_model(name):
     models = {i for i in _imports(name, MODULES[name]) if i.startswith("convlab.classifiers")}
     assert not models, f"{name} imports {sorted(models)}"
+
+
+# What the runs package may import of convlab: itself, and the package's root (its version).
+_BELOW_RUNS = ("convlab.runs",)
+
+
+def test_the_runs_package_is_found():
+    assert {"convlab.runs", "convlab.runs.files", "convlab.runs.checkpoint",
+            "convlab.runs.model_file", "convlab.runs.history", "convlab.runs.folder"} <= set(MODULES)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("convlab.runs")))
+def test_runs_imports_nothing_of_convlab_above_it(name):
+    """No solver, model, recipe, layer or kernel: runs knows files, not what is in them."""
+    above = {i for i in _imports(name, MODULES[name])
+             if i.startswith("convlab.") and not i.startswith(_BELOW_RUNS)
+             and i != "convlab.__version__"}
+    assert not above, f"{name} imports {sorted(above)}"
+
+
+def test_the_solver_does_not_import_the_command_line_or_the_recipes():
+    imports = _imports("convlab.solver", MODULES["convlab.solver"])
+    assert not {i for i in imports
+                if i.split(".")[:2] in (["convlab", "train"], ["convlab", "recipes"])}
 
 
 @pytest.mark.parametrize("name", ["convlab.train", "convlab.ensemble"])

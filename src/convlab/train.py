@@ -23,7 +23,7 @@ Everything the run produces goes to ``--out`` (default ``runs/<recipe>``):
   line and the machine;
 - ``run.json`` -- the run's manifest: its fingerprint (recipe after
   overrides, seed, data sizes, convlab version) and whether it is complete
-  (:mod:`convlab.run_dir`). Every file is written atomically.
+  (:mod:`convlab.runs.folder`). Every file is written atomically.
 
 A result is never silently changed by another run's files: a fresh run
 refuses a folder that holds a run unless given ``--overwrite``; ``--resume``
@@ -48,28 +48,25 @@ test images test.
 
 import argparse
 import contextlib
-import json
 import os
-import platform
 import shlex
 import sys
 import time
 
 import numpy as np
 
+import convlab
 from convlab.augment import predict_tta
-from convlab.checkpoint import atomic_savez, atomic_write_text
 from convlab.data_utils import CIFAR10Error
-from convlab.optim import nesterov_sgd
 from convlab.profiling import profile_step
 from convlab.recipes import RECIPES, build_model, build_solver, load_data, resolve_recipe
-from convlab.run_dir import RunFolder, check_writable, fingerprint
+from convlab.runs import history as run_history
+from convlab.runs import model_file
+from convlab.runs.files import write_json
+from convlab.runs.folder import RunFolder, check_writable, fingerprint, numerics
 from convlab.solver import DivergedError
 
-# The recipes and their builders live in convlab.recipes, the update rule in
-# convlab.optim; they are importable from here as before.
-__all__ = ["RECIPES", "resolve_recipe", "load_data", "build_model", "build_solver",
-           "nesterov_sgd", "check_run", "run", "evaluate", "main", "EXIT_DIVERGED"]
+__all__ = ["check_run", "run", "evaluate", "main", "EXIT_DIVERGED"]
 
 #: The exit status of ``python -m convlab.train`` when the training loss became
 #: NaN or infinite (a sweep records such a trial as diverged, not failed).
@@ -78,50 +75,6 @@ EXIT_DIVERGED = 3
 
 class _ResumeError(ValueError):
     """The checkpoint to resume from does not fit the run (raised before training starts)."""
-
-
-def _machine():
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f
-                        if line.startswith("model name")), platform.processor())
-    except OSError:
-        cpu = platform.processor()
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}, Python {platform.python_version()}"
-
-
-def history_dict(solver, recipe, start_time, extra=None):
-    """The JSON history: one entry per epoch (entry 0 is before training)."""
-    ipe = solver.iterations_per_epoch
-    epochs = []
-    elapsed = 0.0
-    for e in range(len(solver.val_acc_history)):
-        entry = {"epoch": e, "train_acc": solver.train_acc_history[e],
-                 "val_acc": solver.val_acc_history[e]}
-        if e >= 1:
-            losses = solver.loss_history[(e - 1) * ipe:e * ipe]
-            entry["loss"] = float(np.mean(losses)) if losses else None
-            entry["lr"] = solver.lr_history[e * ipe - 1] if len(solver.lr_history) >= e * ipe else None
-            if e - 1 < len(solver.epoch_time_history):
-                elapsed += solver.epoch_time_history[e - 1]
-                entry["epoch_time"] = solver.epoch_time_history[e - 1]
-                entry["train_time"] = elapsed
-        epochs.append(entry)
-    history = {"recipe": recipe, "epochs": epochs,
-               "loss_history": solver.loss_history,
-               "train_acc_history": solver.train_acc_history,
-               "val_acc_history": solver.val_acc_history,
-               "command": "python -m convlab.train " + " ".join(sys.argv[1:]),
-               "machine": _machine(),
-               "wall_time_so_far": time.perf_counter() - start_time}
-    if extra:
-        history.update(extra)
-    return history
-
-
-def _write_json(path, obj):
-    text = json.dumps(obj, indent=1, default=lambda o: list(o) if isinstance(o, tuple) else str(o))
-    atomic_write_text(path, text)
 
 
 def evaluate(model, X, y, tta=0, batch_size=500):
@@ -149,13 +102,13 @@ def check_run(recipe_name, epochs=None, seed=0, out=None, resume=False, overwrit
 
     Parameters are those of :func:`run`; ``strict_resume`` refuses to resume
     a checkpoint computed with other (or unknown) numerics than this
-    machine's (see :class:`convlab.run_dir.RunFolder`).
+    machine's (see :class:`convlab.runs.folder.RunFolder`).
 
     Returns
     -------
     recipe : dict
         The recipe after overrides.
-    folder : convlab.run_dir.RunFolder
+    folder : convlab.runs.folder.RunFolder
         The output folder, checked to be writable but not yet entered.
 
     Raises
@@ -181,7 +134,8 @@ def check_run(recipe_name, epochs=None, seed=0, out=None, resume=False, overwrit
         raise ValueError(f"recipe {recipe_name!r} with these --set values does not build a "
                          f"working model: {error}") from None
     out = os.fspath(out) if out is not None else os.path.join("runs", recipe_name)
-    folder = RunFolder(out, fingerprint(recipe, seed, num_train, num_val, num_test),
+    machine = numerics(convlab.build_info())
+    folder = RunFolder(out, fingerprint(recipe, seed, num_train, num_val, num_test, machine),
                        resume=resume, overwrite=overwrite, strict=strict_resume)
     folder.check_writable()
     return recipe, folder
@@ -223,7 +177,7 @@ def run(recipe_name, epochs=None, seed=0, out=None, resume=False, overrides=(),
     Raises
     ------
     ValueError
-        From :func:`check_run` and :class:`convlab.run_dir.RunFolder`, before
+        From :func:`check_run` and :class:`convlab.runs.folder.RunFolder`, before
         any data is loaded.
     """
     start = time.perf_counter()
@@ -261,44 +215,24 @@ def _train(recipe, folder, seed, num_train, num_val, num_test, progress, data, s
     # folder as it was
     folder.write_manifest("running")
     hist_path = os.path.join(out, "history.json")
-    last, last_state = {}, {}
-
-    def keep_last(s):
-        # the weights (and state) the solver evaluates: the moving averages with ema_decay
-        with s.evaluation_params():
-            last.clear()
-            last.update({k: v.copy() for k, v in s.model.params.items()})
-            if hasattr(s.model, "state_dict"):
-                last_state.clear()
-                last_state.update({k: np.array(v, copy=True) for k, v in s.model.state_dict().items()})
-
-    # What the run evaluates at the end is what the last epoch ended with;
-    # taken now too, for a resumed run whose epochs are all done already.
-    keep_last(solver)
-    solver.epoch_callbacks.append(keep_last)
-    solver.epoch_callbacks.append(lambda s: _write_json(hist_path, history_dict(s, recipe, start)))
+    solver.epoch_callbacks.append(
+        lambda s: run_history.write(hist_path, run_history.from_solver(s, recipe, start)))
+    # The recipes train on a fixed schedule: the solver ends with the final
+    # weights (which match the final batch-norm statistics), not the
+    # best-on-validation ones; with ema_decay, the final moving averages of both.
     solver.train()
-    # The recipes train on a fixed schedule: evaluate the final weights (which
-    # match the final batch-norm statistics), not the best-on-validation ones;
-    # with ema_decay, the final moving averages of both.
-    model.params.update(last)
-    if last_state:
-        model.load_state_dict(last_state)
     val_acc, _ = evaluate(model, data["X_val"], data["y_val"], tta=recipe["tta"])
     test_acc, test_scores = evaluate(model, data["X_test"], data["y_test"], tta=recipe["tta"])
-    arrays = {f"params/{k}": v for k, v in model.params.items()}
-    if hasattr(model, "state_dict"):
-        arrays.update({f"state/{k}": v for k, v in model.state_dict().items()})
-    arrays["recipe"] = np.array(json.dumps(recipe, default=list))
-    atomic_savez(os.path.join(out, "model.npz"), arrays)
+    model_file.write(os.path.join(out, "model.npz"), model.params,
+                     model.state_dict() if hasattr(model, "state_dict") else None, recipe)
     total = time.perf_counter() - start
-    history = history_dict(solver, recipe, start, extra={
+    history = run_history.from_solver(solver, recipe, start, extra={
         "final_val_acc": val_acc, "final_test_acc": test_acc, "tta": recipe["tta"],
         "num_train": int(len(data["y_train"])), "num_val": int(len(data["y_val"])),
         "num_test": int(len(data["y_test"])), "seed": seed,
         "wall_time": total, "test_predictions": np.argmax(test_scores, 1).tolist(),
         "resumed": folder.state == "resume"})
-    _write_json(hist_path, history)
+    run_history.write(hist_path, history)
     folder.write_manifest("complete")
     return history
 
@@ -393,11 +327,11 @@ def _profile(parser, args):
         g = f"{gflop:7.2f}" if gflop else " " * 7
         print(f"{part:52s} {seconds * 1e3:8.1f} {100 * seconds / total:5.1f}% {g} {rate}")
     if args.out:
-        _write_json(os.path.join(args.out, "profile.json"), {
+        write_json(os.path.join(args.out, "profile.json"), {
             "recipe": args.recipe, "overrides": args.set, "step_seconds": total,
             "parts": [{"part": p, "seconds": t, "gflop": g} for p, t, g in rows],
             "command": "python -m convlab.train " + " ".join(sys.argv[1:]),
-            "machine": _machine()})
+            "machine": run_history.machine()})
     return 0
 
 
