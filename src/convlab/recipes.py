@@ -26,8 +26,8 @@ from convlab.optim import nesterov_sgd
 from convlab.runs import model_file
 from convlab.solver import Solver
 
-__all__ = ["RECIPES", "UPDATE_RULES", "resolve_recipe", "load_data", "build_model", "build_solver",
-           "load_trained_model"]
+__all__ = ["RECIPES", "UPDATE_RULES", "resolve_recipe", "load_data", "build_model", "check_builds",
+           "build_solver", "load_trained_model"]
 
 # Hyperparameters follow airbench94 (Keller Jordan, 2024) translated to a
 # mean (not summed) loss and decoupled weight decay: the learning rate is per
@@ -267,6 +267,28 @@ def build_model(recipe, seed, X_train=None):
     if model.whiten_kernel is not None and X_train is not None:
         model.init_whitening(X_train[:5000], seed=seed)
     return model
+
+
+def check_builds(recipe_name, recipe, seed):
+    """ValueError unless ``recipe`` builds a model that classifies a CIFAR-10 image.
+
+    Builds the model and runs one image through it: a recipe whose widths
+    pool the image away, say, fails now rather than after the data is loaded.
+
+    Parameters
+    ----------
+    recipe_name : str
+        For the message.
+    recipe : dict
+        From :func:`resolve_recipe`.
+    seed : int
+    """
+    try:
+        model = build_model(recipe, seed)
+        model.loss(np.zeros((1, 3, 32, 32), dtype=np.float32))
+    except (ValueError, IndexError) as error:
+        raise ValueError(f"recipe {recipe_name!r} with these --set values does not build a "
+                         f"working model: {error}") from None
 
 
 def build_solver(model, data, recipe, seed, out_dir, progress=True):

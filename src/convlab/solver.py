@@ -173,16 +173,15 @@ class Solver:
         Path prefix; after epoch ``e`` a checkpoint is written to
         ``f"{checkpoint_name}_epoch_{e}.npz"``.  Missing directories are created.
     progress : bool, default True
-        Show a progress bar (``tqdm.auto``: a widget in Jupyter, text on
-        standard error elsewhere).  Pass False for reproducible notebook output.
+        Show a progress bar (``tqdm.auto``: a widget in Jupyter, text on standard
+        error elsewhere).  Pass False for reproducible notebook output.
     seed : int or None, default None
-        Seed of ``solver.rng``, the only source of randomness of the solver.
-        None draws fresh entropy from the operating system.
+        Seed of ``solver.rng``, the solver's only source of randomness (None:
+        fresh entropy from the operating system).
     lr_schedule : callable, optional
         ``lr_schedule(iteration, num_iterations) -> multiplier``, called before
-        every update with the 0-based iteration index; the learning rate used
-        is ``optim_config['learning_rate'] * multiplier``.  When given,
-        ``lr_decay`` is ignored.
+        every update with the 0-based iteration index; the learning rate used is
+        ``optim_config['learning_rate'] * multiplier`` (``lr_decay`` is ignored).
     augment : callable, optional
         ``augment(X_batch, rng) -> X_batch``, applied to every training
         minibatch (never to evaluation data); ``rng`` is ``solver.rng``.
@@ -191,17 +190,15 @@ class Solver:
         evaluate the averages; see "Weight averaging" in the module docstring.
     epoch_callbacks : sequence of callables, optional
         Each is called as ``callback(solver)`` after every epoch, after the
-        accuracies are recorded and before the checkpoint is written.  A
-        callback may set ``solver.stop_training = True`` to end training after
-        this epoch.  Callbacks that keep state of their own must restore it
-        themselves when a run is resumed.
+        accuracies are recorded and before the checkpoint is written; it may set
+        ``solver.stop_training = True`` to end training after this epoch.
+        Callbacks that keep state of their own must restore it on resuming.
     resume_from : str or path, optional
         A checkpoint to restore right away (see :meth:`resume`).
     restore_best : bool, default True
         End :meth:`train` with the parameters (and model state) that reached
-        ``best_val_acc``.  False ends it with those of the last epoch as they
-        are evaluated (the moving averages, with ``ema_decay``): for a run
-        on a fixed schedule, whose last weights are the ones it is about.
+        ``best_val_acc``; False: with what the last epoch was evaluated with
+        (the moving averages, with ``ema_decay``), for a fixed schedule.
     run_info : dict, optional
         JSON-serialisable facts about the run (``convlab.train`` stores its
         fingerprint: recipe, seed, data sizes, version), written into every
@@ -241,12 +238,10 @@ class Solver:
             raise ValueError(f"Solver: unknown keyword arguments {unknown}; "
                              f"known ones are {sorted(_DEFAULTS)}")
         opts = {**_DEFAULTS, **kwargs}
-
         _check_model(model)
         self.model = model
         self.X_train, self.y_train, self.X_val, self.y_val = _check_data(data)
         self.num_train = self.X_train.shape[0]
-
         for name, value in _checked_options(opts).items():
             setattr(self, name, value)
         self.optim_configs = {name: dict(self.optim_config) for name in model.params}
@@ -262,7 +257,6 @@ class Solver:
         self.ema_state = (None if self.ema_decay is None or not hasattr(model, "state_dict") else
                           _copied(_floating(model.state_dict())))
         self.stop_training = False
-
         if opts["resume_from"] is not None:
             self.resume(opts["resume_from"])
 
@@ -309,8 +303,8 @@ class Solver:
                     bar.set_postfix(loss=f"{self.loss_history[-1]:.4f}", refresh=False)
                     bar.update(1)
                     if self.verbose and (self.iteration - 1) % self.print_every == 0:
-                        self._print(f"(Iteration {self.iteration} / {self.num_iterations}) "
-                                    f"loss: {self.loss_history[-1]:f}", bar)
+                        _print(f"(Iteration {self.iteration} / {self.num_iterations}) "
+                               f"loss: {self.loss_history[-1]:f}", bar)
                 self.epoch += 1
                 self._evaluate()
                 self.epoch_time_history.append(time.perf_counter() - start)
@@ -422,25 +416,15 @@ class Solver:
             self.train_acc_history.append(train_acc)
             self.val_acc_history.append(val_acc)
             if not self.best_params or val_acc > self.best_val_acc:
-                self.best_val_acc = val_acc
-                self.best_params = {k: np.array(v, copy=True)
-                                    for k, v in self.model.params.items()}
+                self.best_val_acc, self.best_params = val_acc, _copied(self.model.params)
                 if hasattr(self.model, "state_dict"):
-                    self.best_model_state = {k: np.array(v, copy=True)
-                                             for k, v in self.model.state_dict().items()}
+                    self.best_model_state = _copied(self.model.state_dict())
 
     def _report_epoch(self, bar=None):
         if self.verbose:
-            self._print(f"(Epoch {self.epoch} / {self.num_epochs}) "
-                        f"train acc: {self.train_acc_history[-1]:f}; "
-                        f"val acc: {self.val_acc_history[-1]:f}", bar)
-
-    @staticmethod
-    def _print(message, bar=None):
-        if bar is not None and not bar.disable:
-            bar.write(message, file=sys.stdout)
-        else:
-            print(message, file=sys.stdout)
+            _print(f"(Epoch {self.epoch} / {self.num_epochs}) "
+                   f"train acc: {self.train_acc_history[-1]:f}; "
+                   f"val acc: {self.val_acc_history[-1]:f}", bar)
 
     # ------------------------------------------------------------------
     # Evaluation
@@ -460,12 +444,9 @@ class Solver:
         y_pred : ndarray of int, shape (N,)
         """
         batch_size = check_int("Solver: batch_size", batch_size)
-        N = len(X)
         predictions = [np.argmax(self.model.loss(X[start:start + batch_size]), axis=1)
-                       for start in range(0, N, batch_size)]
-        if not predictions:
-            return np.empty(0, dtype=np.intp)
-        return np.concatenate(predictions)
+                       for start in range(0, len(X), batch_size)]
+        return np.concatenate(predictions) if predictions else np.empty(0, dtype=np.intp)
 
     def check_accuracy(self, X, y, num_samples=None, batch_size=100):
         """Fraction of examples the model classifies correctly.
@@ -509,14 +490,11 @@ class Solver:
         Returns
         -------
         dict
-            ``params``, ``best``, ``best_state``: dicts of arrays;
-            ``model_state``: ``model.state_dict()`` (None without one);
-            ``optim``: every parameter's optimizer config; ``ema``,
-            ``ema_state``: the moving averages (or None); ``epoch``,
-            ``iteration``, ``num_epochs``, ``batch_size``, ``num_train``,
-            ``update_rule`` (its name), ``base_learning_rate``,
-            ``best_val_acc``, ``ema_decay``, the five histories, ``rng`` (the
-            generator's ``bit_generator.state``) and ``run_info``.
+            Dicts of arrays ``params``, ``model_state`` (None without one),
+            ``best``, ``best_state``, ``ema`` and ``ema_state`` (None without
+            ``ema_decay``); ``optim``, every parameter's optimizer config; the
+            counters, settings and histories named as the attributes (the
+            update rule by name); ``rng``, ``bit_generator.state``; ``run_info``.
         """
         copied = _copied
         has_state = hasattr(self.model, "state_dict")
@@ -554,9 +532,8 @@ class Solver:
         Raises
         ------
         ValueError
-            If the state does not fit this solver (other parameter names,
-            shapes or dtypes, batch size, training-set size, update rule, or
-            EMA setting).
+            If the state does not fit (other parameter names, shapes or dtypes,
+            batch size, training-set size, update rule or EMA setting).
         """
         _check_fits(self, state, source)
         params, copied = self.model.params, _copied
@@ -584,12 +561,9 @@ class Solver:
         return f"{self.checkpoint_name}_epoch_{epoch}.npz"
 
     def save_checkpoint(self, path):
-        """Write :meth:`state_dict` to ``path`` (format: :mod:`convlab.runs.checkpoint`), atomically.
+        """Write :meth:`state_dict` to the file ``path`` (used as given), atomically.
 
-        Parameters
-        ----------
-        path : str or path
-            The file name, used as given (``.npz`` is not appended).
+        The format is described in :mod:`convlab.runs.checkpoint`.
         """
         try:
             checkpoint.write_state(path, self.state_dict())
@@ -599,16 +573,11 @@ class Solver:
     def resume(self, path):
         """Restore a checkpoint written by :meth:`save_checkpoint` (see :meth:`load_state_dict`).
 
-        Parameters
-        ----------
-        path : str or path
-
         Raises
         ------
         ValueError
-            If the file is not a convlab checkpoint, holds NaN or infinite
-            values (a diverged run, or a damaged file), or does not fit this
-            solver.
+            If the file ``path`` is not a convlab checkpoint, holds NaN or
+            infinite values (a diverged run, or a damaged file), or does not fit.
         """
         path = os.fspath(path)
         try:
@@ -675,6 +644,14 @@ def _copied_config(config):
 def _floating(state):
     """The floating-point entries of a model's state: those the moving average follows."""
     return {k: v for k, v in state.items() if np.issubdtype(np.asarray(v).dtype, np.floating)}
+
+
+def _print(message, bar=None):
+    """Print a line to standard output, above the progress bar ``bar`` if one is shown."""
+    if bar is not None and not bar.disable:
+        bar.write(message, file=sys.stdout)
+    else:
+        print(message, file=sys.stdout)
 
 
 def _update_average(average, current, decay):

@@ -25,7 +25,7 @@ import numpy as np
 
 from convlab.runs.files import write_json
 
-__all__ = ["machine", "from_solver", "write"]
+__all__ = ["machine", "from_solver", "write", "summary"]
 
 
 def machine():
@@ -96,3 +96,23 @@ def write(path, history):
         From :func:`from_solver`.
     """
     write_json(path, history)
+
+
+def summary(history):
+    """The lines ``python -m convlab.train`` prints for a finished run, as one string.
+
+    One line per epoch, the wall time, and last ``val accuracy: 0.xxxx`` and
+    ``test accuracy: 0.xxxx``.
+
+    Parameters
+    ----------
+    history : dict
+        A finished run's (with ``wall_time``, ``final_val_acc`` and ``final_test_acc``).
+    """
+    lines = [f"epoch {e['epoch']:3d}  loss {e['loss']:.4f}  train acc {e['train_acc']:.4f}  "
+             f"val acc {e['val_acc']:.4f}  lr {e['lr']:.4g}  time {e.get('train_time', 0):.1f}s"
+             for e in history["epochs"][1:]]
+    lines += [f"wall time: {history['wall_time']:.1f}s",
+              f"val accuracy: {history['final_val_acc']:.4f}",
+              f"test accuracy: {history['final_test_acc']:.4f}"]
+    return "\n".join(lines)
