@@ -1,4 +1,6 @@
-"""The checkpoint file: written atomically, read back with its format checked, the latest one found."""
+"""The checkpoint file: written atomically, read back with its format checked, the latest one found.
+
+Also the atomic writes (:mod:`convlab.runs.files`) and the former module names."""
 
 import json
 import os
@@ -6,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from convlab import checkpoint
+from convlab.runs import checkpoint, files
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -48,13 +50,24 @@ def test_find_latest_checkpoint_compares_epochs_as_numbers(tmp_path):
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     path = tmp_path / "history.json"
-    checkpoint.atomic_write_text(path, "old")
+    files.atomic_write_text(path, "old")
 
     def fail(f):
         f.write(b"partial")
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        checkpoint.write_atomically(path, fail)
+        files.write_atomically(path, fail)
     assert os.listdir(tmp_path) == ["history.json"]
     assert path.read_text() == "old"
+
+
+@pytest.mark.parametrize("old, new", [("convlab.checkpoint", "convlab.runs.checkpoint"),
+                                      ("convlab.run_dir", "convlab.runs.folder")])
+def test_the_former_module_names_say_where_their_contents_went(old, new):
+    import importlib
+    import sys
+
+    sys.modules.pop(old, None)
+    with pytest.raises(ImportError, match=f"{old} has moved.*{new}"):
+        importlib.import_module(old)

@@ -10,8 +10,9 @@ are drawn in ``docs/architecture.md``; each rule is one test here:
   kernels in :mod:`convlab._fast`;
 * the models know no training, and the Solver, its update rules and
   schedules, and the data loading know no model class;
-* the run files (checkpoints, a run's folder) know no model and nothing
-  above them;
+* the run files (:mod:`convlab.runs`: checkpoints, a run's folder) know no
+  model and nothing above them: no solver, model, recipe, layer or kernel;
+* the Solver does not import the command line or the recipes built on it;
 * the command lines build their models from :mod:`convlab.recipes`;
 * the course kit sits on top: nothing else imports it, and its grading
   worker never imports the grader;
@@ -114,6 +115,30 @@ TRAINING_AND_ABOVE = ("convlab.solver", "convlab.optim", "convlab.schedules", "c
 def test_the_models_know_no_training(name):
     above = {i for i in _convlab_imports(name) if any(_in_package(i, floor) for floor in TRAINING_AND_ABOVE)}
     assert not above, f"{name} imports {sorted(above)}"
+
+
+# What the runs package may import of convlab: itself, and the package's root (its version).
+_BELOW_RUNS = ("convlab.runs",)
+
+
+def test_the_runs_package_is_found():
+    assert {"convlab.runs", "convlab.runs.files", "convlab.runs.checkpoint",
+            "convlab.runs.model_file", "convlab.runs.history", "convlab.runs.folder"} <= set(MODULES)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("convlab.runs")))
+def test_runs_imports_nothing_of_convlab_above_it(name):
+    """No solver, model, recipe, layer or kernel: runs knows files, not what is in them."""
+    above = {i for i in _imports(name, MODULES[name])
+             if i.startswith("convlab.") and not i.startswith(_BELOW_RUNS)
+             and i != "convlab.__version__"}
+    assert not above, f"{name} imports {sorted(above)}"
+
+
+def test_the_solver_does_not_import_the_command_line_or_the_recipes():
+    imports = _imports("convlab.solver", MODULES["convlab.solver"])
+    assert not {i for i in imports
+                if i.split(".")[:2] in (["convlab", "train"], ["convlab", "recipes"])}
 
 
 @pytest.mark.parametrize("name", ["convlab.train", "convlab.ensemble"])

@@ -51,3 +51,29 @@ def test_build_solver_lets_the_batch_norm_shifts_learn_faster(rng, tmp_path):
     for name, config in solver.optim_configs.items():
         assert config.get("lr_scale", 1.0) == (recipe["bias_lr_scale"] if name.startswith("beta") else 1.0)
         assert config["learning_rate"] == recipe["learning_rate"] * recipe["batch_size"]
+
+
+# Issue 27: model.npz is written, checked and read in one place (convlab.runs.model_file).
+def test_load_trained_model_round_trips_and_refuses_arrays_that_do_not_fit(tmp_path):
+    from convlab.runs import model_file
+
+    recipe = recipes.resolve_recipe("tiny")
+    model = recipes.build_model(recipe, 3)
+    model_file.write(tmp_path / "model.npz", model.params, model.state_dict(), recipe)
+    loaded, stored = recipes.load_trained_model(str(tmp_path))
+    assert stored == recipe
+    for name, value in model.params.items():
+        assert loaded.params[name].dtype == value.dtype
+        np.testing.assert_array_equal(loaded.params[name], value)
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(loaded.state_dict()[key], value)
+
+    wide = dict(model.params, W1_1=model.params["W1_1"].astype(np.float64))
+    model_file.write(tmp_path / "f64.npz", wide, model.state_dict(), recipe)
+    with pytest.raises(ValueError, match=r"params entry 'W1_1' has shape .* and dtype float64 in "
+                                         r".*f64.npz but .* dtype float32 in the model"):
+        recipes.load_trained_model(str(tmp_path / "f64.npz"))
+    model_file.write(tmp_path / "stateless.npz", model.params, None, recipe)
+    with pytest.raises(ValueError, match=r"stateless.npz has state/\* entries \[\] but the model "
+                                         r"needs \['bn"):
+        recipes.load_trained_model(str(tmp_path / "stateless.npz"))

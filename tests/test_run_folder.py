@@ -8,7 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from convlab import run_dir, train
+import convlab
+from convlab import recipes, train
+from convlab.runs import folder as run_folder
 from convlab.solver import Solver
 
 DATA_ROOT = os.environ.get("CONVLAB_DATA") or os.path.join(
@@ -23,7 +25,7 @@ def data():
     old = os.environ.get("CONVLAB_DATA")
     os.environ["CONVLAB_DATA"] = DATA_ROOT
     try:
-        return train.load_data(512, 64, 64)
+        return recipes.load_data(512, 64, 64)
     finally:
         if old is None:
             del os.environ["CONVLAB_DATA"]
@@ -34,6 +36,10 @@ def data():
 def _run(out, data, **kwargs):
     kwargs.setdefault("epochs", 2)
     return train.run("tiny", out=str(out), progress=False, data=data, **kwargs)
+
+
+# This machine's numerics, as a run records them.
+_MACHINE = run_folder.numerics(convlab.build_info())
 
 
 def _files(folder):
@@ -116,7 +122,7 @@ def test_resume_refuses_a_checkpoint_it_cannot_match_to_the_run(tmp_path, data):
     out = tmp_path / "run"
     _run(out, data, epochs=1, seed=0)
     # a checkpoint written by a Solver that recorded no fingerprint (older convlab)
-    model = train.build_model(train.resolve_recipe("tiny"), 0, data["X_train"])
+    model = recipes.build_model(recipes.resolve_recipe("tiny"), 0, data["X_train"])
     Solver(model, data, batch_size=64, num_epochs=0, verbose=False, progress=False,
            seed=0).save_checkpoint(out / "checkpoint_epoch_5.npz")
     with pytest.raises(ValueError, match="records no run fingerprint"):
@@ -161,21 +167,21 @@ def test_outputs_have_the_usual_mode_and_orphaned_temporary_files_go(tmp_path, d
 
 @pytest.mark.skipif(os.name != "posix", reason="the folder lock is an flock")
 def test_two_runs_never_share_a_folder(tmp_path):
-    fp = run_dir.fingerprint({"epochs": 1}, 0, 1, 1, 1)
-    with run_dir.RunFolder(tmp_path, fp) as folder:
+    fp = run_folder.fingerprint({"epochs": 1}, 0, 1, 1, 1, _MACHINE)
+    with run_folder.RunFolder(tmp_path, fp) as folder:
         assert folder.state == "fresh"
         with pytest.raises(ValueError, match="another run is using this folder"):
-            with run_dir.RunFolder(tmp_path, fp):
+            with run_folder.RunFolder(tmp_path, fp):
                 pass
-    with run_dir.RunFolder(tmp_path, fp) as folder:    # released on leaving
+    with run_folder.RunFolder(tmp_path, fp) as folder:    # released on leaving
         assert folder.state == "fresh"
 
 
 def test_differences_name_every_entry():
-    a = run_dir.fingerprint({"epochs": 2, "widths": (4, 8)}, 0, 10, 5, 5)
-    b = run_dir.fingerprint({"epochs": 2, "widths": [4, 16], "tta": 1}, 3, 10, 5, 5)
-    assert run_dir.differences(a, a) == []
-    assert run_dir.differences(a, b) == [
+    a = run_folder.fingerprint({"epochs": 2, "widths": (4, 8)}, 0, 10, 5, 5, _MACHINE)
+    b = run_folder.fingerprint({"epochs": 2, "widths": [4, 16], "tta": 1}, 3, 10, 5, 5, _MACHINE)
+    assert run_folder.differences(a, a) == []
+    assert run_folder.differences(a, b) == [
         "recipe entry tta: null in the folder, 1 now",
         "recipe entry widths: [4, 8] in the folder, [4, 16] now",
         "seed: 0 in the folder, 3 now"]
@@ -186,8 +192,8 @@ def test_differences_name_every_entry():
 # truncated model.npz.
 @needs_data
 def test_resume_refuses_crafted_checkpoints(tmp_path, data):
-    recipe = train.resolve_recipe("tiny")
-    model = train.build_model(recipe, 0, data["X_train"])
+    recipe = recipes.resolve_recipe("tiny")
+    model = recipes.build_model(recipe, 0, data["X_train"])
     solver = Solver(model, data, batch_size=64, num_epochs=1, verbose=False, progress=False,
                     seed=0)
     solver.train()
@@ -216,7 +222,7 @@ def test_resume_refuses_crafted_checkpoints(tmp_path, data):
          "optimizer settings"),
     ]
     for path, message in cases:
-        fresh = train.build_model(recipe, 0, data["X_train"])
+        fresh = recipes.build_model(recipe, 0, data["X_train"])
         other = Solver(fresh, data, batch_size=64, num_epochs=1, verbose=False, progress=False,
                        seed=0)
         with pytest.raises(ValueError, match=message):
@@ -236,7 +242,7 @@ def test_ensemble_names_a_missing_or_damaged_model(tmp_path, data, capsys, monke
     for folder, message in ((missing, "model.npz does not exist"),
                             (damaged, "cannot read .*model.npz .*damaged")):
         with pytest.raises(ValueError, match=message):
-            ensemble.load_trained_model(str(folder))
+            recipes.load_trained_model(str(folder))
         with pytest.raises(SystemExit) as exit_info:
             ensemble.main([str(tmp_path / "run"), str(folder)])
         err = capsys.readouterr().err
@@ -383,14 +389,14 @@ def test_ensemble_members_are_preprocessed_as_their_own_runs(tmp_path, data, cap
                                                              monkeypatch):
     from convlab import ensemble
     monkeypatch.setenv("CONVLAB_DATA", DATA_ROOT)
-    small = train.load_data(256, 64, 64)                          # its own mean and scale
+    small = recipes.load_data(256, 64, 64)                          # its own mean and scale
     a = _run(tmp_path / "a", data, epochs=1, seed=0)              # 512 training images
     b = _run(tmp_path / "b", small, epochs=1, seed=1)             # 256
     calls = []
 
     def load_data(num_train, num_val, num_test):
         calls.append(num_train)
-        return train.load_data(num_train, num_val, num_test)
+        return recipes.load_data(num_train, num_val, num_test)
     monkeypatch.setattr(ensemble, "load_data", load_data)
     accuracies = {}
     for order in ([tmp_path / "a", tmp_path / "b"], [tmp_path / "b", tmp_path / "a"]):
@@ -413,17 +419,18 @@ def _numerics(simd_path="avx2", threads=2, architecture="Haswell"):
 
 def _checkpoint(out, run_info, epoch=1):
     """A checkpoint file whose only content is its fingerprint (enough for RunFolder)."""
-    from convlab import checkpoint
+    from convlab.runs import checkpoint
 
     checkpoint.save(out / f"checkpoint_epoch_{epoch}.npz", {"x": np.zeros(1)},
                     {"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "run_info": run_info})
 
 
-def test_the_fingerprint_records_this_machines_simd_path_blas_and_threads():
+def test_the_fingerprint_records_this_machines_simd_path_blas_and_threads(tmp_path):
     from convlab.fast_layers import build_info
 
-    recorded = run_dir.fingerprint({"epochs": 1}, 0, 1, 1, 1)["numerics"]
-    assert recorded == run_dir.numerics()
+    _, folder = train.check_run("tiny", out=tmp_path / "run")
+    recorded = folder.fingerprint["numerics"]
+    assert recorded == run_folder.numerics(build_info())
     assert recorded["simd_path"] == build_info()["simd_path"]
     assert recorded["threads"] == build_info()["threads"]
     assert recorded["blas"] and all(set(b) == {"internal_api", "architecture", "version", "threads"}
@@ -432,38 +439,38 @@ def test_the_fingerprint_records_this_machines_simd_path_blas_and_threads():
 
 
 def test_other_numerics_are_the_same_run_but_named_and_a_strict_resume_refuses_them(tmp_path):
-    here = run_dir.fingerprint({"epochs": 2}, 0, 10, 5, 5, machine=_numerics())
-    there = run_dir.fingerprint({"epochs": 2}, 0, 10, 5, 5, machine=_numerics("portable", 1, "Prescott"))
-    assert run_dir.differences(there, here) == []            # the same run ...
-    assert run_dir.numerics_differences(there, here) == [    # ... computed with other numbers
+    here = run_folder.fingerprint({"epochs": 2}, 0, 10, 5, 5, machine=_numerics())
+    there = run_folder.fingerprint({"epochs": 2}, 0, 10, 5, 5, machine=_numerics("portable", 1, "Prescott"))
+    assert run_folder.differences(there, here) == []            # the same run ...
+    assert run_folder.numerics_differences(there, here) == [    # ... computed with other numbers
         "SIMD path portable in the folder, avx2 now",
         "kernel threads 1 in the folder, 2 now",
         "BLAS openblas 0.3.31 (Prescott, 1 threads) in the folder, openblas 0.3.31 (Haswell, 2 threads) now"]
-    assert run_dir.numerics_differences(here, here) == []
+    assert run_folder.numerics_differences(here, here) == []
     _checkpoint(tmp_path, there)
     # the manifest of a resume that stopped before its first checkpoint records this machine
     (tmp_path / "run.json").write_text(json.dumps({"format": "convlab-run", "version": 1,
                                                    "status": "running", "fingerprint": here}))
-    with run_dir.RunFolder(tmp_path, here, resume=True) as folder:
-        assert folder.state == "resume" and folder.numerics_changes == run_dir.numerics_differences(there, here)
+    with run_folder.RunFolder(tmp_path, here, resume=True) as folder:
+        assert folder.state == "resume" and folder.numerics_changes == run_folder.numerics_differences(there, here)
     with pytest.raises(ValueError, match=r"--strict-resume: .*checkpoint_epoch_1\.npz was computed with other "
                                          r"numerics than this machine's \(SIMD path portable in the folder, "
                                          r"avx2 now; .*\), so the continuation would not be bit-identical"):
-        with run_dir.RunFolder(tmp_path, here, resume=True, strict=True):
+        with run_folder.RunFolder(tmp_path, here, resume=True, strict=True):
             pass
-    with run_dir.RunFolder(tmp_path, there, resume=True, strict=True) as folder:   # where it ran
+    with run_folder.RunFolder(tmp_path, there, resume=True, strict=True) as folder:   # where it ran
         assert folder.state == "resume" and folder.numerics_changes == []
     with pytest.raises(ValueError, match="--strict-resume applies to --resume"):
-        run_dir.RunFolder(tmp_path, here, strict=True)
+        run_folder.RunFolder(tmp_path, here, strict=True)
 
 
 def test_a_checkpoint_without_numerics_resumes_as_before_but_not_strictly(tmp_path):
-    here = run_dir.fingerprint({"epochs": 2}, 0, 10, 5, 5, machine=_numerics())
+    here = run_folder.fingerprint({"epochs": 2}, 0, 10, 5, 5, machine=_numerics())
     older = {k: v for k, v in here.items() if k != "numerics"}     # what convlab wrote before issue 24
     _checkpoint(tmp_path, older)
-    assert run_dir.numerics_differences(older, here) is None
-    with run_dir.RunFolder(tmp_path, here, resume=True) as folder:
+    assert run_folder.numerics_differences(older, here) is None
+    with run_folder.RunFolder(tmp_path, here, resume=True) as folder:
         assert folder.state == "resume" and folder.numerics_changes == []
     with pytest.raises(ValueError, match=r"--strict-resume: .* records no SIMD path, BLAS or thread count"):
-        with run_dir.RunFolder(tmp_path, here, resume=True, strict=True):
+        with run_folder.RunFolder(tmp_path, here, resume=True, strict=True):
             pass

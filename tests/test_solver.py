@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from convlab.solver import Solver, find_latest_checkpoint
+from convlab.runs.checkpoint import find_latest_checkpoint
+from convlab.solver import Solver
 
 
 # --------------------------------------------------------------------------
@@ -585,6 +586,82 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, model_class):
     assert len(resumed.epoch_time_history) == 5
     if model_class is CenteredSoftmax:
         np.testing.assert_array_equal(full.model.running_mean, resumed.model.running_mean)
+
+
+# Issue 27: the Solver's state as a dict, like a model's (state_dict / load_state_dict).
+@pytest.mark.parametrize("model_class", [SoftmaxRegression, CenteredSoftmax])
+def test_state_dict_round_trip_continues_the_run_exactly(model_class):
+    data = blobs()
+    full = make_solver(model_class(5, 3, seed=1), data, seed=7, **RESUME_OPTIONS)
+    full.train()
+
+    states = []
+
+    def stop_after_two(solver):
+        if solver.epoch == 2:
+            # where a checkpoint is taken: train() then replaces the weights with the best ones
+            states.append(solver.state_dict())
+            solver.stop_training = True
+
+    first = make_solver(model_class(5, 3, seed=1), data, seed=7, epoch_callbacks=[stop_after_two],
+                        **RESUME_OPTIONS)
+    first.train()
+    state, = states
+    # copies: changing the solver afterwards does not change the state, nor the reverse
+    first.model.params["W"] += 1.0
+    first.optim_configs["W"]["m"] += 1.0
+    first.loss_history.append(0.0)
+    resumed = make_solver(model_class(5, 3, seed=99), data, seed=123, **RESUME_OPTIONS)
+    resumed.load_state_dict(state)
+    state["params"]["W"] += 1.0
+    assert resumed.epoch == 2 and resumed.iteration == 24
+    resumed.train()
+    assert_same_run(full, resumed)
+
+
+def test_load_state_dict_refuses_a_state_that_does_not_fit():
+    state = make_solver(num_epochs=1).state_dict()
+    with pytest.raises(ValueError, match="the state was written with batch_size=32 but this "
+                                         "solver has batch_size=20"):
+        make_solver(batch_size=20).load_state_dict(state)
+    with pytest.raises(ValueError, match=r"params entry 'W' has shape \(5, 3\) .* in the state "
+                                         r"but shape \(5, 4\)"):
+        make_solver(SoftmaxRegression(5, 4)).load_state_dict(state)
+
+
+class Recorder:
+    """An epoch callback keeping copies of what the solver evaluated after each epoch."""
+
+    def __init__(self):
+        self.params, self.state = [], []
+
+    def __call__(self, solver):
+        with solver.evaluation_params():
+            self.params.append({k: v.copy() for k, v in solver.model.params.items()})
+            self.state.append(solver.model.state_dict())
+
+
+@pytest.mark.parametrize("ema_decay", [None, 0.5])
+def test_restore_best_false_ends_with_what_the_last_epoch_evaluated(ema_decay):
+    data = blobs()
+    # a learning rate so large that the best epoch is not the last one
+    options = dict(optim_config={"learning_rate": 30.0}, num_epochs=6, ema_decay=ema_decay,
+                   batch_size=16)
+    best = make_solver(CenteredSoftmax(5, 3, seed=1), data, **options)
+    best.train()
+    last_epoch = len(best.val_acc_history) - 1
+    assert best.val_acc_history.index(best.best_val_acc) < last_epoch     # the case that matters
+    recorder = Recorder()
+    last = make_solver(CenteredSoftmax(5, 3, seed=1), data, restore_best=False,
+                       epoch_callbacks=[recorder], **options)
+    last.train()
+    assert last.val_acc_history == best.val_acc_history
+    for name in last.model.params:
+        np.testing.assert_array_equal(best.model.params[name], best.best_params[name])
+        np.testing.assert_array_equal(last.model.params[name], recorder.params[-1][name])
+        assert not np.array_equal(last.model.params[name], best.model.params[name])
+    np.testing.assert_array_equal(last.model.running_mean, recorder.state[-1]["running_mean"])
+    np.testing.assert_array_equal(best.model.running_mean, best.best_model_state["running_mean"])
 
 
 def test_resume_method_and_checkpoint_contents(tmp_path):

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from convlab import train
+from convlab import recipes, train
 
 SMALL = ["--num-train", "256", "--num-val", "64", "--num-test", "64", "--no-progress"]
 
@@ -58,7 +58,7 @@ def test_cli_trains_and_prints_the_accuracies_last(tmp_path):
 
 @needs_data
 def test_resume_continues_exactly(tmp_path):
-    data = train.load_data(256, 64, 64)
+    data = recipes.load_data(256, 64, 64)
     full = train.run("tiny", epochs=2, seed=5, out=str(tmp_path / "full"), progress=False, data=data)
     # A run "interrupted" after epoch 1: only its first checkpoint survives.
     cut = tmp_path / "cut"
@@ -81,9 +81,9 @@ def test_resume_continues_exactly(tmp_path):
 def test_ema_run_saves_and_evaluates_the_averaged_model(tmp_path):
     # ema_decay = 1: the average never leaves the initial weights and
     # batch-norm statistics, so that is the model the run must end with.
-    data = train.load_data(256, 64, 64)
+    data = recipes.load_data(256, 64, 64)
     overrides = ["ema_decay=1.0"]
-    initial = train.build_model(train.resolve_recipe("tiny", overrides, 1), 6, data["X_train"])
+    initial = recipes.build_model(recipes.resolve_recipe("tiny", overrides, 1), 6, data["X_train"])
     history = train.run("tiny", epochs=1, seed=6, out=str(tmp_path), overrides=overrides,
                         progress=False, data=data)
     acc, _ = train.evaluate(initial, data["X_test"], data["y_test"], tta=history["recipe"]["tta"])
@@ -95,23 +95,15 @@ def test_ema_run_saves_and_evaluates_the_averaged_model(tmp_path):
             np.testing.assert_array_equal(saved[f"state/{key}"], value)
 
 
-def test_the_recipes_and_the_update_rule_are_importable_from_here_as_before():
-    from convlab import optim, recipes
-
-    assert train.RECIPES is recipes.RECIPES
-    for name in ("resolve_recipe", "load_data", "build_model", "build_solver"):
-        assert getattr(train, name) is getattr(recipes, name)
-    assert train.nesterov_sgd is optim.nesterov_sgd
-
-
 @needs_data
 def test_saved_model_reloads_and_ensembles(tmp_path):
-    from convlab.ensemble import ensemble_probabilities, load_trained_model
+    from convlab.ensemble import ensemble_probabilities
+    from convlab.recipes import load_trained_model
 
-    data = train.load_data(256, 64, 64)
+    data = recipes.load_data(256, 64, 64)
     history = train.run("tiny", epochs=1, seed=2, out=str(tmp_path / "a"), progress=False, data=data)
     model, recipe = load_trained_model(str(tmp_path / "a"))
-    assert recipe["widths"] == tuple(train.RECIPES["tiny"]["widths"])
+    assert recipe["widths"] == tuple(recipes.RECIPES["tiny"]["widths"])
     acc, _ = train.evaluate(model, data["X_test"], data["y_test"], tta=recipe["tta"])
     assert acc == history["final_test_acc"]
     mean, members = ensemble_probabilities([model, model], data["X_test"], tta=1)

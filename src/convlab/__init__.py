@@ -15,8 +15,10 @@ optim               first-order update rules (sgd, momentum, Nesterov, RMSProp, 
 schedules           learning-rate schedules
 augment             data augmentation and test-time augmentation
 solver              the training loop for any model with ``params`` and ``loss``
-checkpoint          the Solver's checkpoint files and the package's atomic writes
-run_dir             a training run's folder: its fingerprint, manifest and files
+runs                a run's files, below the Solver: atomic writes, checkpoints, ``model.npz``,
+                    ``history.json``, the run's folder (fingerprint, manifest)
+checkpoint          former name of ``runs.checkpoint``: raises ImportError naming it (removed next release)
+run_dir             former name of ``runs.folder``: raises ImportError naming it (removed next release)
 validation          shared argument checks
 data_utils          finding, downloading and loading CIFAR-10
 recipes             the named training recipes and the data, model and Solver they describe

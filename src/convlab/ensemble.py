@@ -10,7 +10,7 @@ Usage::
     python -m convlab.ensemble RUN_DIR [RUN_DIR ...] [--num-test N] [--out FILE]
 
 where each ``RUN_DIR`` holds the ``model.npz`` that ``python -m convlab.train``
-wrote. It prints the test accuracy of every member and of the ensemble.
+wrote (read by :func:`convlab.recipes.load_trained_model`). It prints the test accuracy of every member and of the ensemble.
 
 Every member sees the test images preprocessed as its own run saw them: the
 mean and scale come from that run's training split (its ``num_train``, read
@@ -22,79 +22,16 @@ import argparse
 import json
 import os
 import sys
-import zipfile
 
 import numpy as np
 
 from convlab.augment import predict_tta
-from convlab.checkpoint import atomic_write_text
 from convlab.data_utils import CIFAR10Error
-from convlab.recipes import build_model, load_data
-from convlab.run_dir import check_writable
+from convlab.recipes import load_data, load_trained_model
+from convlab.runs.files import atomic_write_text
+from convlab.runs.folder import check_writable
 
-__all__ = ["load_trained_model", "training_size", "ensemble_probabilities", "main"]
-
-
-def load_trained_model(path):
-    """Rebuild a model saved by ``python -m convlab.train`` (its ``model.npz``).
-
-    Parameters
-    ----------
-    path : str
-        A ``model.npz`` file or the run directory that contains it.
-
-    Returns
-    -------
-    model : object with ``loss(X)``
-    recipe : dict
-
-    Raises
-    ------
-    ValueError
-        If the file is missing, damaged, or its arrays do not fit the model
-        its recipe describes (names, shapes, dtypes).
-    """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        path = os.path.join(path, "model.npz")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-        recipe = json.loads(str(arrays.pop("recipe")))
-    except FileNotFoundError:
-        raise ValueError(f"{path} does not exist: is this the folder of a finished "
-                         "`python -m convlab.train` run?") from None
-    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
-        raise ValueError(f"cannot read {path} ({type(error).__name__}: {error}); it is damaged "
-                         "or not a model.npz written by `python -m convlab.train`") from None
-    if not isinstance(recipe, dict):
-        raise ValueError(f"{path}: its recipe entry is not a recipe")
-    if "widths" in recipe:
-        recipe["widths"] = tuple(recipe["widths"])
-    params = {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
-    state = {k[len("state/"):]: v for k, v in arrays.items() if k.startswith("state/")}
-    try:
-        model = build_model(recipe, 0)
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"{path}: its recipe does not build a model ({error!r})") from None
-    if set(params) != set(model.params):
-        raise ValueError(f"{path}: parameters {sorted(params)} do not fit the recipe's model "
-                         f"{sorted(model.params)}")
-    expected = dict(model.params)
-    if hasattr(model, "state_dict"):
-        expected.update({f"state/{k}": v for k, v in model.state_dict().items()})
-        if set(state) != set(model.state_dict()):
-            raise ValueError(f"{path}: model state {sorted(state)} does not fit the recipe's "
-                             f"model {sorted(model.state_dict())}")
-    for key, value in {**params, **{f"state/{k}": v for k, v in state.items()}}.items():
-        mine = np.asarray(expected[key])
-        if value.shape != mine.shape or value.dtype != mine.dtype:
-            raise ValueError(f"{path}: {key} has shape {value.shape} and dtype {value.dtype}, "
-                             f"but the recipe's model needs {mine.shape} and {mine.dtype}")
-    model.params.update(params)
-    if state:
-        model.load_state_dict(state)
-    return model, recipe
+__all__ = ["training_size", "ensemble_probabilities", "main"]
 
 
 def training_size(path):

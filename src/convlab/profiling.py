@@ -18,7 +18,7 @@ from convlab.augment import make_augment
 from convlab.optim import nesterov_sgd
 from convlab.recipes import build_model, resolve_recipe
 
-__all__ = ["profile_step"]
+__all__ = ["profile_step", "format_profile"]
 
 
 def profile_step(recipe_name, overrides=(), batch_size=None, repeats=3, seed=0):
@@ -130,3 +130,23 @@ def profile_step(recipe_name, overrides=(), batch_size=None, repeats=3, seed=0):
              flops[name] / 1e9 if name in flops else None) for name in names]
     rows.sort(key=lambda row: -row[1])
     return rows, float(np.median(totals))
+
+
+def format_profile(recipe_name, rows, total):
+    """The table ``python -m convlab.train --profile`` prints, as one string.
+
+    Parameters
+    ----------
+    recipe_name : str
+    rows, total
+        What :func:`profile_step` returns.
+    """
+    total_gflop = sum(g for _, _, g in rows if g)
+    lines = [f"one training step of recipe {recipe_name!r}: {total * 1e3:.0f} ms, "
+             f"{total_gflop:.2f} GFLOP in convolutions",
+             f"{'part':52s} {'ms':>8s} {'share':>6s} {'GFLOP':>7s} {'GFLOP/s':>8s}"]
+    for part, seconds, gflop in rows:
+        rate = f"{gflop / seconds:8.1f}" if gflop and seconds > 0 else " " * 8
+        g = f"{gflop:7.2f}" if gflop else " " * 7
+        lines.append(f"{part:52s} {seconds * 1e3:8.1f} {100 * seconds / total:5.1f}% {g} {rate}")
+    return "\n".join(lines)

@@ -4,9 +4,10 @@ A *recipe* is a named set of choices -- model, optimizer, schedule,
 augmentation, test-time augmentation, epochs -- listed in :data:`RECIPES`.
 :func:`resolve_recipe` applies ``key=value`` overrides (for ablations, e.g.
 ``activation=relu``); :func:`load_data`, :func:`build_model` and
-:func:`build_solver` turn a recipe into what a run trains. The command line
-:mod:`convlab.train`, :mod:`convlab.ensemble`, :mod:`convlab.profiling` and the
-benchmarks all build their runs here.
+:func:`build_solver` turn a recipe into what a run trains, and
+:func:`load_trained_model` rebuilds a trained model from its ``model.npz``.
+The command line :mod:`convlab.train`, :mod:`convlab.ensemble`,
+:mod:`convlab.profiling` and the benchmarks all build their runs here.
 """
 
 import json
@@ -22,9 +23,11 @@ from convlab.classifiers.airbench_convnet import ConvNet
 from convlab.data_utils import get_CIFAR10_data
 from convlab.modern_layers import ACTIVATIONS
 from convlab.optim import nesterov_sgd
+from convlab.runs import model_file
 from convlab.solver import Solver
 
-__all__ = ["RECIPES", "UPDATE_RULES", "resolve_recipe", "load_data", "build_model", "build_solver"]
+__all__ = ["RECIPES", "UPDATE_RULES", "resolve_recipe", "load_data", "build_model", "check_builds",
+           "build_solver", "load_trained_model"]
 
 # Hyperparameters follow airbench94 (Keller Jordan, 2024) translated to a
 # mean (not summed) loss and decoupled weight decay: the learning rate is per
@@ -266,6 +269,28 @@ def build_model(recipe, seed, X_train=None):
     return model
 
 
+def check_builds(recipe_name, recipe, seed):
+    """ValueError unless ``recipe`` builds a model that classifies a CIFAR-10 image.
+
+    Builds the model and runs one image through it: a recipe whose widths
+    pool the image away, say, fails now rather than after the data is loaded.
+
+    Parameters
+    ----------
+    recipe_name : str
+        For the message.
+    recipe : dict
+        From :func:`resolve_recipe`.
+    seed : int
+    """
+    try:
+        model = build_model(recipe, seed)
+        model.loss(np.zeros((1, 3, 32, 32), dtype=np.float32))
+    except (ValueError, IndexError) as error:
+        raise ValueError(f"recipe {recipe_name!r} with these --set values does not build a "
+                         f"working model: {error}") from None
+
+
 def build_solver(model, data, recipe, seed, out_dir, progress=True):
     """A :class:`~convlab.solver.Solver` configured by ``recipe``.
 
@@ -286,6 +311,10 @@ def build_solver(model, data, recipe, seed, out_dir, progress=True):
     Returns
     -------
     solver : Solver
+        It ends training with the final weights (``restore_best=False``): the
+        recipes train on a fixed schedule, and the final weights match the
+        final batch-norm statistics (with ``ema_decay``, the final moving
+        averages of both).
     """
     rule = recipe["update_rule"]
     batch = int(recipe["batch_size"])
@@ -310,9 +339,45 @@ def build_solver(model, data, recipe, seed, out_dir, progress=True):
                     print_every=10**9, verbose=False, progress=progress,
                     checkpoint_name=os.path.join(out_dir, "checkpoint"), seed=seed,
                     lr_schedule=schedules.from_spec(recipe["schedule"]), augment=augment,
-                    ema_decay=recipe["ema_decay"])
+                    ema_decay=recipe["ema_decay"], restore_best=False)
     if rule == "nesterov":
         for name in model.params:
             if name.startswith("beta"):
                 solver.optim_configs[name]["lr_scale"] = float(recipe["bias_lr_scale"])
     return solver
+
+
+def load_trained_model(path):
+    """Rebuild a model saved by ``python -m convlab.train`` (its ``model.npz``).
+
+    Parameters
+    ----------
+    path : str
+        A ``model.npz`` file or the run directory that contains it.
+
+    Returns
+    -------
+    model : ConvNet or ThreeLayerConvNet
+    recipe : dict
+
+    Raises
+    ------
+    ValueError
+        If the file is missing, damaged, or its arrays do not fit the model
+        its recipe describes (names, shapes, dtypes; see
+        :func:`convlab.runs.model_file.check_arrays`).
+    """
+    params, state, recipe, path = model_file.read(path)
+    if "widths" in recipe:
+        recipe["widths"] = tuple(recipe["widths"])
+    try:
+        model = build_model(recipe, 0)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{path}: its recipe does not build a model ({error!r})") from None
+    model_file.check_arrays(path, "params", params, model.params)
+    model_file.check_arrays(path, "state", state,
+                            model.state_dict() if hasattr(model, "state_dict") else {})
+    model.params.update(params)
+    if state:
+        model.load_state_dict(state)
+    return model, recipe

@@ -41,6 +41,17 @@ whatever the ``augment`` hook draws) comes from one ``numpy.random.Generator``,
 ``solver.rng``, seeded with ``seed``.  Its state is part of every checkpoint,
 so a resumed run draws exactly the numbers the uninterrupted run would have.
 
+Weight averaging
+----------------
+With ``ema_decay``, the Solver keeps an exponential moving average of the
+parameters, ``ema <- ema + (1 - ema_decay) * (params - ema)`` after every
+update, starting from the initial parameters.  The end-of-epoch accuracies,
+and hence the best parameters, use the averaged weights.  A model with state
+(``state_dict``) has the floating-point entries of its state averaged alike,
+and evaluated with the averaged weights: batch-norm running statistics
+collected with the raw weights would not match the averaged ones.  (Entries
+that do not change, such as frozen filters, stay exactly as they are.)
+
 Divergence
 ----------
 A minibatch loss that is NaN or infinite stops training with a
@@ -50,10 +61,12 @@ NaN weights.
 
 Checkpoints
 -----------
-:meth:`Solver.save_checkpoint` writes everything needed to continue a run
-exactly -- parameters, model state, optimizer state, histories, the random
-generator -- and :meth:`Solver.resume` restores it; the file format, its
-atomic writing and checked reading are in :mod:`convlab.checkpoint`.
+:meth:`Solver.state_dict` holds everything needed to continue a run exactly
+-- parameters, model state, optimizer state, histories, the random generator
+-- and :meth:`Solver.load_state_dict` restores it, after checking that it fits
+the model. :meth:`Solver.save_checkpoint` and :meth:`Solver.resume` do the
+same through a file; the file format, its atomic writing and checked reading
+are in :mod:`convlab.runs.checkpoint`.
 """
 
 import contextlib
@@ -66,15 +79,12 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from convlab import checkpoint, optim
-from convlab.checkpoint import find_latest_checkpoint  # importable from here as before
+from convlab import optim
+from convlab.runs import checkpoint
+from convlab.runs.model_file import check_arrays
 from convlab.validation import check_int
 
-__all__ = ["Solver", "DivergedError", "find_latest_checkpoint"]
-
-# The checkpoint format's name and version, also under their former names here.
-CHECKPOINT_FORMAT = checkpoint.FORMAT
-CHECKPOINT_VERSION = checkpoint.VERSION
+__all__ = ["Solver", "DivergedError"]
 
 _UPDATE_RULES = {name: getattr(optim, name) for name in optim.__all__}
 
@@ -120,6 +130,7 @@ _DEFAULTS = {
     "epoch_callbacks": (),
     "resume_from": None,
     "run_info": None,
+    "restore_best": True,
 }
 
 
@@ -162,67 +173,54 @@ class Solver:
         Path prefix; after epoch ``e`` a checkpoint is written to
         ``f"{checkpoint_name}_epoch_{e}.npz"``.  Missing directories are created.
     progress : bool, default True
-        Show a progress bar (``tqdm.auto``: a widget in Jupyter, text on
-        standard error elsewhere).  Pass False for reproducible notebook output.
+        Show a progress bar (``tqdm.auto``: a widget in Jupyter, text on standard
+        error elsewhere).  Pass False for reproducible notebook output.
     seed : int or None, default None
-        Seed of ``solver.rng``, the only source of randomness of the solver.
-        None draws fresh entropy from the operating system.
+        Seed of ``solver.rng``, the solver's only source of randomness (None:
+        fresh entropy from the operating system).
     lr_schedule : callable, optional
         ``lr_schedule(iteration, num_iterations) -> multiplier``, called before
-        every update with the 0-based iteration index; the learning rate used
-        is ``optim_config['learning_rate'] * multiplier``.  When given,
-        ``lr_decay`` is ignored.
+        every update with the 0-based iteration index; the learning rate used is
+        ``optim_config['learning_rate'] * multiplier`` (``lr_decay`` is ignored).
     augment : callable, optional
         ``augment(X_batch, rng) -> X_batch``, applied to every training
         minibatch (never to evaluation data); ``rng`` is ``solver.rng``.
     ema_decay : float in [0, 1], optional
-        Keep an exponential moving average of the parameters,
-        ``ema <- ema + (1 - ema_decay) * (params - ema)`` after every
-        update, starting from the initial parameters.  The end-of-epoch
-        accuracies, and hence the best parameters, use the averaged weights.
-        A model with state (``state_dict``) has the floating-point entries of
-        its state averaged alike, and evaluated with the averaged weights:
-        batch-norm running statistics collected with the raw weights would
-        not match the averaged ones.  (Entries that do not change, such as
-        frozen filters, stay exactly as they are.)
+        Average the weights (and the model's state) over the updates and
+        evaluate the averages; see "Weight averaging" in the module docstring.
     epoch_callbacks : sequence of callables, optional
         Each is called as ``callback(solver)`` after every epoch, after the
-        accuracies are recorded and before the checkpoint is written.  A
-        callback may set ``solver.stop_training = True`` to end training after
-        this epoch.  Callbacks that keep state of their own must restore it
-        themselves when a run is resumed.
+        accuracies are recorded and before the checkpoint is written; it may set
+        ``solver.stop_training = True`` to end training after this epoch.
+        Callbacks that keep state of their own must restore it on resuming.
     resume_from : str or path, optional
         A checkpoint to restore right away (see :meth:`resume`).
+    restore_best : bool, default True
+        End :meth:`train` with the parameters (and model state) that reached
+        ``best_val_acc``; False: with what the last epoch was evaluated with
+        (the moving averages, with ``ema_decay``), for a fixed schedule.
     run_info : dict, optional
         JSON-serialisable facts about the run (``convlab.train`` stores its
         fingerprint: recipe, seed, data sizes, version), written into every
         checkpoint's ``meta`` as ``run_info`` so that a checkpoint can be
-        matched to the run it belongs to (:mod:`convlab.run_dir`).
+        matched to the run it belongs to (:mod:`convlab.runs.folder`).
 
     Attributes
     ----------
-    loss_history : list of float
-        The minibatch loss of every iteration.
-    lr_history : list of float
-        The learning rate used at every iteration (aligned with
-        ``loss_history``); NaN for a custom rule without a learning rate.
+    loss_history, lr_history : list of float
+        The minibatch loss and the learning rate of every iteration (NaN for
+        a custom rule without a learning rate).
     train_acc_history, val_acc_history : list of float
-        Accuracies after 0, 1, ..., ``epoch`` epochs (so the first entry is
-        the accuracy before training, and ``len == epoch + 1``).
+        Accuracies after 0, 1, ..., ``epoch`` epochs (``len == epoch + 1``).
     epoch_time_history : list of float
-        Wall time in seconds of every epoch (updates and the evaluation at its
-        end, not the checkpoint).
-    best_val_acc : float
-        The highest entry of ``val_acc_history`` so far.
-    best_params : dict of arrays
-        Copies of the (averaged, with ``ema_decay``) parameters that reached
-        ``best_val_acc``, first one wins.  :meth:`train` ends by loading them
-        into ``model.params``.
-    ema_params : dict of arrays or None
-        The moving average of the parameters, with ``ema_decay``.
-    ema_state : dict of arrays or None
-        The moving average of the floating-point entries of
-        ``model.state_dict()``, with ``ema_decay`` and a model with state.
+        Wall time in seconds of every epoch (its updates and evaluation).
+    best_val_acc, best_params, best_model_state : float, dict of arrays, dict of arrays
+        The highest entry of ``val_acc_history`` so far, and copies of the
+        (averaged, with ``ema_decay``) parameters and model state that reached
+        it, first one wins.
+    ema_params, ema_state : dict of arrays or None
+        With ``ema_decay``: the moving averages of the parameters and of the
+        floating-point entries of ``model.state_dict()`` (None without state).
     optim_configs : dict of dicts
         The optimizer config (hyperparameters and state) of every parameter.
     epoch, iteration : int
@@ -237,103 +235,28 @@ class Solver:
     def __init__(self, model, data, **kwargs):
         unknown = sorted(set(kwargs) - set(_DEFAULTS))
         if unknown:
-            raise ValueError(
-                f"Solver: unknown keyword arguments {unknown}; "
-                f"known ones are {sorted(_DEFAULTS)}"
-            )
+            raise ValueError(f"Solver: unknown keyword arguments {unknown}; "
+                             f"known ones are {sorted(_DEFAULTS)}")
         opts = {**_DEFAULTS, **kwargs}
-
         _check_model(model)
         self.model = model
         self.X_train, self.y_train, self.X_val, self.y_val = _check_data(data)
         self.num_train = self.X_train.shape[0]
-
-        self.batch_size = check_int("Solver: batch_size", opts["batch_size"])
-        self.num_epochs = check_int("Solver: num_epochs", opts["num_epochs"], minimum=0)
-        self.print_every = check_int("Solver: print_every", opts["print_every"])
-        self.num_train_samples = check_int("Solver: num_train_samples", opts["num_train_samples"],
-                                           allow_none=True)
-        self.num_val_samples = check_int("Solver: num_val_samples", opts["num_val_samples"],
-                                         allow_none=True)
-        self.verbose = bool(opts["verbose"])
-        self.progress = bool(opts["progress"])
-        self.checkpoint_name = (None if opts["checkpoint_name"] is None
-                                else os.fspath(opts["checkpoint_name"]))
-        self.run_info = opts["run_info"]
-        if self.run_info is not None:
-            try:
-                json.dumps(self.run_info)
-            except (TypeError, ValueError) as error:
-                raise ValueError(f"Solver: run_info must be JSON-serialisable ({error})") from None
-
-        lr_decay = opts["lr_decay"]
-        if not isinstance(lr_decay, numbers.Real) or not lr_decay > 0:
-            raise ValueError(f"Solver: lr_decay must be a positive number, got {lr_decay!r}")
-        self.lr_decay = float(lr_decay)
-
-        for name in ("lr_schedule", "augment"):
-            if opts[name] is not None and not callable(opts[name]):
-                raise ValueError(f"Solver: {name} must be callable or None, got {opts[name]!r}")
-        self.lr_schedule = opts["lr_schedule"]
-        self.augment = opts["augment"]
-
-        callbacks = opts["epoch_callbacks"]
-        if callable(callbacks):
-            callbacks = [callbacks]
-        callbacks = list(callbacks)
-        for callback in callbacks:
-            if not callable(callback):
-                raise ValueError(f"Solver: epoch_callbacks must hold callables, got {callback!r}")
-        self.epoch_callbacks = callbacks
-
-        ema_decay = opts["ema_decay"]
-        if ema_decay is not None and (not isinstance(ema_decay, numbers.Real)
-                                      or not 0.0 <= ema_decay <= 1.0):
-            raise ValueError(f"Solver: ema_decay must be None or in [0, 1], got {ema_decay!r}")
-        self.ema_decay = None if ema_decay is None else float(ema_decay)
-
-        rule = opts["update_rule"]
-        if isinstance(rule, str):
-            if rule not in _UPDATE_RULES:
-                raise ValueError(
-                    f"Solver: unknown update_rule {rule!r}; choose one of "
-                    f"{sorted(_UPDATE_RULES)} or pass a function"
-                )
-            self.update_rule_name, self.update_rule = rule, _UPDATE_RULES[rule]
-        elif callable(rule):
-            self.update_rule_name = getattr(rule, "__name__", type(rule).__name__)
-            self.update_rule = rule
-        else:
-            raise ValueError(f"Solver: update_rule must be a name or a function, got {rule!r}")
-
-        optim_config = opts["optim_config"]
-        if optim_config is None:
-            optim_config = {}
-        if not isinstance(optim_config, dict):
-            raise ValueError(f"Solver: optim_config must be a dict, got {optim_config!r}")
-        self.optim_config = dict(optim_config)
+        for name, value in _checked_options(opts).items():
+            setattr(self, name, value)
         self.optim_configs = {name: dict(self.optim_config) for name in model.params}
-        self.base_learning_rate = self._find_base_learning_rate()
+        self.base_learning_rate = _base_learning_rate(self.update_rule, self.optim_config)
 
         self.rng = np.random.default_rng(opts["seed"])
         self.iterations_per_epoch = max(self.num_train // self.batch_size, 1)
-        self.epoch = 0
-        self.iteration = 0
-        self.loss_history = []
-        self.lr_history = []
-        self.train_acc_history = []
-        self.val_acc_history = []
-        self.epoch_time_history = []
-        self.best_val_acc = 0.0
-        self.best_params = {}
-        self.best_model_state = {}
-        self.ema_params = (None if self.ema_decay is None else
-                           {k: np.array(v, copy=True) for k, v in model.params.items()})
+        self.epoch, self.iteration = 0, 0
+        for name in _HISTORIES:
+            setattr(self, name, [])
+        self.best_val_acc, self.best_params, self.best_model_state = 0.0, {}, {}
+        self.ema_params = None if self.ema_decay is None else _copied(model.params)
         self.ema_state = (None if self.ema_decay is None or not hasattr(model, "state_dict") else
-                          {k: np.array(v, copy=True) for k, v in model.state_dict().items()
-                           if np.issubdtype(np.asarray(v).dtype, np.floating)})
+                          _copied(_floating(model.state_dict())))
         self.stop_training = False
-
         if opts["resume_from"] is not None:
             self.resume(opts["resume_from"])
 
@@ -352,11 +275,11 @@ class Solver:
         Evaluates once before the first update (unless resuming a run that has
         done so), then after every epoch records the accuracies, updates the
         best parameters, runs the callbacks and writes the checkpoint.  At the
-        end, ``model.params`` holds copies of ``best_params`` and, for a model
-        with state, ``model.load_state_dict`` restores the state (batch-norm
-        running statistics, say) recorded with them, so the two match.  To continue a
-        run exactly, resume it from a checkpoint rather than calling ``train``
-        again, since the last parameters were replaced by the best ones.
+        end the model holds, with ``restore_best``, copies of ``best_params``
+        and of the state (batch-norm statistics, say) recorded with them;
+        without it, what the last epoch was evaluated with.  To continue a run
+        exactly, resume it from a checkpoint rather than calling ``train``
+        again, since the last parameters were replaced.
 
         Raises
         ------
@@ -380,8 +303,8 @@ class Solver:
                     bar.set_postfix(loss=f"{self.loss_history[-1]:.4f}", refresh=False)
                     bar.update(1)
                     if self.verbose and (self.iteration - 1) % self.print_every == 0:
-                        self._print(f"(Iteration {self.iteration} / {self.num_iterations}) "
-                                    f"loss: {self.loss_history[-1]:f}", bar)
+                        _print(f"(Iteration {self.iteration} / {self.num_iterations}) "
+                               f"loss: {self.loss_history[-1]:f}", bar)
                 self.epoch += 1
                 self._evaluate()
                 self.epoch_time_history.append(time.perf_counter() - start)
@@ -394,10 +317,14 @@ class Solver:
                     self.save_checkpoint(self.checkpoint_path(self.epoch))
         finally:
             bar.close()
-        for name, value in self.best_params.items():
-            self.model.params[name] = value.copy()
-        if self.best_model_state:
-            self.model.load_state_dict({k: v.copy() for k, v in self.best_model_state.items()})
+        if self.restore_best:
+            self.model.params.update(_copied(self.best_params))
+            if self.best_model_state:
+                self.model.load_state_dict(_copied(self.best_model_state))
+        elif self.ema_params is not None:       # what the last epoch was evaluated with
+            self.model.params.update(_copied(self.ema_params))
+            if self.ema_state is not None:
+                self.model.load_state_dict({**self.model.state_dict(), **_copied(self.ema_state)})
 
     def step(self, batch):
         """One update on the training examples with indices ``batch``.
@@ -451,25 +378,6 @@ class Solver:
         self.lr_history.append(float("nan") if lr is None else lr)
         self.iteration += 1
 
-    def _find_base_learning_rate(self):
-        """The learning rate that schedules scale: from ``optim_config`` or the rule's default.
-
-        Returns
-        -------
-        float or None
-            None when the rule has no ``learning_rate`` (a custom rule).
-        """
-        given = self.optim_config.get("learning_rate")
-        if given is not None and self.update_rule not in _UPDATE_RULES.values():
-            return float(given)
-        # Let the rule check the config and fill in its defaults on a
-        # one-element dummy parameter (this is where a typo in optim_config
-        # is caught for the built-in rules).
-        _, filled = self.update_rule(np.zeros(1), np.zeros(1), dict(self.optim_config))
-        if "learning_rate" in filled:
-            return float(filled["learning_rate"])
-        return None
-
     @contextlib.contextmanager
     def evaluation_params(self):
         """Context manager: within the block, the model holds the weights it is evaluated with.
@@ -508,25 +416,15 @@ class Solver:
             self.train_acc_history.append(train_acc)
             self.val_acc_history.append(val_acc)
             if not self.best_params or val_acc > self.best_val_acc:
-                self.best_val_acc = val_acc
-                self.best_params = {k: np.array(v, copy=True)
-                                    for k, v in self.model.params.items()}
+                self.best_val_acc, self.best_params = val_acc, _copied(self.model.params)
                 if hasattr(self.model, "state_dict"):
-                    self.best_model_state = {k: np.array(v, copy=True)
-                                             for k, v in self.model.state_dict().items()}
+                    self.best_model_state = _copied(self.model.state_dict())
 
     def _report_epoch(self, bar=None):
         if self.verbose:
-            self._print(f"(Epoch {self.epoch} / {self.num_epochs}) "
-                        f"train acc: {self.train_acc_history[-1]:f}; "
-                        f"val acc: {self.val_acc_history[-1]:f}", bar)
-
-    @staticmethod
-    def _print(message, bar=None):
-        if bar is not None and not bar.disable:
-            bar.write(message, file=sys.stdout)
-        else:
-            print(message, file=sys.stdout)
+            _print(f"(Epoch {self.epoch} / {self.num_epochs}) "
+                   f"train acc: {self.train_acc_history[-1]:f}; "
+                   f"val acc: {self.val_acc_history[-1]:f}", bar)
 
     # ------------------------------------------------------------------
     # Evaluation
@@ -546,12 +444,9 @@ class Solver:
         y_pred : ndarray of int, shape (N,)
         """
         batch_size = check_int("Solver: batch_size", batch_size)
-        N = len(X)
         predictions = [np.argmax(self.model.loss(X[start:start + batch_size]), axis=1)
-                       for start in range(0, N, batch_size)]
-        if not predictions:
-            return np.empty(0, dtype=np.intp)
-        return np.concatenate(predictions)
+                       for start in range(0, len(X), batch_size)]
+        return np.concatenate(predictions) if predictions else np.empty(0, dtype=np.intp)
 
     def check_accuracy(self, X, y, num_samples=None, batch_size=100):
         """Fraction of examples the model classifies correctly.
@@ -586,8 +481,78 @@ class Solver:
         return float(np.mean(self.predict(X, batch_size) == y))
 
     # ------------------------------------------------------------------
-    # Checkpoints
+    # State and checkpoints
     # ------------------------------------------------------------------
+
+    def state_dict(self):
+        """Everything needed to continue this run exactly, as copies (like a model's ``state_dict``).
+
+        Returns
+        -------
+        dict
+            Dicts of arrays ``params``, ``model_state`` (None without one),
+            ``best``, ``best_state``, ``ema`` and ``ema_state`` (None without
+            ``ema_decay``); ``optim``, every parameter's optimizer config; the
+            counters, settings and histories named as the attributes (the
+            update rule by name); ``rng``, ``bit_generator.state``; ``run_info``.
+        """
+        copied = _copied
+        has_state = hasattr(self.model, "state_dict")
+        state = {
+            "params": copied(self.model.params),
+            "model_state": self.model.state_dict() if has_state else None,
+            "optim": {name: _copied_config(config) for name, config in self.optim_configs.items()},
+            "best": copied(self.best_params), "best_state": copied(self.best_model_state),
+            "ema": copied(self.ema_params), "ema_state": copied(self.ema_state),
+            "epoch": self.epoch, "iteration": self.iteration, "num_epochs": self.num_epochs,
+            "batch_size": self.batch_size, "num_train": self.num_train,
+            "update_rule": self.update_rule_name, "base_learning_rate": self.base_learning_rate,
+            "best_val_acc": self.best_val_acc, "ema_decay": self.ema_decay,
+            "rng": self.rng.bit_generator.state, "run_info": self.run_info,
+        }
+        state.update({name: list(getattr(self, name)) for name in _HISTORIES})
+        return state
+
+    def load_state_dict(self, state, source="the state"):
+        """Restore what :meth:`state_dict` returned, after checking that it fits.
+
+        After this, :meth:`train` continues the run exactly where it stopped,
+        provided the solver was built with the same settings and hooks as the
+        original one: functions (``lr_schedule``, ``augment``,
+        ``epoch_callbacks``, a custom ``update_rule``) are code, not data, and
+        are not stored.  ``num_epochs`` may differ (to extend a run), though a
+        schedule that depends on ``num_iterations`` then changes its shape.
+
+        Parameters
+        ----------
+        state : dict
+        source : str, optional
+            What ``state`` is, for the error messages (:meth:`resume` names its file).
+
+        Raises
+        ------
+        ValueError
+            If the state does not fit (other parameter names, shapes or dtypes,
+            batch size, training-set size, update rule or EMA setting).
+        """
+        _check_fits(self, state, source)
+        params, copied = self.model.params, _copied
+        has_state = state["model_state"] is not None
+        if has_state:
+            self.model.load_state_dict(copied(state["model_state"]))
+        for name in state["params"]:
+            params[name] = np.array(state["params"][name], copy=True)
+        self.optim_configs = {name: _copied_config(state["optim"][name]) for name in state["params"]}
+        self.best_params, self.best_model_state = copied(state["best"]), copied(state["best_state"])
+        self.ema_params = copied(state["ema"])
+        self.ema_state = copied(state["ema_state"]) if has_state else None
+        for key in ("epoch", "iteration", "base_learning_rate", "best_val_acc"):
+            setattr(self, key, state[key])
+        for name in _HISTORIES:
+            setattr(self, name, [float(x) for x in state[name]])
+        bit_generator = getattr(np.random, state["rng"]["bit_generator"])()
+        bit_generator.state = state["rng"]
+        self.rng = np.random.Generator(bit_generator)
 
     def checkpoint_path(self, epoch):
         """The file written after ``epoch``: ``f"{checkpoint_name}_epoch_{epoch}.npz"``."""
@@ -596,194 +561,97 @@ class Solver:
         return f"{self.checkpoint_name}_epoch_{epoch}.npz"
 
     def save_checkpoint(self, path):
-        """Write everything needed to continue this run exactly to ``path``.
+        """Write :meth:`state_dict` to the file ``path`` (used as given), atomically.
 
-        The format is described in :mod:`convlab.checkpoint`.  Writing is atomic.
-
-        Parameters
-        ----------
-        path : str or path
-            The file name, used as given (``.npz`` is not appended).
+        The format is described in :mod:`convlab.runs.checkpoint`.
         """
-        params = self.model.params
-        arrays = {f"params/{k}": np.asarray(v) for k, v in params.items()}
-        has_state = hasattr(self.model, "state_dict")
-        if has_state:
-            for key, value in self.model.state_dict().items():
-                value = np.asarray(value)
-                if value.dtype == object:
-                    raise ValueError(f"Solver: model.state_dict()[{key!r}] is not a numeric array")
-                arrays[f"model_state/{key}"] = value
-        optim_scalars = {}
-        for name, config in self.optim_configs.items():
-            scalars = {}
-            for key, value in config.items():
-                if isinstance(value, np.ndarray):
-                    arrays[f"optim/{name}/{key}"] = value
-                else:
-                    scalars[key] = _json_scalar(f"optim_configs[{name!r}][{key!r}]", value)
-            optim_scalars[name] = scalars
-        for name, value in self.best_params.items():
-            arrays[f"best/{name}"] = value
-        for key, value in self.best_model_state.items():
-            arrays[f"best_state/{key}"] = value
-        if self.ema_params is not None:
-            for name, value in self.ema_params.items():
-                arrays[f"ema/{name}"] = value
-        if self.ema_state is not None:
-            for key, value in self.ema_state.items():
-                arrays[f"ema_state/{key}"] = value
-
-        meta = {
-            "epoch": self.epoch,
-            "iteration": self.iteration,
-            "num_epochs": self.num_epochs,
-            "batch_size": self.batch_size,
-            "num_train": self.num_train,
-            "update_rule": self.update_rule_name,
-            "base_learning_rate": self.base_learning_rate,
-            "param_names": list(params),
-            "has_model_state": has_state,
-            "optim_scalars": optim_scalars,
-            "best_val_acc": self.best_val_acc,
-            "ema_decay": self.ema_decay,
-            "loss_history": self.loss_history,
-            "lr_history": self.lr_history,
-            "train_acc_history": self.train_acc_history,
-            "val_acc_history": self.val_acc_history,
-            "epoch_time_history": self.epoch_time_history,
-            "rng": self.rng.bit_generator.state,
-        }
-        if self.run_info is not None:
-            meta["run_info"] = self.run_info
-        checkpoint.save(path, arrays, meta)
+        try:
+            checkpoint.write_state(path, self.state_dict())
+        except ValueError as error:
+            raise ValueError(f"Solver: {error}") from None
 
     def resume(self, path):
-        """Restore a checkpoint written by :meth:`save_checkpoint`.
-
-        Restores the model parameters (and ``load_state_dict`` state), the
-        optimizer configs, epoch and iteration counters, histories, best and
-        averaged parameters, and the random generator.  After this,
-        :meth:`train` continues the run exactly where it stopped, provided the
-        solver was built with the same settings and hooks as the original one:
-        functions (``lr_schedule``, ``augment``, ``epoch_callbacks``, a custom
-        ``update_rule``) are code, not data, and are not stored.  ``num_epochs``
-        may differ (to extend a run), though a schedule that depends on
-        ``num_iterations`` then changes its shape.
-
-        Parameters
-        ----------
-        path : str or path
+        """Restore a checkpoint written by :meth:`save_checkpoint` (see :meth:`load_state_dict`).
 
         Raises
         ------
         ValueError
-            If the file is not a convlab checkpoint, holds NaN or infinite
-            values (a diverged run, or a damaged file), or does not fit this
-            solver (other parameter names or shapes, batch size, training-set
-            size, update rule, or EMA setting).
+            If the file ``path`` is not a convlab checkpoint, holds NaN or
+            infinite values (a diverged run, or a damaged file), or does not fit.
         """
         path = os.fspath(path)
         try:
-            arrays, meta = checkpoint.load(path)
-            checkpoint.check_finite(path, arrays)
+            self.load_state_dict(checkpoint.read_state(path), f"checkpoint {path}")
         except ValueError as error:
             raise ValueError(f"Solver.resume: {error}") from error
 
-        missing = [key for key in _META_KEYS if key not in meta]
-        if missing:
-            raise ValueError(f"Solver.resume: checkpoint {path} lacks the meta entries "
-                             f"{missing}; it is damaged or not written by Solver.save_checkpoint")
-        for key, mine in (("batch_size", self.batch_size), ("num_train", self.num_train),
-                          ("update_rule", self.update_rule_name),
-                          ("ema_decay", self.ema_decay)):
-            if meta[key] != mine:
-                raise ValueError(f"Solver.resume: checkpoint {path} was written with "
-                                 f"{key}={meta[key]!r} but this solver has {key}={mine!r}")
-        params = self.model.params
-        if set(meta["param_names"]) != set(params):
-            raise ValueError(f"Solver.resume: checkpoint {path} has parameters "
-                             f"{sorted(meta['param_names'])} but the model has {sorted(params)}")
-        if meta["has_model_state"] != hasattr(self.model, "load_state_dict"):
-            raise ValueError(f"Solver.resume: checkpoint {path} "
-                             f"{'has' if meta['has_model_state'] else 'has no'} model state but "
-                             f"the model {'has no' if meta['has_model_state'] else 'has a'} "
-                             "load_state_dict method")
-        if set(meta["optim_scalars"]) != set(params):
-            raise ValueError(f"Solver.resume: checkpoint {path} has optimizer settings for "
-                             f"{sorted(meta['optim_scalars'])} but the model has {sorted(params)}")
-        # Every array section must match the model entry by entry: same names,
-        # shapes and dtypes (a float64 array would silently change the run).
-        state = self.model.state_dict() if meta["has_model_state"] else {}
-        _check_section(path, arrays, "params/", params)
-        _check_section(path, arrays, "best/", params)
-        if meta["has_model_state"]:
-            _check_section(path, arrays, "model_state/", state)
-            _check_section(path, arrays, "best_state/", state)
-        if self.ema_decay is not None:
-            _check_section(path, arrays, "ema/", params)
-            if meta["has_model_state"]:
-                _check_section(path, arrays, "ema_state/",
-                               {k: v for k, v in state.items()
-                                if np.issubdtype(np.asarray(v).dtype, np.floating)})
 
-        def section(prefix):
-            return {key[len(prefix):]: value for key, value in arrays.items()
-                    if key.startswith(prefix)}
-
-        if meta["has_model_state"]:
-            self.model.load_state_dict(section("model_state/"))
-        params = self.model.params
-        for name in meta["param_names"]:
-            params[name] = arrays[f"params/{name}"]
-        self.optim_configs = {}
-        for name in meta["param_names"]:
-            config = dict(meta["optim_scalars"][name])
-            config.update(section(f"optim/{name}/"))
-            self.optim_configs[name] = config
-        self.best_params = section("best/")
-        self.best_model_state = section("best_state/")
-        self.ema_params = section("ema/") if self.ema_decay is not None else None
-        self.ema_state = (section("ema_state/") if self.ema_decay is not None
-                          and meta["has_model_state"] else None)
-
-        self.epoch = meta["epoch"]
-        self.iteration = meta["iteration"]
-        self.base_learning_rate = meta["base_learning_rate"]
-        self.best_val_acc = meta["best_val_acc"]
-        for name in ("loss_history", "lr_history", "train_acc_history",
-                     "val_acc_history", "epoch_time_history"):
-            setattr(self, name, [float(x) for x in meta[name]])
-
-        state = meta["rng"]
-        if state.get("bit_generator") not in _BIT_GENERATORS:
-            raise ValueError(f"Solver.resume: unknown bit generator "
-                             f"{state.get('bit_generator')!r} in {path}")
-        bit_generator = getattr(np.random, state["bit_generator"])()
-        bit_generator.state = state
-        self.rng = np.random.Generator(bit_generator)
+_HISTORIES = ("loss_history", "lr_history", "train_acc_history", "val_acc_history",
+              "epoch_time_history")
 
 
-# The entries of a checkpoint's meta that resume reads.
-_META_KEYS = ("epoch", "iteration", "num_epochs", "batch_size", "num_train", "update_rule",
-              "base_learning_rate", "param_names", "has_model_state", "optim_scalars",
-              "best_val_acc", "ema_decay", "loss_history", "lr_history", "train_acc_history",
-              "val_acc_history", "epoch_time_history", "rng")
+def _check_fits(solver, state, source):
+    """ValueError, naming ``source``, unless a :meth:`Solver.state_dict` fits ``solver`` and its model.
+
+    The settings that shape the run (batch size, training-set size, update
+    rule, EMA) must be the same, and every array section must hold the
+    model's entries with their shapes and dtypes.
+    """
+    for key, mine in (("batch_size", solver.batch_size), ("num_train", solver.num_train),
+                      ("update_rule", solver.update_rule_name),
+                      ("ema_decay", solver.ema_decay)):
+        if state[key] != mine:
+            raise ValueError(f"{source} was written with {key}={state[key]!r} but this "
+                             f"solver has {key}={mine!r}")
+    params = solver.model.params
+    if set(state["params"]) != set(params):
+        raise ValueError(f"{source} has parameters {sorted(state['params'])} but the model "
+                         f"has {sorted(params)}")
+    has_state = state["model_state"] is not None
+    if has_state != hasattr(solver.model, "load_state_dict"):
+        raise ValueError(f"{source} {'has' if has_state else 'has no'} model state but the "
+                         f"model {'has no' if has_state else 'has a'} load_state_dict method")
+    if set(state["optim"]) != set(params):
+        raise ValueError(f"{source} has optimizer settings for {sorted(state['optim'])} but "
+                         f"the model has {sorted(params)}")
+    # Every array section must match the model entry by entry: same names,
+    # shapes and dtypes (a float64 array would silently change the run).
+    model_state = solver.model.state_dict() if has_state else {}
+    sections = [("params", params), ("best", params)]
+    if has_state:
+        sections += [("model_state", model_state), ("best_state", model_state)]
+    if solver.ema_decay is not None:
+        sections.append(("ema", params))
+        if has_state:
+            sections.append(("ema_state", _floating(model_state)))
+    for section, needed in sections:
+        check_arrays(source, section, state[section], needed)
+    rng = state["rng"]
+    if rng.get("bit_generator") not in _BIT_GENERATORS:
+        raise ValueError(f"unknown bit generator {rng.get('bit_generator')!r} in {source}")
 
 
-def _check_section(path, arrays, prefix, reference):
-    """ValueError unless ``arrays[prefix + k]`` exists for exactly the keys of ``reference``,
-    each with the reference entry's shape and dtype."""
-    found = {key[len(prefix):] for key in arrays if key.startswith(prefix)}
-    if found != set(reference):
-        raise ValueError(f"Solver.resume: checkpoint {path} has {prefix}* entries "
-                         f"{sorted(found)} but the model needs {sorted(reference)}")
-    for key, mine in reference.items():
-        saved, mine = arrays[prefix + key], np.asarray(mine)
-        if saved.shape != mine.shape or saved.dtype != mine.dtype:
-            raise ValueError(f"Solver.resume: {prefix[:-1]} entry {key!r} has shape {saved.shape} "
-                             f"and dtype {saved.dtype} in checkpoint {path} but shape "
-                             f"{mine.shape} and dtype {mine.dtype} in the model")
+def _copied(arrays):
+    """A dict of copies of the arrays in ``arrays`` (None stays None)."""
+    return None if arrays is None else {k: np.array(v, copy=True) for k, v in arrays.items()}
+
+
+def _copied_config(config):
+    """An optimizer config with its arrays (velocities, moments, ...) copied."""
+    return {k: np.array(v, copy=True) if isinstance(v, np.ndarray) else v for k, v in config.items()}
+
+
+def _floating(state):
+    """The floating-point entries of a model's state: those the moving average follows."""
+    return {k: v for k, v in state.items() if np.issubdtype(np.asarray(v).dtype, np.floating)}
+
+
+def _print(message, bar=None):
+    """Print a line to standard output, above the progress bar ``bar`` if one is shown."""
+    if bar is not None and not bar.disable:
+        bar.write(message, file=sys.stdout)
+    else:
+        print(message, file=sys.stdout)
 
 
 def _update_average(average, current, decay):
@@ -801,16 +669,102 @@ def _update_average(average, current, decay):
 # Helpers
 # ----------------------------------------------------------------------
 
-def _json_scalar(what, value):
-    """Convert a config entry to a JSON-compatible scalar, or raise ValueError."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, (int, float)):
-        return value
-    raise ValueError(f"Solver: cannot store {what} = {value!r} in a checkpoint; "
-                     "config entries must be arrays, numbers, strings, booleans or None")
+def _checked_options(opts):
+    """The Solver's settings from its keyword arguments (defaults filled in), each one checked.
+
+    Returns
+    -------
+    dict
+        Attribute name -> value (``update_rule`` as a function, with its name
+        in ``update_rule_name``).
+    """
+    checked = {
+        "batch_size": check_int("Solver: batch_size", opts["batch_size"]),
+        "num_epochs": check_int("Solver: num_epochs", opts["num_epochs"], minimum=0),
+        "print_every": check_int("Solver: print_every", opts["print_every"]),
+        "num_train_samples": check_int("Solver: num_train_samples", opts["num_train_samples"],
+                                       allow_none=True),
+        "num_val_samples": check_int("Solver: num_val_samples", opts["num_val_samples"],
+                                     allow_none=True),
+        "verbose": bool(opts["verbose"]),
+        "restore_best": bool(opts["restore_best"]),
+        "progress": bool(opts["progress"]),
+        "checkpoint_name": (None if opts["checkpoint_name"] is None
+                            else os.fspath(opts["checkpoint_name"])),
+        "run_info": opts["run_info"],
+    }
+    if checked["run_info"] is not None:
+        try:
+            json.dumps(checked["run_info"])
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"Solver: run_info must be JSON-serialisable ({error})") from None
+
+    lr_decay = opts["lr_decay"]
+    if not isinstance(lr_decay, numbers.Real) or not lr_decay > 0:
+        raise ValueError(f"Solver: lr_decay must be a positive number, got {lr_decay!r}")
+    checked["lr_decay"] = float(lr_decay)
+
+    for name in ("lr_schedule", "augment"):
+        if opts[name] is not None and not callable(opts[name]):
+            raise ValueError(f"Solver: {name} must be callable or None, got {opts[name]!r}")
+        checked[name] = opts[name]
+
+    callbacks = opts["epoch_callbacks"]
+    if callable(callbacks):
+        callbacks = [callbacks]
+    callbacks = list(callbacks)
+    for callback in callbacks:
+        if not callable(callback):
+            raise ValueError(f"Solver: epoch_callbacks must hold callables, got {callback!r}")
+    checked["epoch_callbacks"] = callbacks
+
+    ema_decay = opts["ema_decay"]
+    if ema_decay is not None and (not isinstance(ema_decay, numbers.Real)
+                                  or not 0.0 <= ema_decay <= 1.0):
+        raise ValueError(f"Solver: ema_decay must be None or in [0, 1], got {ema_decay!r}")
+    checked["ema_decay"] = None if ema_decay is None else float(ema_decay)
+
+    rule = opts["update_rule"]
+    if isinstance(rule, str):
+        if rule not in _UPDATE_RULES:
+            raise ValueError(
+                f"Solver: unknown update_rule {rule!r}; choose one of "
+                f"{sorted(_UPDATE_RULES)} or pass a function"
+            )
+        checked["update_rule_name"], checked["update_rule"] = rule, _UPDATE_RULES[rule]
+    elif callable(rule):
+        checked["update_rule_name"] = getattr(rule, "__name__", type(rule).__name__)
+        checked["update_rule"] = rule
+    else:
+        raise ValueError(f"Solver: update_rule must be a name or a function, got {rule!r}")
+
+    optim_config = opts["optim_config"]
+    if optim_config is None:
+        optim_config = {}
+    if not isinstance(optim_config, dict):
+        raise ValueError(f"Solver: optim_config must be a dict, got {optim_config!r}")
+    checked["optim_config"] = dict(optim_config)
+    return checked
+
+
+def _base_learning_rate(update_rule, optim_config):
+    """The learning rate that schedules scale: from ``optim_config`` or the rule's default.
+
+    Returns
+    -------
+    float or None
+        None when the rule has no ``learning_rate`` (a custom rule).
+    """
+    given = optim_config.get("learning_rate")
+    if given is not None and update_rule not in _UPDATE_RULES.values():
+        return float(given)
+    # Let the rule check the config and fill in its defaults on a
+    # one-element dummy parameter (this is where a typo in optim_config
+    # is caught for the built-in rules).
+    _, filled = update_rule(np.zeros(1), np.zeros(1), dict(optim_config))
+    if "learning_rate" in filled:
+        return float(filled["learning_rate"])
+    return None
 
 
 def _check_model(model):

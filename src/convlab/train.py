@@ -13,24 +13,18 @@ augmentation, test-time augmentation -- listed in
 tests); ``--profile`` times one training step part by part instead
 (:func:`convlab.profiling.profile_step`).
 
-Everything the run produces goes to ``--out`` (default ``runs/<recipe>``):
+Everything the run produces goes to ``--out`` (default ``runs/<recipe>``),
+each file written atomically (:mod:`convlab.runs`): the Solver checkpoint
+``checkpoint_epoch_<e>.npz`` after every epoch (``--resume`` continues from
+the latest one, exactly); ``model.npz``, the trained parameters and model
+state, plus the recipe; ``history.json``, the per-epoch record and the final
+accuracies; ``run.json``, the manifest: the run's fingerprint (recipe after
+overrides, seed, data sizes, convlab version) and whether it is complete.
 
-- ``checkpoint_epoch_<e>.npz`` -- the Solver checkpoint after every epoch
-  (``--resume`` continues from the latest one, exactly);
-- ``model.npz`` -- the trained parameters and model state, plus the recipe;
-- ``history.json`` -- per-epoch training loss, train/validation accuracy,
-  learning rate and wall time, the final accuracies, the recipe, the command
-  line and the machine;
-- ``run.json`` -- the run's manifest: its fingerprint (recipe after
-  overrides, seed, data sizes, convlab version) and whether it is complete
-  (:mod:`convlab.run_dir`). Every file is written atomically.
-
-A result is never silently changed by another run's files: a fresh run
-refuses a folder that holds a run unless given ``--overwrite``; ``--resume``
-refuses a run whose fingerprint differs (naming what differs), and does not
-train or evaluate a finished run again (it prints the stored results). Every
-option is checked before any data is loaded; a bad one ends the command with
-``error: ...`` naming it and exit status 2.
+A result is never silently changed by another run's files: a fresh run refuses
+a folder that holds a run unless given ``--overwrite``; ``--resume`` refuses a
+run whose fingerprint differs (naming what differs), and prints a finished
+run's stored results. Every option is checked before any data is loaded.
 
 Exit status: 0 when the run finished; 2 with one ``error: ...`` line for a
 bad option, a folder or checkpoint that cannot be used (damaged, or holding
@@ -39,37 +33,34 @@ with one ``error: ...`` line when the training loss became NaN or infinite
 (:class:`convlab.solver.DivergedError`); 130 after Ctrl-C, with one line
 saying how to resume.
 
-The last two lines printed are ``val accuracy: 0.xxxx`` and
-``test accuracy: 0.xxxx``. Data comes from
-:func:`convlab.data_utils.get_CIFAR10_data` (so ``CONVLAB_DATA`` works): the
-first 49,000 training images train, the next 1,000 validate, and the 10,000
-test images test.
+The last two lines printed are ``val accuracy: 0.xxxx`` and ``test accuracy:
+0.xxxx``. Data comes from :func:`convlab.data_utils.get_CIFAR10_data` (so
+``CONVLAB_DATA`` works): the first 49,000 training images train, the next
+1,000 validate, and the 10,000 test images test.
 """
 
 import argparse
 import contextlib
-import json
 import os
-import platform
 import shlex
 import sys
 import time
 
 import numpy as np
 
+import convlab
 from convlab.augment import predict_tta
-from convlab.checkpoint import atomic_savez, atomic_write_text
 from convlab.data_utils import CIFAR10Error
-from convlab.optim import nesterov_sgd
-from convlab.profiling import profile_step
-from convlab.recipes import RECIPES, build_model, build_solver, load_data, resolve_recipe
-from convlab.run_dir import RunFolder, check_writable, fingerprint
+from convlab.profiling import format_profile, profile_step
+from convlab.recipes import (RECIPES, build_model, build_solver, check_builds, load_data,
+                             resolve_recipe)
+from convlab.runs import history as run_history
+from convlab.runs import model_file
+from convlab.runs.files import write_json
+from convlab.runs.folder import RunFolder, check_writable, fingerprint, numerics
 from convlab.solver import DivergedError
 
-# The recipes and their builders live in convlab.recipes, the update rule in
-# convlab.optim; they are importable from here as before.
-__all__ = ["RECIPES", "resolve_recipe", "load_data", "build_model", "build_solver",
-           "nesterov_sgd", "check_run", "run", "evaluate", "main", "EXIT_DIVERGED"]
+__all__ = ["check_run", "run", "evaluate", "main", "EXIT_DIVERGED"]
 
 #: The exit status of ``python -m convlab.train`` when the training loss became
 #: NaN or infinite (a sweep records such a trial as diverged, not failed).
@@ -80,58 +71,13 @@ class _ResumeError(ValueError):
     """The checkpoint to resume from does not fit the run (raised before training starts)."""
 
 
-def _machine():
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f
-                        if line.startswith("model name")), platform.processor())
-    except OSError:
-        cpu = platform.processor()
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}, Python {platform.python_version()}"
-
-
-def history_dict(solver, recipe, start_time, extra=None):
-    """The JSON history: one entry per epoch (entry 0 is before training)."""
-    ipe = solver.iterations_per_epoch
-    epochs = []
-    elapsed = 0.0
-    for e in range(len(solver.val_acc_history)):
-        entry = {"epoch": e, "train_acc": solver.train_acc_history[e],
-                 "val_acc": solver.val_acc_history[e]}
-        if e >= 1:
-            losses = solver.loss_history[(e - 1) * ipe:e * ipe]
-            entry["loss"] = float(np.mean(losses)) if losses else None
-            entry["lr"] = solver.lr_history[e * ipe - 1] if len(solver.lr_history) >= e * ipe else None
-            if e - 1 < len(solver.epoch_time_history):
-                elapsed += solver.epoch_time_history[e - 1]
-                entry["epoch_time"] = solver.epoch_time_history[e - 1]
-                entry["train_time"] = elapsed
-        epochs.append(entry)
-    history = {"recipe": recipe, "epochs": epochs,
-               "loss_history": solver.loss_history,
-               "train_acc_history": solver.train_acc_history,
-               "val_acc_history": solver.val_acc_history,
-               "command": "python -m convlab.train " + " ".join(sys.argv[1:]),
-               "machine": _machine(),
-               "wall_time_so_far": time.perf_counter() - start_time}
-    if extra:
-        history.update(extra)
-    return history
-
-
-def _write_json(path, obj):
-    text = json.dumps(obj, indent=1, default=lambda o: list(o) if isinstance(o, tuple) else str(o))
-    atomic_write_text(path, text)
-
-
 def evaluate(model, X, y, tta=0, batch_size=500):
     """Accuracy of ``model`` on ``(X, y)`` with test-time augmentation level ``tta``."""
     scores = predict_tta(model.loss, X, level=tta, batch_size=batch_size)
     return float(np.mean(np.argmax(scores, axis=1) == y)), scores
 
 
-# CIFAR-10's sizes: the validation split comes out of the training images.
-_TRAIN_IMAGES, _TEST_IMAGES = 50000, 10000
+_TRAIN_IMAGES, _TEST_IMAGES = 50000, 10000      # CIFAR-10's; validation is cut from training
 
 
 def _count(option, value, minimum, maximum):
@@ -149,39 +95,32 @@ def check_run(recipe_name, epochs=None, seed=0, out=None, resume=False, overwrit
 
     Parameters are those of :func:`run`; ``strict_resume`` refuses to resume
     a checkpoint computed with other (or unknown) numerics than this
-    machine's (see :class:`convlab.run_dir.RunFolder`).
+    machine's (see :class:`convlab.runs.folder.RunFolder`).
 
     Returns
     -------
     recipe : dict
         The recipe after overrides.
-    folder : convlab.run_dir.RunFolder
+    folder : convlab.runs.folder.RunFolder
         The output folder, checked to be writable but not yet entered.
 
     Raises
     ------
     ValueError
-        Naming the option: an unknown recipe, a bad ``--set`` value (see
+        Naming the option: an unknown recipe or a bad ``--set`` value (see
         :func:`convlab.recipes.resolve_recipe`), a seed or data size out of
-        range, a model the recipe's widths do not fit the images, an
-        output folder that cannot be written, ``--resume`` with
-        ``--overwrite``.
+        range, a recipe that builds no working model, an output folder that
+        cannot be written, ``--resume`` with ``--overwrite``.
     """
     recipe = resolve_recipe(recipe_name, overrides, epochs)
     seed = _count("--seed", seed, 0, 2**32 - 1)
     num_train = _count("--num-train", num_train, 1, _TRAIN_IMAGES - 1)
     num_val = _count("--num-val", num_val, 1, _TRAIN_IMAGES - num_train)
     num_test = _count("--num-test", num_test, 1, _TEST_IMAGES)
-    # Build the model and run one image through it: a recipe whose widths
-    # pool the image away, say, fails now rather than after loading the data.
-    try:
-        model = build_model(recipe, seed)
-        model.loss(np.zeros((1, 3, 32, 32), dtype=np.float32))
-    except (ValueError, IndexError) as error:
-        raise ValueError(f"recipe {recipe_name!r} with these --set values does not build a "
-                         f"working model: {error}") from None
+    check_builds(recipe_name, recipe, seed)
     out = os.fspath(out) if out is not None else os.path.join("runs", recipe_name)
-    folder = RunFolder(out, fingerprint(recipe, seed, num_train, num_val, num_test),
+    machine = numerics(convlab.build_info())        # runs knows no kernel: it is told
+    folder = RunFolder(out, fingerprint(recipe, seed, num_train, num_val, num_test, machine),
                        resume=resume, overwrite=overwrite, strict=strict_resume)
     folder.check_writable()
     return recipe, folder
@@ -210,11 +149,10 @@ def run(recipe_name, epochs=None, seed=0, out=None, resume=False, overrides=(),
     num_train, num_val, num_test : int
     progress : bool
     data : dict or None
-        The data as :func:`load_data` returns it (default: loaded here); its
-        sizes replace ``num_train``, ``num_val`` and ``num_test``.
+        The data as :func:`convlab.recipes.load_data` returns it (default:
+        loaded here); its sizes replace ``num_train``, ``num_val``, ``num_test``.
     overwrite : bool
-        Replace another run's files in ``out`` (without it, such a folder is
-        refused).
+        Replace another run's files in ``out`` (without it, such a folder is refused).
 
     Returns
     -------
@@ -223,8 +161,7 @@ def run(recipe_name, epochs=None, seed=0, out=None, resume=False, overrides=(),
     Raises
     ------
     ValueError
-        From :func:`check_run` and :class:`convlab.run_dir.RunFolder`, before
-        any data is loaded.
+        From :func:`check_run` and the run's folder, before any data is loaded.
     """
     start = time.perf_counter()
     if data is not None:            # the run's fingerprint records the sizes it trains on
@@ -238,14 +175,10 @@ def run(recipe_name, epochs=None, seed=0, out=None, resume=False, overrides=(),
 
 def _complete_or_train(recipe, folder, seed, num_train, num_val, num_test, progress, data,
                        start):
-    """The stored history of a finished run, or the history of training it (see :func:`run`)."""
+    """The stored history of a finished run, or train, evaluate and write the outputs of a
+    checked one and return its history (see :func:`run`)."""
     if folder.state == "complete":
         return dict(folder.history, already_complete=True)
-    return _train(recipe, folder, seed, num_train, num_val, num_test, progress, data, start)
-
-
-def _train(recipe, folder, seed, num_train, num_val, num_test, progress, data, start):
-    """Train, evaluate and write the outputs of a checked run (see :func:`run`)."""
     out = folder.out
     if data is None:
         data = load_data(num_train, num_val, num_test)
@@ -257,48 +190,23 @@ def _train(recipe, folder, seed, num_train, num_val, num_test, progress, data, s
             solver.resume(folder.latest_checkpoint)
         except ValueError as error:
             raise _ResumeError(f"--resume: {error}") from None
-    # only now: data that cannot be found, or a checkpoint that does not fit, leaves the
-    # folder as it was
+    # only now: missing data, or a checkpoint that does not fit, leaves the folder as it was
     folder.write_manifest("running")
     hist_path = os.path.join(out, "history.json")
-    last, last_state = {}, {}
-
-    def keep_last(s):
-        # the weights (and state) the solver evaluates: the moving averages with ema_decay
-        with s.evaluation_params():
-            last.clear()
-            last.update({k: v.copy() for k, v in s.model.params.items()})
-            if hasattr(s.model, "state_dict"):
-                last_state.clear()
-                last_state.update({k: np.array(v, copy=True) for k, v in s.model.state_dict().items()})
-
-    # What the run evaluates at the end is what the last epoch ended with;
-    # taken now too, for a resumed run whose epochs are all done already.
-    keep_last(solver)
-    solver.epoch_callbacks.append(keep_last)
-    solver.epoch_callbacks.append(lambda s: _write_json(hist_path, history_dict(s, recipe, start)))
-    solver.train()
-    # The recipes train on a fixed schedule: evaluate the final weights (which
-    # match the final batch-norm statistics), not the best-on-validation ones;
-    # with ema_decay, the final moving averages of both.
-    model.params.update(last)
-    if last_state:
-        model.load_state_dict(last_state)
+    solver.epoch_callbacks.append(
+        lambda s: run_history.write(hist_path, run_history.from_solver(s, recipe, start)))
+    solver.train()          # ends with the final (averaged) weights: see build_solver
     val_acc, _ = evaluate(model, data["X_val"], data["y_val"], tta=recipe["tta"])
     test_acc, test_scores = evaluate(model, data["X_test"], data["y_test"], tta=recipe["tta"])
-    arrays = {f"params/{k}": v for k, v in model.params.items()}
-    if hasattr(model, "state_dict"):
-        arrays.update({f"state/{k}": v for k, v in model.state_dict().items()})
-    arrays["recipe"] = np.array(json.dumps(recipe, default=list))
-    atomic_savez(os.path.join(out, "model.npz"), arrays)
-    total = time.perf_counter() - start
-    history = history_dict(solver, recipe, start, extra={
+    model_file.write(os.path.join(out, "model.npz"), model.params,
+                     model.state_dict() if hasattr(model, "state_dict") else None, recipe)
+    history = run_history.from_solver(solver, recipe, start, extra={
         "final_val_acc": val_acc, "final_test_acc": test_acc, "tta": recipe["tta"],
         "num_train": int(len(data["y_train"])), "num_val": int(len(data["y_val"])),
-        "num_test": int(len(data["y_test"])), "seed": seed,
-        "wall_time": total, "test_predictions": np.argmax(test_scores, 1).tolist(),
+        "num_test": int(len(data["y_test"])), "seed": seed, "wall_time": time.perf_counter() - start,
+        "test_predictions": np.argmax(test_scores, 1).tolist(),
         "resumed": folder.state == "resume"})
-    _write_json(hist_path, history)
+    run_history.write(hist_path, history)
     folder.write_manifest("complete")
     return history
 
@@ -321,9 +229,8 @@ def main(argv=None):
                              "is refused)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe entry (repeatable)")
-    parser.add_argument("--num-train", type=int, default=49000)
-    parser.add_argument("--num-val", type=int, default=1000)
-    parser.add_argument("--num-test", type=int, default=10000)
+    for option, default in (("--num-train", 49000), ("--num-val", 1000), ("--num-test", 10000)):
+        parser.add_argument(option, type=int, default=default)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--profile", action="store_true",
                         help="time one training step part by part (random data) and exit")
@@ -363,12 +270,7 @@ def main(argv=None):
         return 130
     if history.get("already_complete"):
         print(f"the run in {folder.out} is already complete; its results:")
-    for e in history["epochs"][1:]:
-        print(f"epoch {e['epoch']:3d}  loss {e['loss']:.4f}  train acc {e['train_acc']:.4f}  "
-              f"val acc {e['val_acc']:.4f}  lr {e['lr']:.4g}  time {e.get('train_time', 0):.1f}s")
-    print(f"wall time: {history['wall_time']:.1f}s")
-    print(f"val accuracy: {history['final_val_acc']:.4f}")
-    print(f"test accuracy: {history['final_test_acc']:.4f}")
+    print(run_history.summary(history))
     return 0
 
 
@@ -384,20 +286,13 @@ def _profile(parser, args):
         rows, total = profile_step(args.recipe, args.set)
     except ValueError as error:
         parser.error(str(error))
-    total_gflop = sum(g for _, _, g in rows if g)
-    print(f"one training step of recipe {args.recipe!r}: {total * 1e3:.0f} ms, "
-          f"{total_gflop:.2f} GFLOP in convolutions")
-    print(f"{'part':52s} {'ms':>8s} {'share':>6s} {'GFLOP':>7s} {'GFLOP/s':>8s}")
-    for part, seconds, gflop in rows:
-        rate = f"{gflop / seconds:8.1f}" if gflop and seconds > 0 else " " * 8
-        g = f"{gflop:7.2f}" if gflop else " " * 7
-        print(f"{part:52s} {seconds * 1e3:8.1f} {100 * seconds / total:5.1f}% {g} {rate}")
+    print(format_profile(args.recipe, rows, total))
     if args.out:
-        _write_json(os.path.join(args.out, "profile.json"), {
-            "recipe": args.recipe, "overrides": args.set, "step_seconds": total,
-            "parts": [{"part": p, "seconds": t, "gflop": g} for p, t, g in rows],
-            "command": "python -m convlab.train " + " ".join(sys.argv[1:]),
-            "machine": _machine()})
+        write_json(os.path.join(args.out, "profile.json"), dict(
+            recipe=args.recipe, overrides=args.set, step_seconds=total,
+            parts=[{"part": p, "seconds": t, "gflop": g} for p, t, g in rows],
+            command="python -m convlab.train " + " ".join(sys.argv[1:]),
+            machine=run_history.machine()))
     return 0
 
 

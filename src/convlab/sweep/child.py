@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 
-from convlab.checkpoint import atomic_write_text
+from convlab.runs.files import atomic_write_text
 
 TRAINER_ENV = "CONVLAB_SWEEP_TRAINER"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",

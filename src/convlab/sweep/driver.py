@@ -15,7 +15,7 @@ import tempfile
 
 from tqdm.auto import tqdm
 
-from convlab.checkpoint import _FILE_MODE, atomic_write_text
+from convlab.runs.files import FILE_MODE, atomic_write_text
 from convlab.sweep.plan import canonical_value, expand
 from convlab.sweep.trial import load_result, read_attempts, read_result, run_trial, trial_dir
 
@@ -202,7 +202,7 @@ class Sweep:
                 f.write(json.dumps(self.plan, indent=1))
                 f.flush()
                 os.fsync(f.fileno())
-            os.chmod(tmp, _FILE_MODE)
+            os.chmod(tmp, FILE_MODE)
             try:
                 os.link(tmp, path)
             except FileExistsError:

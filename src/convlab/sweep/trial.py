@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 
-from convlab.checkpoint import atomic_write_text
+from convlab.runs.files import atomic_write_text
 from convlab.sweep.child import THREAD_VARS
 
 __all__ = ["TrialFailed", "trial_dir", "load_result", "read_result", "read_attempts",
