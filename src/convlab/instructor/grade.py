@@ -180,13 +180,23 @@ def _without_machine_paths(text, course, roots):
     return re.sub(r"/\S*/hidden/(test_\w+\.py)", r"hidden/\1", text.replace(f"{course}/", ""))
 
 
-def _judge_env():
-    """The environment of the trusted processes (the workers get a scrubbed one of their own)."""
+def _judge_env(pycache=None):
+    """The environment of the trusted processes (the workers get a scrubbed one of their own).
+
+    ``pycache``: a scratch folder where the judges share their compiled (and
+    assertion-rewritten) test modules, so that only the first compiles them;
+    nothing is written into the course. None: no bytecode written at all.
+    """
     env = dict(os.environ)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
         env[name] = "1"
     # no auto-loaded pytest plugins (nbval and others cost seconds per process); the judge asks for its own
-    env.update(PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0", MPLBACKEND="Agg", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    env.update(PYTHONHASHSEED="0", MPLBACKEND="Agg", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    if pycache is None:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    else:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
     return env
 
 
@@ -342,7 +352,7 @@ def grade_exercise(exercise, places, tests, package, problem, work, setup, timeo
         }
         (work / "spec.json").write_text(json.dumps(spec))
         run = subprocess.run([sys.executable, "-m", "convlab.instructor.judge", str(work / "spec.json")], cwd=work,
-                             capture_output=True, text=True, env=_judge_env(),
+                             capture_output=True, text=True, env=_judge_env(setup.get("pycache")),
                              timeout=test_seconds(timeout) * len(tests) + 120)
         events = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
         failures = [e for e in events if e["event"] in ("import-error", "collect-error")]
@@ -472,7 +482,8 @@ def grade(submissions, bundle, out, jobs=1, timeout=20, memory_mb=2048, progress
     tests = collect_tests(bundle, manifest["exercises"], course) if todo else {}
     scratch = _scratch_root()
     try:
-        setup = {"course": course, "seed": secrets.randbits(63), "site": str(Path(numpy.__file__).resolve().parents[1])}
+        setup = {"course": course, "seed": secrets.randbits(63), "site": str(Path(numpy.__file__).resolve().parents[1]),
+                 "pycache": scratch / "pycache"}
         if todo:
             setup["boot"] = _boot_folder(scratch / secrets.token_hex(8))
             setup["kernels"] = kernels_folder(scratch / secrets.token_hex(8))

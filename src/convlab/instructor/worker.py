@@ -13,7 +13,6 @@ returns on their side.
 """
 
 import argparse
-import hashlib
 import importlib
 import importlib.abc
 import os
@@ -35,29 +34,28 @@ class FastLayersRefused(importlib.abc.MetaPathFinder):
         return None
 
 
-def _fingerprint(value):
-    """A digest of ``value``'s contents (arrays by their bytes), to tell whether a call changed an argument."""
-    digest = hashlib.blake2b(digest_size=16)
+def _snapshot(value):
+    """A copy of ``value`` deep enough to tell afterwards whether a call changed it (arrays copied)."""
+    if hasattr(value, "tobytes") and hasattr(value, "dtype"):
+        return value.copy()
+    if isinstance(value, dict):
+        return {key: _snapshot(member) for key, member in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_snapshot(member) for member in value)
+    return value
 
-    def feed(item):
-        if hasattr(item, "tobytes") and hasattr(item, "dtype"):
-            digest.update(f"array{item.dtype.str}{item.shape}".encode())
-            digest.update(item.tobytes())
-        elif isinstance(item, dict):
-            digest.update(f"dict{len(item)}".encode())
-            for key, member in item.items():
-                digest.update(repr(key).encode())
-                feed(member)
-        elif isinstance(item, (list, tuple)):
-            digest.update(f"{type(item).__name__}{len(item)}".encode())
-            for member in item:
-                feed(member)
-        else:
-            digest.update(f"{type(item).__name__}:{item!r}".encode() if isinstance(item, (int, float, str, bool, type(None)))
-                          else f"object{id(item)}".encode())
 
-    feed(value)
-    return digest.digest()
+def _same(value, snapshot):
+    """Whether ``value`` still equals its :func:`_snapshot` (arrays bit for bit, so NaNs compare equal)."""
+    if type(value) is not type(snapshot):
+        return False
+    if hasattr(value, "tobytes") and hasattr(value, "dtype"):
+        return value.dtype == snapshot.dtype and value.shape == snapshot.shape and value.tobytes() == snapshot.tobytes()
+    if isinstance(value, dict):
+        return value.keys() == snapshot.keys() and all(_same(value[k], snapshot[k]) for k in value)
+    if isinstance(value, (list, tuple)):
+        return len(value) == len(snapshot) and all(_same(v, s) for v, s in zip(value, snapshot))
+    return value is snapshot or value == snapshot
 
 
 def _error(err):
@@ -104,17 +102,16 @@ class Server:
             instance.__dict__.update(state)
             function = getattr(instance, name)
         args, kwargs = list(message["args"]), dict(message["kwargs"])
-        before = ([_fingerprint(a) for a in args], {k: _fingerprint(v) for k, v in kwargs.items()},
-                  _fingerprint(state) if instance is not None else None)
+        before = _snapshot((args, kwargs, state if instance is not None else None))
         result = function(*args, **kwargs)
         keep = set(message.get("keep", ()))
         if keep and isinstance(result, tuple):
             result = tuple(self.keep(v) if i in keep else v for i, v in enumerate(result))
         # what the call changed goes back (a function may modify its inputs); the rest need not
         reply = {"ok": True, "result": result,
-                 "args": {i: a for i, a in enumerate(args) if _fingerprint(a) != before[0][i]},
-                 "kwargs": {k: v for k, v in kwargs.items() if _fingerprint(v) != before[1][k]}}
-        if instance is not None and _fingerprint(dict(vars(instance))) != before[2]:
+                 "args": {i: a for i, a in enumerate(args) if not _same(a, before[0][i])},
+                 "kwargs": {k: v for k, v in kwargs.items() if not _same(v, before[1][k])}}
+        if instance is not None and not _same(dict(vars(instance)), before[2]):
             reply["self"] = dict(vars(instance))
         return reply
 
