@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from convlab.instructor import atomic
+from convlab.runs import files as run_files
 from convlab.instructor.gradebook import (
     GradebookError,
     parse_due,
@@ -179,7 +179,7 @@ def test_a_summary_that_fails_while_writing_leaves_the_previous_one_whole(tmp_pa
     def broken_fsync(handle):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(atomic.os, "fsync", broken_fsync)
+    monkeypatch.setattr(run_files.os, "fsync", broken_fsync)
     with pytest.raises(OSError, match="No space left"):
         write_summary([make_record()], summary)
     assert summary.read_text() == "student_id,score\ns1,20\n"

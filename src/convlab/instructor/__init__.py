@@ -17,7 +17,6 @@ guard        the fast layers made to raise in-process (the hidden tests' check o
 integrity    the grader's key and the signatures on grade records
 gradebook    student feedback by visibility, roster, due time, summary.csv
 gradescope   a Gradescope autograder zip and its results.json
-atomic       files written whole or not at all
 
 Command line: ``python -m convlab.instructor check | release | solve | grade | gradescope`` (see ``--help``).
 This package and ``tests/hidden`` never ship to students.

@@ -47,12 +47,13 @@ import numpy
 from tqdm import tqdm
 
 import convlab
-from convlab.instructor import atomic, gradebook, integrity, isolation
+from convlab.instructor import gradebook, integrity, isolation
 from convlab.instructor import release as releasing
 from convlab.instructor.course import find_course
 from convlab.instructor.judge import StudentImportError, Worker, WorkerCrashed, WorkerTimeout, tail, test_seconds
 from convlab.instructor.markers import release_text
 from convlab.instructor.splice import SpliceError, splice
+from convlab.runs.files import atomic_write_text
 
 STATUS_ORDER = ("import-error", "timeout", "crash", "fail", "pass")
 # The naive layers' module, the oracle that never uses the fast path: its exercises are graded
@@ -529,10 +530,10 @@ def grade(submissions, bundle, out, jobs=1, timeout=20, memory_mb=2048, progress
         }
         record["hmac"] = integrity.sign(key, record)
         results[name] = record
-        atomic.write_text(out / f"{name}.json", json.dumps(record, indent=2) + "\n")
+        atomic_write_text(out / f"{name}.json", json.dumps(record, indent=2) + "\n")
     (out / "feedback").mkdir(exist_ok=True)
     for name, record in results.items():
-        atomic.write_text(out / "feedback" / f"{name}.json",
+        atomic_write_text(out / "feedback" / f"{name}.json",
                           json.dumps(gradebook.student_feedback(record), indent=2) + "\n")
     problems = gradebook.write_summary(results, out / "summary.csv", roster=roster, due=due)
     return {name: results[name] for name in sorted(results)}, already, problems

@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
-from convlab.instructor import atomic
+from convlab.runs.files import atomic_write_text
 from convlab.submit.identity import IDENTITY_FILE, MAX_BYTES, IdentityError, parse_identity, parse_time
 
 VISIBILITIES = ("visible", "after_due_date", "hidden")
@@ -404,5 +404,5 @@ def write_summary(records, path, roster=None, due=None):
                 found = graded.get(exercise)
                 cells += [_points(found["points"]), found["status"]] if found else ["0", "missing"]
         writer.writerow(cells)
-    atomic.write_text(path, buffer.getvalue())
+    atomic_write_text(path, buffer.getvalue())
     return problems

@@ -30,9 +30,9 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from convlab.instructor import atomic
 from convlab.instructor.gradebook import scrub, student_feedback, visibility, visible_output
 from convlab.instructor.release import release, repository_files
+from convlab.runs.files import atomic_write_text, write_atomically
 
 # Folders of a course that never go into the autograder: git's, built HTML, environments, data.
 EXCLUDED_FOLDERS = frozenset({".git", "_build", ".venv", "datasets", "__pycache__"})
@@ -128,7 +128,7 @@ def to_gradescope(record, due=None, now=None, environ=None):
 
 def write_results(record, path, due=None):
     """Write :func:`to_gradescope` of ``record`` to ``path`` as JSON, atomically."""
-    atomic.write_text(path, json.dumps(to_gradescope(record, due), indent=2) + "\n")
+    atomic_write_text(path, json.dumps(to_gradescope(record, due), indent=2) + "\n")
 
 
 # --- autograder.zip ----------------------------------------------------------------------------------------
@@ -208,12 +208,16 @@ def build_autograder(course, patterns, out):
     with tempfile.TemporaryDirectory() as work:
         manifest = release(course, patterns, Path(work) / "release", bundle=Path(work) / "bundle")
         bundle = Path(work) / "bundle"
-        with atomic.replacing(out) as temporary, zipfile.ZipFile(temporary, "w") as archive:
-            _add(archive, "setup.sh", SETUP_SH, 0o755)
-            _add(archive, "run_autograder", RUN_AUTOGRADER, 0o755)
-            for path in files:
-                source = course / path
-                _add(archive, f"course/{path}", source.read_bytes(), stat.S_IMODE(source.stat().st_mode))
-            for source in sorted(p for p in bundle.rglob("*") if p.is_file()):
-                _add(archive, f"bundle/{source.relative_to(bundle).as_posix()}", source.read_bytes(), 0o644)
+
+        def write(handle):
+            with zipfile.ZipFile(handle, "w") as archive:
+                _add(archive, "setup.sh", SETUP_SH, 0o755)
+                _add(archive, "run_autograder", RUN_AUTOGRADER, 0o755)
+                for path in files:
+                    source = course / path
+                    _add(archive, f"course/{path}", source.read_bytes(), stat.S_IMODE(source.stat().st_mode))
+                for source in sorted(p for p in bundle.rglob("*") if p.is_file()):
+                    _add(archive, f"bundle/{source.relative_to(bundle).as_posix()}", source.read_bytes(), 0o644)
+
+        write_atomically(out, write)
     return {"manifest": manifest, "files": len(files)}
