@@ -48,6 +48,7 @@ def test_build_solver_lets_the_batch_norm_shifts_learn_faster(rng, tmp_path):
     solver = recipes.build_solver(model, data, recipe, 0, str(tmp_path), progress=False)
     assert solver.batch_size == recipe["batch_size"] and solver.num_epochs == recipe["epochs"]
     assert solver.update_rule_name == "nesterov_sgd"
+    assert model.batchnorm_shifts() == [n for n in model.params if n.startswith("beta")]
     for name, config in solver.optim_configs.items():
         assert config.get("lr_scale", 1.0) == (recipe["bias_lr_scale"] if name.startswith("beta") else 1.0)
         assert config["learning_rate"] == recipe["learning_rate"] * recipe["batch_size"]

@@ -450,6 +450,24 @@ def test_callable_update_rule():
     assert solver.val_acc_history[-1] > 0.8
 
 
+# Issue 27: a parameter's own optimizer settings come in through the Solver,
+# not by reaching into solver.optim_configs afterwards.
+def test_param_optim_config_changes_only_the_parameters_it_names():
+    options = dict(update_rule="sgd_momentum", optim_config={"learning_rate": 0.1, "momentum": 0.9})
+    plain = make_solver(**options)
+    slowed = make_solver(**options, param_optim_config={"b": {"momentum": 0.0}})
+    assert slowed.optim_configs["b"] == {"learning_rate": 0.1, "momentum": 0.0}
+    assert slowed.optim_configs["W"] == plain.optim_configs["W"] == options["optim_config"]
+    plain.train()
+    slowed.train()
+    assert slowed.optim_configs["b"]["momentum"] == 0.0 and slowed.optim_configs["W"]["momentum"] == 0.9
+    assert not np.array_equal(slowed.model.params["b"], plain.model.params["b"])
+    with pytest.raises(ValueError, match=r"param_optim_config names no parameter.*\['b9'\]"):
+        make_solver(param_optim_config={"b9": {"momentum": 0.0}})
+    with pytest.raises(ValueError, match="param_optim_config must be a dict of dicts"):
+        make_solver(param_optim_config={"b": 0.0})
+
+
 def test_check_accuracy_and_predict():
     solver = make_solver()
     solver.train()

@@ -37,12 +37,16 @@ BAD = [
     (["--set", "flip=1"], "--set flip: expected true or false, got '1'"),
     (["--set", "translate=-3"], "--set translate: expected a non-negative integer (pixels), got '-3'"),
     (["--set", "tta=7"], "--set tta: expected 0, 1 or 2, got '7'"),
-    (["--set", "learning_rate=0"], "--set learning_rate: expected a positive number, got '0'"),
-    (["--set", "learning_rate=nan"], "--set learning_rate: expected a positive number, got 'nan'"),
+    (["--set", "learning_rate=0"], "--set learning_rate: expected a positive number (per example "
+     "with update_rule nesterov, per step with the other rules), got '0'"),
+    (["--set", "learning_rate=nan"], "--set learning_rate: expected a positive number"),
     (["--set", "weight_decay=-1"], "--set weight_decay: expected a non-negative number, got '-1'"),
     (["--set", "label_smoothing=1"], "--set label_smoothing: expected a number in [0, 1), got '1'"),
     (["--set", "activation=tanh"], "--set activation: expected one of identity, relu, leaky_relu, gelu"),
     (["--set", "update_rule=lbfgs"], "--set update_rule: expected one of nesterov, sgd"),
+    # issue 27: one name, one unit: the optimizer behind "nesterov" is not a second spelling
+    (["--set", "update_rule=nesterov_sgd"],
+     "--set update_rule: in a recipe Nesterov SGD is 'nesterov' (learning_rate per example"),
     (["--set", "widths=[8,0,8]"], "--set widths: expected a list of positive integers"),
     (["--set", "widths=8"], "--set widths: expected a list of positive integers"),
     (["--set", "widths=[4,4,4,4,4,4,4]"], "does not build a working model"),

@@ -1,22 +1,23 @@
 """Where the time of one training step goes: the layers of a recipe's ConvNet, timed one by one.
 
-:func:`profile_step` runs a few training steps of a recipe's model on random
-data and times every call of the layer functions the model uses, and counts
-the multiply-adds of the convolutions.  It watches the calls through
+:func:`profile_step` runs a few training steps of a recipe on random data --
+the very step training takes (:meth:`convlab.solver.Solver.step`, with the
+recipe's optimizer, learning-rate schedule and moving average) -- and times
+every call of the layer functions the model uses, and counts the multiply-adds
+of the convolutions.  It watches the calls through
 Python's profiling hook (:func:`sys.setprofile`), so the model and the layer
 modules run unchanged: nothing is replaced or wrapped.
 ``python -m convlab.train --recipe quick --profile`` prints the table.
 """
 
 import sys
+import tempfile
 import time
 
 import numpy as np
 
-from convlab import fast_layers, layers, modern_layers
-from convlab.augment import make_augment
-from convlab.optim import nesterov_sgd
-from convlab.recipes import build_model, resolve_recipe
+from convlab import fast_layers, layers, modern_layers, solver as solver_module
+from convlab.recipes import build_model, build_solver, resolve_recipe
 
 __all__ = ["profile_step", "format_profile"]
 
@@ -24,9 +25,10 @@ __all__ = ["profile_step", "format_profile"]
 def profile_step(recipe_name, overrides=(), batch_size=None, repeats=3, seed=0):
     """Where the time of one training step goes, next to where the FLOPs go.
 
-    Times one full step of the recipe's ConvNet on random data (augmentation,
-    forward and backward, optimizer update), each call of a layer function
-    the model makes seen through :func:`sys.setprofile`, and counts the
+    Times the Solver's training step on random data (augmentation, forward
+    and backward, the optimizer with the scheduled learning rate, the moving
+    average of the weights), each call of a layer function the model makes
+    seen through :func:`sys.setprofile`, and counts the
     multiply-adds of every convolution.  The hook costs a little time on
     every Python call, which the "rest" row absorbs.
 
@@ -49,12 +51,15 @@ def profile_step(recipe_name, overrides=(), batch_size=None, repeats=3, seed=0):
     recipe = resolve_recipe(recipe_name, overrides)
     if recipe["model"] != "convnet":
         raise ValueError("--profile needs a ConvNet recipe")
-    B = int(batch_size or recipe["batch_size"])
+    recipe["batch_size"] = B = int(batch_size or recipe["batch_size"])
+    recipe["epochs"] = repeats + 1     # one step per epoch: the schedule spans the steps run
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((B, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, 10, B)
+    data = {"X_train": X, "y_train": y, "X_val": X[:1], "y_val": y[:1]}
     model = build_model(recipe, seed, X)
-    augment = make_augment(flip=bool(recipe["flip"]), max_shift=int(recipe["translate"]))
+    with tempfile.TemporaryDirectory() as out_dir:   # the step writes nothing; build_solver asks
+        solver = build_solver(model, data, recipe, seed, out_dir, progress=False)
     timings, flops = {}, {}
 
     def conv_fwd_flops(args, result):
@@ -67,7 +72,7 @@ def profile_step(recipe_name, overrides=(), batch_size=None, repeats=3, seed=0):
         return 2.0 * args["dout"].size * np.prod(args["cache"][1].shape[1:])
 
     head = "global max pool + affine + loss"
-    parts_of = {  # the layer functions the model calls: (part, multiply-add counter)
+    parts_of = {  # the functions a step calls: (part, multiply-add counter)
         fast_layers.conv_forward_fast: ("conv forward (incl. whitening)", conv_fwd_flops),
         fast_layers.conv_backward_fast: ("conv backward dx+dw", conv_bwd_flops),
         fast_layers.conv_backward_weights_fast: ("conv backward dw only (first conv)", conv_dw_flops),
@@ -81,13 +86,16 @@ def profile_step(recipe_name, overrides=(), batch_size=None, repeats=3, seed=0):
         layers.affine_forward: (head, None),
         layers.affine_backward: (head, None),
         layers.softmax_loss: (head, None),
-        augment: ("augmentation (translate + flip)", None),
+        solver.update_rule: ("optimizer update", None),
+        solver_module._update_average: ("moving average of the weights", None),
     }
+    if solver.augment is not None:
+        parts_of[solver.augment] = ("augmentation (translate + flip)", None)
     by_code = {fn.__code__: part for fn, part in parts_of.items()}
-    active = []  # (frame, part, counter, arguments, start) of the layer call being timed
+    active = []  # (frame, part, counter, arguments, start) of the call being timed
 
     def hook(frame, event, arg):
-        """sys.setprofile hook: time the outermost call of each layer function."""
+        """sys.setprofile hook: time the outermost call of each function of parts_of."""
         if event == "call" and not active and frame.f_code in by_code:
             part, count = by_code[frame.f_code]
             arguments = dict(frame.f_locals) if count is not None else None
@@ -98,32 +106,22 @@ def profile_step(recipe_name, overrides=(), batch_size=None, repeats=3, seed=0):
             if count is not None:
                 flops[part] = flops.get(part, 0.0) + count(arguments, arg)
 
-    configs = {name: {"learning_rate": 0.1, "momentum": 0.85, "weight_decay": 1e-3}
-               for name in model.params}
     totals, parts = [], []
     previous = sys.getprofile()  # put back whatever profiler was there (normally none)
+    batch = np.arange(B)
     for r in range(repeats + 1):
         timings.clear()
         flops.clear()
         sys.setprofile(hook)
         try:
             t0 = time.perf_counter()
-            xb = augment(X, rng)
+            solver.step(batch)
             t1 = time.perf_counter()
-            loss, grads = model.loss(xb, y)
-            t2 = time.perf_counter()
         finally:
             sys.setprofile(previous)
-        for name in model.params:
-            model.params[name], configs[name] = nesterov_sgd(model.params[name], grads[name],
-                                                             configs[name])
-        t3 = time.perf_counter()
-        timings["optimizer update"] = t3 - t2
-        timings["rest of forward/backward (Python, copies, crops)"] = (
-            (t2 - t1) - sum(v for k, v in timings.items()
-                            if k not in ("augmentation (translate + flip)", "optimizer update")))
+        timings["rest (Python, copies, crops, the schedule)"] = (t1 - t0) - sum(timings.values())
         if r:
-            totals.append(t3 - t0)
+            totals.append(t1 - t0)
             parts.append(dict(timings))
     names = list(parts[0])
     rows = [(name, float(np.median([p.get(name, 0.0) for p in parts])),

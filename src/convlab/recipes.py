@@ -108,7 +108,11 @@ def _is_schedule(v):
     return _is_number(rate, 0.0)
 
 
-UPDATE_RULES = ("nesterov",) + tuple(optim.__all__)
+# "nesterov" is convlab.optim.nesterov_sgd with the recipe's units: learning_rate
+# per example (times batch_size) and bias_lr_scale for the batch-norm shifts.
+# Every other rule takes learning_rate per step, as convlab.optim does; the
+# optimizer's own name is not a second way to ask for Nesterov in other units.
+UPDATE_RULES = ("nesterov",) + tuple(rule for rule in optim.__all__ if rule != "nesterov_sgd")
 
 _ENTRIES = {
     "model": ("'convnet' or 'three_layer'", lambda v: v in ("convnet", "three_layer")),
@@ -124,7 +128,8 @@ _ENTRIES = {
     "convs_per_block": ("a positive integer", lambda v: _is_int(v, 1)),
     "update_rule": (f"one of {', '.join(UPDATE_RULES)}", lambda v: v in UPDATE_RULES),
     "batch_size": ("a positive integer", lambda v: _is_int(v, 1)),
-    "learning_rate": ("a positive number", lambda v: _is_number(v, 0.0, low_open=True)),
+    "learning_rate": ("a positive number (per example with update_rule nesterov, per step "
+                      "with the other rules)", lambda v: _is_number(v, 0.0, low_open=True)),
     "momentum": ("a number in [0, 1)", lambda v: _is_number(v, 0.0, 1.0)),
     "weight_decay": ("a non-negative number", lambda v: _is_number(v, 0.0)),
     "bias_lr_scale": ("a positive number", lambda v: _is_number(v, 0.0, low_open=True)),
@@ -196,6 +201,11 @@ def resolve_recipe(name, overrides=(), epochs=None):
                              "set the number of epochs; give one or the other")
         recipe["epochs"] = epochs
         given["epochs"] = ("--epochs", repr(epochs))
+    if recipe.get("update_rule") == "nesterov_sgd":
+        where = given.get("update_rule", (f"recipe {name!r} entry update_rule",))[0]
+        raise ValueError(f"{where}: in a recipe Nesterov SGD is 'nesterov' (learning_rate "
+                         "per example, times batch_size; bias_lr_scale for the batch-norm "
+                         "shifts), not 'nesterov_sgd'")
     for key, value in recipe.items():
         what, ok = _ENTRIES[key]
         if not ok(value):
@@ -318,11 +328,14 @@ def build_solver(model, data, recipe, seed, out_dir, progress=True):
     """
     rule = recipe["update_rule"]
     batch = int(recipe["batch_size"])
+    by_param = {}
     if rule == "nesterov":
         update_rule = nesterov_sgd
         optim_config = {"learning_rate": recipe["learning_rate"] * batch,
                         "momentum": recipe["momentum"],
                         "weight_decay": recipe["weight_decay"]}
+        shifts = model.batchnorm_shifts() if hasattr(model, "batchnorm_shifts") else []
+        by_param = {name: {"lr_scale": float(recipe["bias_lr_scale"])} for name in shifts}
     else:
         # Built-in rules take the learning rate as given (not per example).
         update_rule = rule
@@ -339,11 +352,8 @@ def build_solver(model, data, recipe, seed, out_dir, progress=True):
                     print_every=10**9, verbose=False, progress=progress,
                     checkpoint_name=os.path.join(out_dir, "checkpoint"), seed=seed,
                     lr_schedule=schedules.from_spec(recipe["schedule"]), augment=augment,
-                    ema_decay=recipe["ema_decay"], restore_best=False)
-    if rule == "nesterov":
-        for name in model.params:
-            if name.startswith("beta"):
-                solver.optim_configs[name]["lr_scale"] = float(recipe["bias_lr_scale"])
+                    ema_decay=recipe["ema_decay"], restore_best=False,
+                    param_optim_config=by_param)
     return solver
 
 

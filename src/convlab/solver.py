@@ -131,6 +131,7 @@ _DEFAULTS = {
     "resume_from": None,
     "run_info": None,
     "restore_best": True,
+    "param_optim_config": None,
 }
 
 
@@ -156,6 +157,11 @@ class Solver:
     optim_config : dict, optional
         Hyperparameters for the update rule, e.g. ``{'learning_rate': 1e-3}``.
         Every parameter gets its own copy (the rule's state is per parameter).
+    param_optim_config : dict of dicts, optional
+        Entries that some parameters' configs add to or change in
+        ``optim_config``, by parameter name, e.g. ``{'beta1_1': {'lr_scale':
+        64.0}}`` (:func:`convlab.optim.nesterov_sgd`). A scheduled
+        ``learning_rate`` is set anew every step, so scale it with such an entry.
     lr_decay : float, default 1.0
         The learning rate is multiplied by this after every epoch.
     batch_size : int, default 100
@@ -233,18 +239,14 @@ class Solver:
     """
 
     def __init__(self, model, data, **kwargs):
-        unknown = sorted(set(kwargs) - set(_DEFAULTS))
-        if unknown:
-            raise ValueError(f"Solver: unknown keyword arguments {unknown}; "
-                             f"known ones are {sorted(_DEFAULTS)}")
-        opts = {**_DEFAULTS, **kwargs}
+        opts = _with_defaults(kwargs)
         _check_model(model)
         self.model = model
         self.X_train, self.y_train, self.X_val, self.y_val = _check_data(data)
         self.num_train = self.X_train.shape[0]
         for name, value in _checked_options(opts).items():
             setattr(self, name, value)
-        self.optim_configs = {name: dict(self.optim_config) for name in model.params}
+        self.optim_configs = _optim_configs(self.optim_config, self.param_optim_config, model.params)
         self.base_learning_rate = _base_learning_rate(self.update_rule, self.optim_config)
 
         self.rng = np.random.default_rng(opts["seed"])
@@ -318,13 +320,9 @@ class Solver:
         finally:
             bar.close()
         if self.restore_best:
-            self.model.params.update(_copied(self.best_params))
-            if self.best_model_state:
-                self.model.load_state_dict(_copied(self.best_model_state))
+            _load_into(self.model, self.best_params, self.best_model_state)
         elif self.ema_params is not None:       # what the last epoch was evaluated with
-            self.model.params.update(_copied(self.ema_params))
-            if self.ema_state is not None:
-                self.model.load_state_dict({**self.model.state_dict(), **_copied(self.ema_state)})
+            _load_into(self.model, self.ema_params, self.ema_state)
 
     def step(self, batch):
         """One update on the training examples with indices ``batch``.
@@ -590,6 +588,30 @@ _HISTORIES = ("loss_history", "lr_history", "train_acc_history", "val_acc_histor
               "epoch_time_history")
 
 
+def _with_defaults(kwargs):
+    """The Solver's keyword arguments with the defaults filled in; unknown ones refused."""
+    unknown = sorted(set(kwargs) - set(_DEFAULTS))
+    if unknown:
+        raise ValueError(f"Solver: unknown keyword arguments {unknown}; "
+                         f"known ones are {sorted(_DEFAULTS)}")
+    return {**_DEFAULTS, **kwargs}
+
+
+def _optim_configs(optim_config, by_param, params):
+    """Every parameter's own copy of ``optim_config``, with its ``param_optim_config`` entries."""
+    unknown = sorted(set(by_param) - set(params))
+    if unknown:
+        raise ValueError(f"Solver: param_optim_config names no parameter of the model: {unknown}")
+    return {name: {**optim_config, **by_param.get(name, {})} for name in params}
+
+
+def _load_into(model, params, state):
+    """Copies of ``params`` (and of the model state entries ``state``, if any) into ``model``."""
+    model.params.update(_copied(params))
+    if state:
+        model.load_state_dict({**model.state_dict(), **_copied(state)})
+
+
 def _check_fits(solver, state, source):
     """ValueError, naming ``source``, unless a :meth:`Solver.state_dict` fits ``solver`` and its model.
 
@@ -744,6 +766,12 @@ def _checked_options(opts):
     if not isinstance(optim_config, dict):
         raise ValueError(f"Solver: optim_config must be a dict, got {optim_config!r}")
     checked["optim_config"] = dict(optim_config)
+
+    by_param = opts["param_optim_config"] or {}
+    if not isinstance(by_param, dict) or not all(isinstance(c, dict) for c in by_param.values()):
+        raise ValueError("Solver: param_optim_config must be a dict of dicts (parameter name -> "
+                         f"config entries), got {by_param!r}")
+    checked["param_optim_config"] = {name: dict(c) for name, c in by_param.items()}
     return checked
 
 

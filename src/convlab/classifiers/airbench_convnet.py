@@ -234,6 +234,17 @@ class ConvNet:
                              f"got shape {np.shape(X)}")
         self.whiten_w = whitening_filters(X, self.whiten_kernel, eps=eps, seed=seed).astype(self.dtype)
 
+    def batchnorm_shifts(self):
+        """Names of the batch norms' shift parameters (``beta``), one per convolution.
+
+        Returns
+        -------
+        list of str
+            E.g. ``['beta1_1', 'beta1_2', ...]``; recipes let them learn faster
+            (``bias_lr_scale``).
+        """
+        return [f"beta{b}_{j}" for b, j in self.conv_names]
+
     def state_dict(self):
         """Non-parameter state: batch-norm running statistics and whitening filters.
 
