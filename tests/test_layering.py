@@ -16,6 +16,8 @@ are drawn in ``docs/architecture.md``; each rule is one test here:
 * the command lines build their models from :mod:`convlab.recipes`;
 * the course kit sits on top: nothing else imports it, and its grading
   worker never imports the grader;
+* :mod:`convlab.summary` (a network's cost from its spec) imports nothing
+  of convlab's, :mod:`convlab.architectures` only it;
 * the book uses only names the package has (this one test imports the
   modules the chapters name, without running the chapters).
 """
@@ -95,6 +97,13 @@ def test_the_modern_layers_import_only_the_course_layers():
     imports = _convlab_imports("convlab.modern_layers")
     assert "convlab.layers" in imports
     assert {i for i in imports if not _in_package(i, "convlab.layers")} == set()
+
+
+def test_the_architecture_sizes_stand_alone():
+    """summary is arithmetic on specs, no layer or model; architectures imports only summary."""
+    assert not _convlab_imports("convlab.summary")
+    assert {i.rpartition(".")[0] if i.count(".") > 1 else i
+            for i in _convlab_imports("convlab.architectures")} == {"convlab.summary"}
 
 
 @pytest.mark.parametrize("name", ["convlab.solver", "convlab.optim", "convlab.schedules",

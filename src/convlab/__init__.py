@@ -26,6 +26,8 @@ train               command line: train a recipe (``python -m convlab.train``)
 ensemble            command line: average the predictions of trained runs
 sweep               command line: sweeps of recipe overrides times seeds on Dask (``python -m convlab.sweep``)
 profiling           where the time of one training step goes
+summary             a network's cost layer by layer: shapes, parameters, FLOPs, memory, receptive field
+architectures       LeNet-5, VGG-11, ResNet-20, ResNet-18 as specs for ``summary``
 gradient_check      numeric gradients for checking backward passes
 checks              the book's checked claims (verdicts that fail loudly when wrong)
 vis_utils           plotting helpers
