@@ -5,7 +5,8 @@ functions), so nothing is imported to check it. The floors and their rules
 are drawn in ``docs/architecture.md``; each rule is one test here:
 
 * :mod:`convlab.layers` is the oracle and imports nothing of convlab's;
-  :mod:`convlab.modern_layers` imports only it;
+  :mod:`convlab.modern_layers` imports only it, :mod:`convlab.conv_family`
+  only it and :mod:`convlab.validation`;
 * :mod:`convlab.fast_layers` (the package) is the only door to the Cython
   kernels in :mod:`convlab._fast`;
 * the models know no training, and the Solver, its update rules and
@@ -76,7 +77,7 @@ def _in_package(name, package):
 
 
 def test_the_modules_are_found():
-    assert {"convlab.layers", "convlab.modern_layers", "convlab.fast_layers", "convlab.fast_layers.simd",
+    assert {"convlab.layers", "convlab.modern_layers", "convlab.conv_family", "convlab.fast_layers", "convlab.fast_layers.simd",
             "convlab.solver", "convlab.classifiers.airbench_convnet"} <= set(MODULES)
 
 
@@ -104,6 +105,13 @@ def test_the_architecture_sizes_stand_alone():
     assert not _convlab_imports("convlab.summary")
     assert {i.rpartition(".")[0] if i.count(".") > 1 else i
             for i in _convlab_imports("convlab.architectures")} == {"convlab.summary"}
+
+
+def test_the_convolution_family_imports_only_the_course_layers_and_validation():
+    imports = _convlab_imports("convlab.conv_family")
+    assert "convlab.layers" in imports
+    allowed = ("convlab.layers", "convlab.validation")
+    assert {i for i in imports if not any(_in_package(i, module) for module in allowed)} == set()
 
 
 @pytest.mark.parametrize("name", ["convlab.solver", "convlab.optim", "convlab.schedules",

@@ -6,8 +6,11 @@ layers              naive, readable forward/backward passes of the course's laye
                     (imports nothing of convlab)
 modern_layers       chapter 7's naive layers: GELU, global max pooling, frozen-scale and fused
                     batch norm + activation, floor pooling (imports only ``layers``)
+conv_family         the convolution family's naive layers: dilated, grouped (depthwise) and transposed
+                    convolution, average and global average pooling (imports only ``layers``, ``validation``)
 fast_layers         the same layers, and the network's fused ones, on the Cython kernels of ``_fast``
-                    (a package: the layers, SIMD path, convolution algorithm, input and cache checks)
+                    (a package: the layers, SIMD path, convolution algorithm, input and cache checks,
+                    the convolution family)
 layer_utils         "sandwich" layers: fixed chains of the above (conv - relu - pool, ...)
 classifiers         models: ``three_layer_convnet.ThreeLayerConvNet`` (the course's),
                     ``airbench_convnet.ConvNet`` (the experiments chapter's)

@@ -54,8 +54,15 @@ def conv_output_size(x_shape, w_shape, conv_param):
         :data:`INDEX_MAX`, the pad is negative, a padded plane
         ``(H + 2 * pad) * (W + 2 * pad)`` has more than :data:`INDEX_MAX`
         pixels, a filter is larger than the padded input, or the filter does
-        not tile the padded input with this stride.
+        not tile the padded input with this stride, and a ``conv_param``
+        that asks for a ``'dilation'`` or ``'groups'`` other than 1 (this
+        convolution has neither; :mod:`convlab.conv_family` has both).
     """
+    for key in ("dilation", "groups"):
+        if conv_param.get(key, 1) != 1:
+            raise ValueError(f"conv_param['{key}'] = {conv_param[key]!r}: this convolution has no {key}; "
+                             f"convlab.conv_family.conv_general_forward_naive (and "
+                             f"convlab.fast_layers.conv_general_forward_fast) take it")
     x_shape, w_shape = tuple(x_shape), tuple(w_shape)
     if len(x_shape) != 4:
         raise ValueError(f"x must have shape (N, C, H, W); got shape {x_shape}")

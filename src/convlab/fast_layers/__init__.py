@@ -26,6 +26,11 @@ against): forward passes return ``(out, cache)``, backward passes take
   (:func:`spatial_batchnorm_act_forward_fast`, and
   :func:`activation_forward_fast` for an activation alone).
 
+The convolution family of :mod:`convlab.conv_family` -- dilated, grouped
+(depthwise) and transposed convolution, average and global average
+pooling -- is in :mod:`~convlab.fast_layers.conv_family`, on the kernels
+above (no kernel of its own), and its layers are this package's too.
+
 float32 inputs give float32 outputs and float64 stays float64; inputs need
 not be contiguous.
 
@@ -39,6 +44,9 @@ This package is the only one that imports :mod:`convlab._fast`. Its
   :func:`set_conv_algorithm` and :func:`winograd_pays`;
 * :mod:`~convlab.fast_layers.inputs`: what a kernel can be handed (dtypes,
   C ints, plane and buffer sizes), checked before it runs;
+* :mod:`~convlab.fast_layers.conv_family`: the convolution family's layers
+  (groups as a batched GEMM, dilation as space-to-batch, the transposed
+  convolution as the backward pass, average pooling in NumPy);
 * :mod:`~convlab.fast_layers.caches`: every backward pass checks its cache
   (entry types, dtypes, every shape against the others and against
   ``dout``, the recorded pooling winners) before a kernel reads it, and
@@ -103,6 +111,14 @@ __all__ = [
     "conv_algorithm",
     "set_conv_algorithm",
     "winograd_pays",
+    "conv_general_forward_fast",
+    "conv_general_backward_fast",
+    "conv_transpose_forward_fast",
+    "conv_transpose_backward_fast",
+    "avg_pool_forward_fast",
+    "avg_pool_backward_fast",
+    "global_avg_pool_forward_fast",
+    "global_avg_pool_backward_fast",
 ]
 
 
@@ -689,3 +705,10 @@ def spatial_batchnorm_act_backward_fast(dout, cache):
         dgamma = (dx * xhat).sum(axis=(0, 2))
         dx *= scale[:, None]
     return dx.reshape(shape), dgamma.astype(x3.dtype), dbeta.astype(x3.dtype)
+
+
+# The convolution family is built on the layers above, so it is imported once they exist.
+from convlab.fast_layers.conv_family import (avg_pool_backward_fast, avg_pool_forward_fast,  # noqa: E402
+                                             conv_general_backward_fast, conv_general_forward_fast,
+                                             conv_transpose_backward_fast, conv_transpose_forward_fast,
+                                             global_avg_pool_backward_fast, global_avg_pool_forward_fast)

@@ -17,6 +17,7 @@ import numbers
 
 import numpy as np
 
+from convlab.conv_family import conv_transpose_output_size
 from convlab.fast_layers.inputs import (_ACTIVATION_CODES, _INT_MAX, _KERNEL_DTYPES, _check_padded_image,
                                         _check_pool_plane)
 from convlab.layers import conv_output_size, pool_output_size
@@ -197,3 +198,86 @@ def _bn_act_cache(cache):
             raise ValueError(f"cache entry {name} must have shape ({C},) to match x3 of shape "
                              f"{x3.shape}; got {value.shape}")
     return mode, x3, mean, invstd, weight, shift, code, alpha, shape
+
+
+# --------------------------------------------------------------------------
+# The convolution family (convlab.fast_layers.conv_family)
+# --------------------------------------------------------------------------
+
+
+def _cached_dtype(dtype):
+    """Check that cache entry ``dtype`` is float32 or float64; return it as a NumPy dtype."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"cache entry dtype must be float32 or float64; got {dtype!r}") from None
+    if dtype not in _KERNEL_DTYPES:
+        raise TypeError(f"cache entry dtype must be float32 or float64; got {dtype}")
+    return dtype
+
+
+def _grouped_conv_cache(cache):
+    """The checked cache of a grouped convolution by im2col and batched GEMM.
+
+    ``(x_shape, w, stride, pad, groups, cols)``: ``w`` of shape
+    ``(F, C / groups, HH, WW)``, ``cols`` the im2col columns of the whole
+    input, ``(N, C * HH * WW, H_out * W_out)`` in the dtype of ``w``.
+    Returns them with ``H_out, W_out``.
+    """
+    x_shape, w, stride, pad, groups, cols = _cache_entries(cache, 6, "a grouped convolution")
+    x_shape = _cached_shape(x_shape, "x_shape")
+    w = _cached_array(w, "w", 4)
+    stride = _cached_int(stride, "stride", 1)
+    pad = _cached_int(pad, "pad", 0)
+    groups = _cached_int(groups, "groups", 1)
+    F, C_group, HH, WW = w.shape
+    C = x_shape[1]
+    if C != C_group * groups or F % groups:
+        raise ValueError(f"cache is not a consistent grouped convolution cache: w of shape {w.shape} in "
+                         f"{groups} groups does not fit x_shape {x_shape}")
+    H_out, W_out = _conv_sizes(x_shape, (F, C, HH, WW), stride, pad)
+    cols = _cached_array(cols, "cols", 3, (w.dtype,))
+    want = (x_shape[0], C * HH * WW, H_out * W_out)
+    if cols.shape != want:
+        raise ValueError(f"cache entry cols must have shape (N, C * HH * WW, H_out * W_out) = {want}; "
+                         f"got {cols.shape}")
+    return x_shape, w, stride, pad, groups, cols, H_out, W_out
+
+
+def _transposed_conv_cache(cache):
+    """The checked cache of :func:`~convlab.fast_layers.conv_transpose_forward_fast`.
+
+    ``(x, w, stride, pad, output_padding)``, ``x`` and ``w`` C-contiguous of
+    one dtype; returned with ``H_out, W_out``.
+    """
+    x, w, stride, pad, output_padding = _cache_entries(cache, 5, "conv_transpose_forward_fast")
+    x = _cached_array(x, "x", 4)
+    w = _cached_array(w, "w", 4)
+    if w.dtype != x.dtype:
+        raise TypeError(f"cache entries x and w must have one dtype; got {x.dtype} and {w.dtype}")
+    params = {"stride": _cached_int(stride, "stride", 1), "pad": _cached_int(pad, "pad", 0),
+              "output_padding": _cached_int(output_padding, "output_padding", 0)}
+    try:
+        H_out, W_out = conv_transpose_output_size(x.shape, w.shape, params)
+    except ValueError as error:
+        raise ValueError(f"cache is not a consistent transposed convolution cache: {error}") from None
+    return x, w, params["stride"], params["pad"], params["output_padding"], H_out, W_out
+
+
+def _avg_pool_cache(cache):
+    """The checked cache of :func:`~convlab.fast_layers.avg_pool_forward_fast`.
+
+    ``(x_shape, dtype, (pool_height, pool_width, stride))``; returned as
+    ``(x_shape, dtype, ph, pw, stride, H_out, W_out)``.
+    """
+    x_shape, dtype, window = _cache_entries(cache, 3, "avg_pool_forward_fast")
+    x_shape = _cached_shape(x_shape, "x_shape")
+    dtype = _cached_dtype(dtype)
+    if not isinstance(window, tuple) or len(window) != 3:
+        raise TypeError(f"cache entry window must be (pool_height, pool_width, stride); got {window!r}")
+    ph, pw, stride = (_cached_int(v, "window", 1) for v in window)
+    try:
+        H_out, W_out = pool_output_size(x_shape, {"pool_height": ph, "pool_width": pw, "stride": stride})
+    except ValueError as error:
+        raise ValueError(f"cache is not a consistent pooling cache: {error}") from None
+    return x_shape, dtype, ph, pw, stride, H_out, W_out
