@@ -27,6 +27,7 @@ def _block(rng, C, F, shortcut, dtype=np.float64):
     (2, 4, 5, 2, "pad"),       # odd map
     (3, 4, 6, 2, "project"),
     (3, 5, 7, 1, "project"),
+    (2, 4, 6, 2, "none"),      # the plain twin
 ])
 def test_gradients_match_numeric_ones(C, F, H, stride, shortcut):
     rng = np.random.default_rng(0)
@@ -65,7 +66,7 @@ def test_the_identity_shortcut_passes_the_gradient_through():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(shortcut="skip"), "shortcut must be one of identity, pad, project; got 'skip'"),
+    (dict(shortcut="skip"), "shortcut must be one of identity, pad, project, none; got 'skip'"),
     (dict(stride=2), "shortcut 'identity' needs stride 1"),
 ])
 def test_bad_settings_are_named(kwargs, message):

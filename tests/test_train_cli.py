@@ -183,3 +183,18 @@ def test_resume_with_other_numerics_warns_in_one_line_and_strict_resume_refuses(
     again = subprocess.run(args + ["--resume", "--strict-resume"], capture_output=True, text=True,
                            env=_env(), timeout=300)
     assert again.returncode == 0 and again.stderr == "", again.stderr
+
+
+@needs_data
+def test_the_resnet_recipe_trains_saves_and_loads(tmp_path):
+    """A residual network through the same recipe, Solver and run files as the others."""
+    out = tmp_path / "run"
+    history = train.run("resnet20", epochs=1, seed=0, out=str(out), num_train=128, num_val=32,
+                        num_test=32, progress=False,
+                        overrides=["blocks_per_stage=1", "widths=[4,8,8]", "batch_size=32"])
+    assert history["final_val_acc"] >= 0.0 and len(history["epochs"]) == 2
+    model, recipe = recipes.load_trained_model(str(out))
+    assert type(model).__name__ == "ResNet" and recipe["blocks_per_stage"] == 1
+    data = recipes.load_data(128, 32, 32)
+    scores = model.loss(data["X_val"])
+    assert scores.shape == (32, 10) and np.isfinite(scores).all()

@@ -11,9 +11,10 @@ conv_family         the convolution family's naive layers: dilated, grouped (dep
 fast_layers         the same layers, and the network's fused ones, on the Cython kernels of ``_fast``
                     (a package: the layers, SIMD path, convolution algorithm, input and cache checks,
                     the convolution family)
-layer_utils         "sandwich" layers: fixed chains of the above (conv - relu - pool, ...)
+layer_utils         "sandwich" layers: fixed chains of the above (conv - relu - pool, ...), the residual block
 classifiers         models: ``three_layer_convnet.ThreeLayerConvNet`` (the course's),
-                    ``airbench_convnet.ConvNet`` (the experiments chapter's)
+                    ``airbench_convnet.ConvNet`` (the experiments chapter's), ``resnet.ResNet``
+                    (He et al.'s CIFAR ResNet and its plain twin)
 optim               first-order update rules (sgd, momentum, Nesterov, RMSProp, Adam, ...)
 schedules           learning-rate schedules
 augment             data augmentation and test-time augmentation

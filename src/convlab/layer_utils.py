@@ -224,7 +224,7 @@ def conv_bn_relu_backward(dout, cache):
 # The residual block: a sandwich with a skip
 # ----------------------------------------------------------------------
 
-SHORTCUTS = ("identity", "pad", "project")
+SHORTCUTS = ("identity", "pad", "project", "none")
 
 
 def _conv_rounding_down(x, w, stride, pad):
@@ -271,6 +271,7 @@ def residual_block_forward(x, params, bn_params, stride=1, shortcut="identity"):
         shortcut  'identity': x
                   'pad':      x[:, :, ::stride, ::stride], channels padded with zeros to F
                   'project':  conv 1x1 (stride) -> BN
+                  'none':     0 (the *plain* block, the residual block's twin without a skip)
         out       ReLU(main + shortcut)
 
     The convolutions have no bias (batch norm's shift replaces it) and round
@@ -288,7 +289,7 @@ def residual_block_forward(x, params, bn_params, stride=1, shortcut="identity"):
         ``bn_param`` dicts (see :func:`convlab.layers.batchnorm_forward`).
     stride : int
         1, or 2 to halve the map.
-    shortcut : {'identity', 'pad', 'project'}
+    shortcut : {'identity', 'pad', 'project', 'none'}
         'identity' needs ``stride == 1`` and ``F == C``.
 
     Returns
@@ -310,6 +311,9 @@ def residual_block_forward(x, params, bn_params, stride=1, shortcut="identity"):
     h, conv2 = _conv_rounding_down(h, params["w2"], 1, 1)
     h, bn2 = spatial_batchnorm_act_forward_fast(h, params["gamma2"], params["beta2"],
                                                 bn_params["2"], "identity")
+    if shortcut == "none":
+        out, act = activation_forward_fast(h, "relu")
+        return out, (shortcut, conv1, bn1, conv2, bn2, None, act)
     if shortcut == "identity":
         skip, skip_cache = x, None
     elif shortcut == "pad":
@@ -356,6 +360,8 @@ def residual_block_backward(dout, cache):
     dx, grads["w1"] = _conv_rounding_down_backward(dh, conv1)
     if shortcut == "identity":
         dx += da
+    elif shortcut == "none":
+        pass
     elif shortcut == "pad":
         shape, stride = skip_cache
         dx[:, :, ::stride, ::stride] += da[:, :shape[1]]

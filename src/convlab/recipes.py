@@ -20,6 +20,7 @@ from convlab import optim, schedules
 from convlab.augment import make_augment
 from convlab.classifiers.three_layer_convnet import ThreeLayerConvNet
 from convlab.classifiers.airbench_convnet import ConvNet
+from convlab.classifiers.resnet import ResNet
 from convlab.data_utils import get_CIFAR10_data
 from convlab.modern_layers import ACTIVATIONS
 from convlab.optim import nesterov_sgd
@@ -74,6 +75,18 @@ RECIPES = {
     # translate TTA, weights averaged as in quick: the long run of chapter 7.
     "best": dict(_AIRBENCH, widths=(32, 128, 128), batch_size=256, epochs=22, tta=2,
                  ema_decay=0.95),
+    # He et al.'s ResNet-20 for CIFAR-10 (option A shortcuts), trained as in the
+    # paper -- Nesterov momentum 0.9, learning rate 0.1 at batch 128, weight
+    # decay, flips and 4-pixel shifts -- on a schedule short enough for a CPU
+    # (a warm-up and a linear decay instead of 164 epochs of steps).
+    "resnet20": {
+        "model": "resnet", "blocks_per_stage": 3, "widths": (16, 32, 64), "residual": True,
+        "shortcut": "pad", "label_smoothing": 0.0, "update_rule": "nesterov", "batch_size": 128,
+        "learning_rate": 0.1 / 128, "momentum": 0.9, "weight_decay": 5e-4,
+        "bias_lr_scale": 1.0, "schedule": {"name": "linear", "end": 0.0, "warmup": 0.1,
+                                           "warmup_start": 0.1},
+        "flip": True, "translate": 4, "tta": 1, "ema_decay": None, "epochs": 10,
+    },
     # A seconds-long recipe for smoke tests.
     "tiny": dict(_AIRBENCH, widths=(4, 8, 8), batch_size=64, epochs=1, tta=1),
 }
@@ -115,7 +128,11 @@ def _is_schedule(v):
 UPDATE_RULES = ("nesterov",) + tuple(rule for rule in optim.__all__ if rule != "nesterov_sgd")
 
 _ENTRIES = {
-    "model": ("'convnet' or 'three_layer'", lambda v: v in ("convnet", "three_layer")),
+    "model": ("'convnet', 'resnet' or 'three_layer'",
+              lambda v: v in ("convnet", "resnet", "three_layer")),
+    "blocks_per_stage": ("a positive integer", lambda v: _is_int(v, 1)),
+    "residual": ("true or false", lambda v: isinstance(v, bool)),
+    "shortcut": ("'pad' or 'project'", lambda v: v in ("pad", "project")),
     "widths": ("a list of positive integers, one per block, e.g. [16, 64, 64]",
                lambda v: isinstance(v, (list, tuple)) and len(v) > 0
                and all(_is_int(w, 1) for w in v)),
@@ -259,7 +276,7 @@ def build_model(recipe, seed, X_train=None):
 
     Returns
     -------
-    model : ConvNet or ThreeLayerConvNet
+    model : ConvNet, ResNet or ThreeLayerConvNet
     """
     if recipe["model"] == "three_layer":
         return ThreeLayerConvNet(num_filters=recipe["num_filters"],
@@ -268,6 +285,11 @@ def build_model(recipe, seed, X_train=None):
                                  weight_scale=recipe["weight_scale"], dtype=np.float32,
                                  seed=seed)
     input_dim = (3, 32, 32) if X_train is None else X_train.shape[1:]
+    if recipe["model"] == "resnet":
+        return ResNet(input_dim=input_dim, blocks_per_stage=recipe["blocks_per_stage"],
+                      widths=tuple(recipe["widths"]), residual=recipe["residual"],
+                      shortcut=recipe["shortcut"], label_smoothing=recipe["label_smoothing"],
+                      dtype=np.float32, seed=seed)
     model = ConvNet(input_dim=input_dim, widths=recipe["widths"],
                     convs_per_block=recipe["convs_per_block"],
                     whiten_kernel=recipe["whiten_kernel"], activation=recipe["activation"],
