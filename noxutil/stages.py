@@ -22,6 +22,7 @@ import atexit
 import functools
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -155,7 +156,7 @@ def pytest(args, *, env=None, cwd=ROOT):
     Returns pytest's closing line.
     """
     command = [VPY, "-m", "pytest", *args]
-    echo(f"== {' '.join(_quoted(command, env))}")
+    echo(f"== {shell_words(command, env)}")
     status, output = run(command, env=env, cwd=cwd)
     last = closing_line(output)
     if status != 0:
@@ -163,9 +164,9 @@ def pytest(args, *, env=None, cwd=ROOT):
     return last
 
 
-def _quoted(command, env):
-    words = [f"{k}={v}" for k, v in (env or {}).items()] + [str(c) for c in command]
-    return [w if w and not re.search(r"[\s'\"$]", w) else repr(w) for w in words]
+def shell_words(command, env=None):
+    """``command`` with the settings ``env`` before it, as a shell would take it."""
+    return shlex.join([*(f"{k}={v}" for k, v in (env or {}).items()), *map(str, command)])
 
 
 # ---------------------------------------------------------------- stages
@@ -183,10 +184,10 @@ def stage(name, *, off_by_default=None):
         @nox.session(name=name, venv_backend="none", default=off_by_default is None)
         @functools.wraps(function)
         def run_stage(session):
-            _require_venv(session)
             _transcript.clear()
             start = time.monotonic()
             try:
+                _require_venv()
                 detail = function(session)
             except StageSkipped as skipped:
                 _record(name, "skip", start, str(skipped))
@@ -206,9 +207,9 @@ def stage(name, *, off_by_default=None):
     return decorate
 
 
-def _require_venv(session):
+def _require_venv():
     if not os.access(VPY, os.X_OK):
-        session.error(f"no {VPY}: run `bash scripts/test.sh` (or source scripts/setup-env.sh) first")
+        fail(f"no {VPY}: run `bash scripts/test.sh` (or source scripts/setup-env.sh) first")
 
 
 def _record(name, status, start, detail):

@@ -6,6 +6,7 @@ at least once (a build that broke, a pytest run that collected nothing) and make
 nox exit non-zero.
 """
 
+import os
 import subprocess
 import sys
 import time
@@ -88,13 +89,14 @@ def test_a_run_of_chosen_stages_names_no_left_out_stage(fresh_run, capsys):
 
 
 def nox_unit(tmp_path, test_code):
-    """``nox -s unit`` on one test file; returns the completed process."""
+    """``nox -s unit`` on one test file, with this venv; returns the completed process."""
     test_file = tmp_path / "test_one.py"
     test_file.write_text(test_code)
     return subprocess.run(
         [sys.executable, "-m", "nox", "--noxfile", str(ROOT / "noxfile.py"), "-s", "unit",
          "--", "-q", "-p", "no:cacheprovider", str(test_file)],
-        cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+        cwd=ROOT, env={**os.environ, "CONVLAB_VENV": sys.prefix}, capture_output=True,
+        text=True, stdin=subprocess.DEVNULL, timeout=300)
 
 
 def test_nox_reports_a_stage_that_passes(tmp_path):
