@@ -88,15 +88,20 @@ def test_a_run_of_chosen_stages_names_no_left_out_stage(fresh_run, capsys):
     assert "slow" not in capsys.readouterr().out
 
 
+def nox(*arguments, venv=sys.prefix):
+    """``nox ARGUMENTS`` on the project's noxfile with ``venv`` as the project's venv."""
+    env = {**os.environ, "CONVLAB_VENV": str(venv)}
+    env.pop("CONVLAB_CHROMIUM", None)
+    return subprocess.run(
+        [sys.executable, "-m", "nox", "--noxfile", str(ROOT / "noxfile.py"), *arguments],
+        cwd=ROOT, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+
+
 def nox_unit(tmp_path, test_code):
-    """``nox -s unit`` on one test file, with this venv; returns the completed process."""
+    """``nox -s unit`` on one test file, with this venv."""
     test_file = tmp_path / "test_one.py"
     test_file.write_text(test_code)
-    return subprocess.run(
-        [sys.executable, "-m", "nox", "--noxfile", str(ROOT / "noxfile.py"), "-s", "unit",
-         "--", "-q", "-p", "no:cacheprovider", str(test_file)],
-        cwd=ROOT, env={**os.environ, "CONVLAB_VENV": sys.prefix}, capture_output=True,
-        text=True, stdin=subprocess.DEVNULL, timeout=300)
+    return nox("-s", "unit", "--", "-q", "-p", "no:cacheprovider", str(test_file))
 
 
 def test_nox_reports_a_stage_that_passes(tmp_path):
@@ -111,3 +116,18 @@ def test_nox_fails_when_pytest_collects_nothing(tmp_path):
     assert run.returncode != 0
     assert run.stdout.splitlines()[-1] == "total: 0 passed, 1 failed"
     assert "FAILED unit" in run.stdout
+
+
+def test_the_browser_stage_does_not_run_after_a_failed_html_build(tmp_path):
+    # a venv whose jupyter-book fails at once (the browser stage fails before it needs python)
+    bin_ = tmp_path / "venv" / "bin"
+    bin_.mkdir(parents=True)
+    (bin_ / "python").symlink_to(sys.executable)
+    (bin_ / "jupyter-book").write_text("#!/bin/sh\necho 'no book here' >&2\nexit 3\n")
+    (bin_ / "jupyter-book").chmod(0o755)
+    run = nox("-s", "html", "browser", venv=tmp_path / "venv")
+    assert run.returncode != 0
+    lines = run.stdout.splitlines()
+    assert "FAILED html (0 s): exit code 3" in lines
+    assert "FAILED browser (0 s): not run, the HTML build failed" in lines
+    assert lines[-1] == "total: 0 passed, 2 failed"
