@@ -41,6 +41,7 @@ def root_file_system():
 
 
 def aarch64_qemu():
+    """Make the root (or reuse it), copy the sources in, build and test there."""
     if os.geteuid() != 0:
         skip("needs root (chroot, binfmt_misc)")
     need_packages("aarch64-qemu")

@@ -32,6 +32,7 @@ def work():
 
 def at_exit(function):
     """Call ``function()`` when the run ends, before the folder is removed."""
+    work()  # the clean-up that calls it is registered with the folder
     _at_exit.append(function)
 
 
