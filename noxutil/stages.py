@@ -102,12 +102,17 @@ def run(command, *, env=None, cwd=ROOT, show=True, log=None):
 
     Its output (stdout and stderr together) is shown line by line as it comes when
     ``show`` (and then kept in the stage's transcript), and written to the file
-    ``log`` if given. Returns ``(returncode, output)``.
+    ``log`` if given. Returns ``(returncode, output)``; fails the stage if the program
+    does not exist.
     """
     full_env = {**os.environ, **(env or {})}
     lines = []
-    with subprocess.Popen([str(c) for c in command], cwd=cwd, env=full_env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
+    try:
+        process = subprocess.Popen([str(c) for c in command], cwd=cwd, env=full_env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    except FileNotFoundError:
+        fail(f"{command[0]}: no such program")
+    with process:
         for raw in process.stdout:
             line = raw.decode(errors="replace")
             lines.append(line)
