@@ -23,10 +23,10 @@ compiler is known:
   the tests: AddressSanitizer and UndefinedBehaviorSanitizer, ``-O1`` without
   debug information (the usual optimisation for sanitizers, and a quicker
   build).  Such modules need the ASan runtime preloaded into Python;
-  ``scripts/check-portability.sh --only sanitize`` builds and runs one;
+  ``nox -s sanitize`` builds and runs one;
 * ``CONVLAB_AVX512_ON_AVX2=1`` (GCC and Clang) builds a copy for the tests
   whose AVX-512 kernels are compiled for AVX2, so that the wide tiles can be
-  tested on a CPU without AVX-512 (``--only avx512-on-avx2``); never for
+  tested on a CPU without AVX-512 (``nox -s avx512-on-avx2``); never for
   use, as that path is slower than AVX2 there.
 """
 

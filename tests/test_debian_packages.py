@@ -1,6 +1,6 @@
-"""The test scripts name every Debian package they use.
+"""The test stages name every Debian package they use.
 
-``scripts/debian-packages.txt`` lists, per stage of ``scripts/test.sh``, the
+``scripts/debian-packages.txt`` lists, per stage of ``noxfile.py``, the
 packages to install (with ``--no-install-recommends``, so nothing comes along
 that is not named or depended on) and the files the stage uses from them.
 A machine where a package arrived by other means (a Recommends of an earlier
@@ -12,11 +12,12 @@ only Recommends), and every stage that installs packages must be in the list.
 The ownership checks need Debian's ``dpkg`` and ``apt-cache``. A stage whose
 packages are not all installed here (it never ran on this machine) is
 skipped; once they are, every file the stage needs must be there.
-``scripts/test.sh`` runs these tests again after the portability stages have
-installed their packages.
+``nox``'s stage ``package_lists`` runs these tests again after the portability
+stages have installed their packages.
 """
 
 import glob
+import importlib.util
 import os
 import re
 import shutil
@@ -28,7 +29,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LIST = ROOT / "scripts" / "debian-packages.txt"
-PORTABILITY = ROOT / "scripts" / "check-portability.sh"
+NOXFILE = ROOT / "noxfile.py"
+HELPERS = ROOT / "noxutil"
+# the stages that install no Debian package: they run the project's venv only
+NO_PACKAGES = {"unit", "portable", "notebooks", "numerics", "load", "html", "package_lists"}
 
 
 def read_list(path=LIST):
@@ -49,10 +53,31 @@ STAGES = read_list()
 STAGE_NAMES = sorted(STAGES)
 
 
-def portability_stages():
-    """The stage names of check-portability.sh (its STAGES array)."""
-    match = re.search(r"^STAGES=\(([^)]*)\)", PORTABILITY.read_text(), re.M)
-    return match.group(1).split()
+def debian_module():
+    """``noxutil/debian.py``, the stages' installer (it imports nothing of nox's)."""
+    spec = importlib.util.spec_from_file_location("noxutil_debian", HELPERS / "debian.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def nox_stages():
+    """The stage names ``noxfile.py`` declares (``@stage("NAME"...)``)."""
+    return re.findall(r'^@stage\("([^"]+)"', NOXFILE.read_text(), re.M)
+
+
+def stage_code():
+    """``{file name: its code without comments}`` of the noxfile and its helpers."""
+    files = [NOXFILE, *sorted(HELPERS.glob("*.py")), *sorted((ROOT / "scripts").rglob("*.sh"))]
+    return {f.name: "\n".join(line for line in f.read_text().splitlines()
+                               if not line.lstrip().startswith("#"))
+            for f in files}
+
+
+def installed_by_the_stages():
+    """The stage names the noxfile and its helpers install packages for."""
+    calls = r'(?:need_packages|install_packages|_install_or_fail)\(\s*"([\w-]+)"\s*\)'
+    return {name for code in stage_code().values() for name in re.findall(calls, code)}
 
 
 def test_every_stage_has_packages_and_needs():
@@ -61,46 +86,45 @@ def test_every_stage_has_packages_and_needs():
         assert stage["needs"], f"{name}: no files it needs: the list cannot be checked"
 
 
-def test_every_portability_stage_and_the_browser_are_listed():
-    missing = (set(portability_stages()) | {"browser"}) - set(STAGES)
+def test_every_stage_but_the_venv_ones_installs_its_listed_packages():
+    declared = set(nox_stages())
+    assert NO_PACKAGES < declared, f"not stages of the noxfile: {sorted(NO_PACKAGES - declared)}"
+    installs = installed_by_the_stages()
+    assert {"browser", "kit"} <= installs, f"the stages install only {sorted(installs)}"
+    assert declared - NO_PACKAGES == installs, (
+        f"stages that install no packages: {sorted(declared - NO_PACKAGES - installs)}; "
+        f"installs for no stage: {sorted(installs - declared)}")
+    missing = installs - set(STAGES)
     assert not missing, f"stages without a package list: {sorted(missing)}"
-
-
-def test_the_test_script_installs_the_browser_and_the_kit_packages():
-    # the course kit grades student code inside bubblewrap (convlab.instructor.isolation)
-    installs = set(re.findall(r"^\s*(?:if\s+)?install_packages\s+([\w-]+)",
-                              (ROOT / "scripts" / "test.sh").read_text(), re.M))
-    assert {"browser", "kit"} <= installs, f"test.sh installs only {sorted(installs)}"
-    assert installs <= set(STAGES), f"not in the list: {sorted(installs - set(STAGES))}"
 
 
 def test_scripts_install_only_through_the_list():
     # a package installed anywhere else would escape these tests
-    for script in (ROOT / "scripts").rglob("*.sh"):
-        if script.name == "debian-packages.sh":
+    for name, code in stage_code().items():
+        if name == "debian.py":
             continue
-        code = "\n".join(line for line in script.read_text().splitlines()
-                         if not line.lstrip().startswith("#"))
-        assert not re.search(r"apt-get\s+install", code), (
-            f"{script.name} runs apt-get install itself: use install_packages STAGE")
-        for call in re.findall(r"^\s*need_packages\b(?!\(\))(.*)$", code, re.M):
-            assert not call.strip(), (
-                f"{script.name}: need_packages takes its packages from the list, not '{call.strip()}'")
+        assert not re.search(r"apt-get\W+install", code), (
+            f"{name} runs apt-get install itself: use need_packages(STAGE)")
+        for call in re.findall(r"(?<!def )\b(?:need_packages|install_packages)\(([^)]*)\)", code):
+            # a stage's name (a literal, or a helper's parameter), never package names
+            call = call.strip()
+            assert re.fullmatch(r'"[\w-]+"|[a-z_]+', call), (
+                f"{name}: the packages come from the list, for one stage named there, not '{call}'")
+            assert not call.startswith('"') or call.strip('"') in STAGES, (
+                f"{name}: {call} is not a stage of {LIST.relative_to(ROOT)}")
 
 
 def test_install_packages_refuses_an_unknown_stage():
-    run = subprocess.run(
-        ["bash", "-c", f'source "{ROOT}/scripts/debian-packages.sh"; stage_packages no-such-stage'],
-        capture_output=True, text=True)
-    assert run.returncode == 2
-    assert "no-such-stage" in run.stderr
+    with pytest.raises(ValueError, match="no-such-stage"):
+        debian_module().stage_packages("no-such-stage")
 
 
-def test_stage_packages_prints_each_package_once():
-    run = subprocess.run(
-        ["bash", "-c", f'source "{ROOT}/scripts/debian-packages.sh"; stage_packages openmp-off sanitize'],
-        capture_output=True, text=True, check=True)
-    assert run.stdout.split() == ["gcc", "libc6-dev"]
+def test_stage_packages_lists_each_package_once():
+    assert debian_module().stage_packages("openmp-off", "sanitize") == ["gcc", "libc6-dev"]
+
+
+def test_the_installer_reads_the_list_as_these_tests_do():
+    assert debian_module().read_list() == STAGES
 
 
 # ---------------------------------------------------------------- ownership

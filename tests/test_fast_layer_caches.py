@@ -14,8 +14,8 @@ says, without bounds checks, so every backward pass of
 A crash (segmentation fault, heap corruption) would kill the process:
 pytest's ``faulthandler`` plugin prints the Python stack of every thread
 when that happens, and the test run fails.  Memory errors that do not
-crash at once are what the sanitizer build of ``scripts/check-portability.sh``
-(stage ``sanitize``) finds, running this module against kernels compiled
+crash at once are what the sanitizer build of ``nox -s sanitize``
+(noxutil/portability.py) finds, running this module against kernels compiled
 with ``-fsanitize=address,undefined``.
 """
 

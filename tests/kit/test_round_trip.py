@@ -8,7 +8,7 @@
    a re-solved chapter passes nbval.
 5. Planted bad submissions each lose exactly their own exercise's points.
 
-Run with ``pytest tests/kit`` (scripts/test.sh's "course kit" stage); it takes
+Run with ``pytest tests/kit`` (``nox -s kit``); it takes
 a few minutes, most of it grading.
 """
 

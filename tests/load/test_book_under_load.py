@@ -11,7 +11,7 @@ itself apart from the load it makes. Run it explicitly::
 
     pytest tests/load
 
-(``scripts/test.sh`` does). Linux only: it reads ``/proc`` to show that the
+(``nox -s load`` does). Linux only: it reads ``/proc`` to show that the
 load was real.
 """
 

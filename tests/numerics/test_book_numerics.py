@@ -74,7 +74,7 @@ class Numerics:
 
 # The stored notebooks come from an AVX2 machine (convlab `avx2`, OpenBLAS
 # `Haswell`/`Zen`, NumPy up to X86_V3). The book's main run (the `notebooks` stage of
-# scripts/test.sh) re-executes them with whatever this machine has (on an AVX-512
+# noxfile.py) re-executes them with whatever this machine has (on an AVX-512
 # CPU: convlab `avx512`, OpenBLAS `SkylakeX`, NumPy's AVX-512 loops). These add
 # the other ends: an old x86-64 or an arm64 laptop (no FMA in convlab, SSE3 BLAS,
 # NumPy's baseline), an AVX2 machine, and the plain C kernels on one thread.
