@@ -7,6 +7,7 @@ environment of their own). In the order of the default run:
 
   unit            pytest tests/
   portable        the same with the kernels' portable vector code (CONVLAB_SIMD=portable)
+  pytorch         the tests marked pytorch (PyTorch as a second oracle), torch installed first
   notebooks       every chapter re-executed and compared (nbval), CONVLAB_CHECK_MARGINS=1
   numerics        the chapters again under other CPUs' rounding (tests/numerics)
   load            chapter 3 while two processes burn CPU (tests/load), CONVLAB_CHECK_MARGINS=1
@@ -38,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # nox does not p
 
 from noxutil import arm64, portability, wheels
 from noxutil.debian import PackagesMissing, install_packages
-from noxutil.stages import (ROOT, VENV, echo, fail, pytest, run, shell_words, skip, stage,
+from noxutil.stages import (ROOT, VENV, VPY, echo, fail, pytest, run, shell_words, skip, stage,
                             status_of)
 
 PORTABILITY = os.environ.get("CONVLAB_PORTABILITY", "1") != "0"
@@ -70,6 +71,21 @@ def portable(session):
     return pytest([*(session.posargs or ["tests/"]), "-p", "no:cacheprovider",
                    "--ignore=tests/test_sweep.py", "--ignore=tests/test_debian_packages.py"],
                   env={"CONVLAB_SIMD": "portable"})
+
+
+#: PyTorch, a second oracle for the tests that compare with it; never a dependency of convlab
+TORCH = "torch==2.13.0"
+
+
+@stage("pytorch")
+def pytorch(session):
+    """The tests that compare with PyTorch, after installing it into the venv."""
+    # the unit stages skip them where torch is missing; here a missing torch fails them
+    # (CONVLAB_REQUIRE_TORCH=1), unless it cannot be installed on this machine at all
+    status, output = run([VPY, "-m", "pip", "install", "--quiet", TORCH], show=False)
+    if status != 0:
+        skip(f"{TORCH} could not be installed here: {output.strip().splitlines()[-1:]}")
+    return pytest(session.posargs or ["-m", "pytorch", "tests/"], env={"CONVLAB_REQUIRE_TORCH": "1"})
 
 
 @stage("notebooks")

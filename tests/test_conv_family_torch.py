@@ -5,8 +5,8 @@ padding=, output_padding=)``, ``avg_pool2d`` and ``adaptive_avg_pool2d``
 compute the same layers independently of convlab; their outputs and their
 autograd gradients must agree with both of convlab's layers, in float64,
 normwise to a few ulps of the sums of absolute values. Skipped when PyTorch
-is not installed (convlab itself never imports it; for the CPU build,
-``pip install torch==2.13.0``).
+is not installed (convlab itself never imports it; ``nox -s pytorch`` installs
+it and runs every test marked ``pytorch``).
 """
 
 import numpy as np
@@ -16,7 +16,10 @@ from hypothesis import strategies as st
 
 from convlab import conv_family, fast_layers
 
-torch = pytest.importorskip("torch")
+from _pytorch import import_torch
+
+pytestmark = pytest.mark.pytorch
+torch = import_torch()
 functional = torch.nn.functional
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

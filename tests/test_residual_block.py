@@ -4,6 +4,7 @@ import copy
 
 import numpy as np
 import pytest
+from _pytorch import import_torch
 
 from convlab.gradient_check import eval_numerical_gradient_array, rel_error
 from convlab.layer_utils import residual_block_backward, residual_block_forward
@@ -76,10 +77,11 @@ def test_bad_settings_are_named(kwargs, message):
         residual_block_forward(rng.standard_normal((1, 3, 4, 4)), params, bn_params, **kwargs)
 
 
+@pytest.mark.pytorch
 @pytest.mark.parametrize("H, stride, shortcut", [(8, 1, "identity"), (8, 2, "project"),
                                                  (7, 2, "project"), (8, 2, "pad")])
 def test_forward_and_backward_agree_with_pytorch(H, stride, shortcut):
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     F_ = torch.nn.functional
     rng = np.random.default_rng(3)
     C, F = (4, 4) if shortcut == "identity" else (3, 6)

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+from _pytorch import import_torch
 from hypothesis import given, settings, strategies as st
 
 from convlab import architectures, summary as S
@@ -171,9 +172,10 @@ def _Residual(main, shortcut, nn):
     return Residual()
 
 
+@pytest.mark.pytorch
 @pytest.mark.parametrize("name", list(architectures.ARCHITECTURES))
 def test_parameters_and_shapes_agree_with_pytorch(name):
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     spec_fn, shape = architectures.ARCHITECTURES[name]
     rows = [r for r in S.summary(spec_fn(), shape) if r["block"] is None or
             r["name"] == r["block"] + ".add"]
