@@ -32,7 +32,7 @@ LIST = ROOT / "scripts" / "debian-packages.txt"
 NOXFILE = ROOT / "noxfile.py"
 HELPERS = ROOT / "noxutil"
 # the stages that install no Debian package: they run the project's venv only
-NO_PACKAGES = {"unit", "portable", "notebooks", "numerics", "load", "html", "package_lists"}
+NO_PACKAGES = {"unit", "portable", "pytorch", "notebooks", "numerics", "load", "html", "package_lists"}
 
 
 def read_list(path=LIST):
