@@ -34,13 +34,16 @@ rounding).
 from cython.parallel cimport prange
 from libc.math cimport erf, exp, sqrt
 
+from convlab._fast._runtime cimport share_runtime_state
 from convlab._fast._threads cimport all_threads
-
-include "_runtime.pxi"
+from convlab._fast.bn_act_kernels cimport convlab_act_row, convlab_dact_row, convlab_dot_row
+from convlab._fast.omp_compat cimport omp_get_max_threads
 
 ctypedef fused real:
     float
     double
+
+share_runtime_state()  # the SIMD path and fork flag of convlab._fast._runtime
 
 cdef double INV_SQRT2 = 0.7071067811865476
 cdef double INV_SQRT2PI = 0.3989422804014327
@@ -56,13 +59,6 @@ def num_threads():
 # The float32 rows are C, written so that the compiler vectorises them (with
 # our own exp and erf: libm's are opaque calls), compiled for the baseline and
 # for AVX2 and chosen at run time: bn_act_kernels.h.
-cdef extern from "bn_act_kernels.h":
-    void convlab_act_row(const float* x, float* out, Py_ssize_t n, float g, float b,
-                         int act, float alpha) noexcept nogil
-    void convlab_dact_row(const float* dout, const float* x, float* dy, Py_ssize_t n,
-                          float g, float b, int act, float alpha) noexcept nogil
-    void convlab_dot_row(const float* dy, const float* x, Py_ssize_t n, float m,
-                         double* sdy, double* sdyx) noexcept nogil
 
 
 cdef inline double _gelu(double y) noexcept nogil:

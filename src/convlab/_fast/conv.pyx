@@ -58,44 +58,23 @@ from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
+from convlab._fast._runtime cimport share_runtime_state
 from convlab._fast._threads cimport pick_threads
+from convlab._fast.conv_kernels cimport CONVLAB_MAX_NR as MAX_NR
+from convlab._fast.conv_kernels cimport CONVLAB_MR as MR
+from convlab._fast.conv_kernels cimport (convlab_d_nr, convlab_dgemm_dw_tile, convlab_dgemm_tile,
+                                         convlab_dgemm_tile_rows, convlab_s_nr, convlab_sgemm_dw_tile,
+                                         convlab_sgemm_tile, convlab_sgemm_tile_rows,
+                                         convlab_transpose_4x4_pd, convlab_transpose_8x8_ps)
 
 import numpy as np
+
 
 ctypedef fused real:
     float
     double
 
-
-# The micro-kernels, in plain C, portable vector, AVX2 and AVX-512 versions,
-# and the functions that dispatch between them: conv_kernels.h.  A tile is
-# MR x NR, and NR (convlab_s_nr / convlab_d_nr) depends on the SIMD path: 16
-# floats or 8 doubles, twice that on the AVX-512 path.
-cdef extern from "conv_kernels.h":
-    Py_ssize_t convlab_s_nr() noexcept nogil
-    Py_ssize_t convlab_d_nr() noexcept nogil
-    void convlab_sgemm_tile(Py_ssize_t kc, const float *A, const float *B, float *C,
-                            Py_ssize_t ldc, int accumulate) noexcept nogil
-    void convlab_dgemm_tile(Py_ssize_t kc, const double *A, const double *B, double *C,
-                            Py_ssize_t ldc, int accumulate) noexcept nogil
-    void convlab_sgemm_tile_rows(Py_ssize_t kc, const float *A, const float *base,
-                                 const Py_ssize_t *off, float *C, Py_ssize_t ldc,
-                                 int accumulate) noexcept nogil
-    void convlab_dgemm_tile_rows(Py_ssize_t kc, const double *A, const double *base,
-                                 const Py_ssize_t *off, double *C, Py_ssize_t ldc,
-                                 int accumulate) noexcept nogil
-    void convlab_sgemm_dw_tile(Py_ssize_t nrows, Py_ssize_t ncols, const float *base,
-                               const Py_ssize_t *off, Py_ssize_t ld, const float *B, float *C,
-                               Py_ssize_t ldc, int accumulate) noexcept nogil
-    void convlab_dgemm_dw_tile(Py_ssize_t nrows, Py_ssize_t ncols, const double *base,
-                               const Py_ssize_t *off, Py_ssize_t ld, const double *B, double *C,
-                               Py_ssize_t ldc, int accumulate) noexcept nogil
-    void convlab_transpose_8x8_ps(const float *base, const Py_ssize_t *off, float *dst,
-                                  Py_ssize_t ldd) noexcept nogil
-    void convlab_transpose_4x4_pd(const double *base, const Py_ssize_t *off, double *dst,
-                                  Py_ssize_t ldd) noexcept nogil
-
-include "_runtime.pxi"
+share_runtime_state()  # the SIMD path and fork flag of convlab._fast._runtime
 
 
 # Blocking parameters (elements): KC taps per block keeps a B panel (KC x NR)
@@ -107,9 +86,7 @@ include "_runtime.pxi"
 # core is busy, a second thread can make a small problem slower, since it
 # waits to be scheduled: set OMP_NUM_THREADS=1 there.
 cdef enum:
-    MR = 6
     KC = 256
-    MAX_NR = 32
     S_NC = 384
     D_NC = 192
     DW_CHUNK = 8
@@ -503,7 +480,8 @@ cdef void _pack_cols_transposed(const real *xpad, real *Bp, Py_ssize_t nr, Py_ss
             ho = ho + 1
 
 
-cdef void _dw_chunk(const real *x, const real *dout, real *dw, real *db, real *xpad, real *Ap, real *Bp,
+cdef void _dw_chunk(const real *x, const real *dout, real *dw, real *db, real *xpad,
+                    real *Ap, real *Bp,
                     Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                     Py_ssize_t F, Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t stride,
                     Py_ssize_t pad) noexcept nogil:
@@ -551,8 +529,9 @@ cdef void _dw_chunk(const real *x, const real *dout, real *dw, real *db, real *x
                     _gemm_tile(nb, Ap + ip * nb * MR, Bp, dw + ip * MR * Kp + jp * nr, Kp, 1)
 
 
-cdef void _dw_chunk_implicit(const real *x, const real *dout, real *dwt, real *db, real *xpad,
-                             real *doutt, const Py_ssize_t *off, Py_ssize_t n0, Py_ssize_t n1,
+cdef void _dw_chunk_implicit(const real *x, const real *dout, real *dwt, real *db,
+                             real *xpad, real *doutt, const Py_ssize_t *off,
+                             Py_ssize_t n0, Py_ssize_t n1,
                              Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t F,
                              Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t pad) noexcept nogil:
     """Stride 1: add ``sum over images n0:n1 of cols[n] (K, P) @ dout[n].T (P, F)`` to ``dwt``.
@@ -699,7 +678,8 @@ def conv_backward_weights(const real[:, :, :, ::1] x, const real[:, :, :, ::1] d
     return np.ascontiguousarray(dw[:F, :K]), db
 
 
-cdef void _dx_image(const real *dout, const real *Atp, real *dx, real *dxpad, real *Bp, real *dcols,
+cdef void _dx_image(const real *dout, const real *Atp, real *dx, real *dxpad, real *Bp,
+                    real *dcols,
                     Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t F,
                     Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t stride, Py_ssize_t pad) noexcept nogil:
     """One image's input gradient by col2im: ``dx = col2im(Wm.T @ dout)``, block by block."""

@@ -26,25 +26,17 @@ the number of threads.
 
 from cython.parallel cimport prange
 
-from convlab._fast._threads cimport convlab_mark_forked_child, pick_threads
+from convlab._fast._runtime cimport share_runtime_state
+from convlab._fast._threads cimport pick_threads
 
-import os
+# A thread is woken only for at least this many input elements (~1-2 ms of work).
+cdef double ELEMENTS_PER_THREAD = 1 << 20
 
 ctypedef fused real:
     float
     double
 
-# A thread is woken only for at least this many input elements (~1-2 ms of work).
-cdef double ELEMENTS_PER_THREAD = 1 << 20
-
-
-def _one_thread_after_fork():
-    """Run this module's kernels on one thread from now on (called in a forked child)."""
-    convlab_mark_forked_child()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork()
-    os.register_at_fork(after_in_child=_one_thread_after_fork)
+share_runtime_state()  # the fork flag of convlab._fast._runtime
 
 
 def im2col(const real[:, :, :, ::1] x, real[:, :, ::1] cols,

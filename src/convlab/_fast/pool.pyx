@@ -34,20 +34,16 @@ from cython.parallel cimport prange
 from libc.limits cimport INT_MAX
 from libc.string cimport memset
 
+from convlab._fast._runtime cimport share_runtime_state
 from convlab._fast._threads cimport pick_threads
+# the row kernel, in plain C, portable vector and AVX2 versions
+from convlab._fast.pool_kernels cimport convlab_pool2x2_row_d, convlab_pool2x2_row_s
 
 ctypedef fused real:
     float
     double
 
-# The row kernel, in plain C, portable vector and AVX2 versions: pool_kernels.h.
-cdef extern from "pool_kernels.h":
-    void convlab_pool2x2_row_s(const float *r0, const float *r1, float *o, unsigned char *a,
-                               Py_ssize_t n) noexcept nogil
-    void convlab_pool2x2_row_d(const double *r0, const double *r1, double *o, unsigned char *a,
-                               Py_ssize_t n) noexcept nogil
-
-include "_runtime.pxi"
+share_runtime_state()  # the SIMD path and fork flag of convlab._fast._runtime
 
 
 # A thread is woken only for at least this many input elements (~1-2 ms of work).

@@ -61,45 +61,34 @@ from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
+from convlab._fast._runtime cimport share_runtime_state
 from convlab._fast._threads cimport pick_threads
+from convlab._fast.conv_kernels cimport CONVLAB_D_NR as D_NR
+from convlab._fast.conv_kernels cimport CONVLAB_MR as MR
+from convlab._fast.conv_kernels cimport CONVLAB_S_NR as S_NR
+from convlab._fast.conv_kernels cimport convlab_dgemm_6x8, convlab_sgemm_6x16
+from convlab._fast.winograd_kernels cimport (convlab_wino_gather_row_d, convlab_wino_gather_row_s,
+                                             convlab_wino_input_d, convlab_wino_input_s,
+                                             convlab_wino_output_d, convlab_wino_output_s,
+                                             convlab_wino_scatter_row_d, convlab_wino_scatter_row_s)
 
 import numpy as np
+
 
 ctypedef fused real:
     float
     double
 
-
-cdef extern from "conv_kernels.h":
-    void convlab_sgemm_6x16(Py_ssize_t kc, const float *A, const float *B, float *C,
-                            Py_ssize_t ldc, int accumulate) noexcept nogil
-    void convlab_dgemm_6x8(Py_ssize_t kc, const double *A, const double *B, double *C,
-                           Py_ssize_t ldc, int accumulate) noexcept nogil
-
-cdef extern from "winograd_kernels.h":
-    void convlab_wino_gather_row_s(int tile, const float *src, Py_ssize_t ld, float *d) noexcept nogil
-    void convlab_wino_gather_row_d(int tile, const double *src, Py_ssize_t ld, double *d) noexcept nogil
-    void convlab_wino_scatter_row_s(int tile, const float *y, float *dst, Py_ssize_t ld) noexcept nogil
-    void convlab_wino_scatter_row_d(int tile, const double *y, double *dst, Py_ssize_t ld) noexcept nogil
-    void convlab_wino_input_s(int tile, const float *d, float *v, Py_ssize_t vstride) noexcept nogil
-    void convlab_wino_input_d(int tile, const double *d, double *v, Py_ssize_t vstride) noexcept nogil
-    void convlab_wino_output_s(int tile, const float *m, Py_ssize_t mstride, float bias, float *y,
-                               float *finite) noexcept nogil
-    void convlab_wino_output_d(int tile, const double *m, Py_ssize_t mstride, double bias, double *y,
-                               double *finite) noexcept nogil
-
-include "_runtime.pxi"
+share_runtime_state()  # the SIMD path and fork flag of convlab._fast._runtime
 
 
-# MR x NR: the micro-kernel's register tile (rows = filters, columns = tiles).
+# MR x NR (S_NR floats, D_NR doubles): the micro-kernel's register tile
+# (rows = filters, columns = tiles), the narrow one on every SIMD path.
 # BLOCK_BYTES: the V and M buffers of one block of tiles fit in about this
 # much memory (half of a 512 KiB L2 cache).
 # A tile of m x m outputs (m = `tile`, 2 or 4) needs an alpha x alpha input
 # patch, alpha = m + 2, and has npos = alpha**2 transformed positions.
 cdef enum:
-    MR = 6
-    S_NR = 16
-    D_NR = 8
     BLOCK_BYTES = 256 * 1024
 cdef double FLOP_PER_THREAD = 1e7
 
@@ -276,7 +265,7 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
     cdef Py_ssize_t *lane_clip = lanes + 6 * nr  # 4 per lane
     cdef bint in_row, inside, out_row, whole
     cdef Py_ssize_t width
-    cdef real finite[16]
+    cdef real finite[S_NR]
     cdef real *dst
     for l in range(nr):
         finite[l] = 0
