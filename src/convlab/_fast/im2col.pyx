@@ -24,6 +24,7 @@ element is written by exactly one thread, so the result does not depend on
 the number of threads.
 """
 
+from cython cimport floating
 from cython.parallel cimport prange
 
 from convlab._fast._runtime cimport share_runtime_state
@@ -32,14 +33,10 @@ from convlab._fast._threads cimport pick_threads
 # A thread is woken only for at least this many input elements (~1-2 ms of work).
 cdef double ELEMENTS_PER_THREAD = 1 << 20
 
-ctypedef fused real:
-    float
-    double
-
 share_runtime_state()  # the fork flag of convlab._fast._runtime
 
 
-def im2col(const real[:, :, :, ::1] x, real[:, :, ::1] cols,
+def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
            int HH, int WW, int stride, int pad, int num_threads=0):
     """Unroll the receptive fields of a block of images into columns.
 
@@ -85,7 +82,7 @@ def im2col(const real[:, :, :, ::1] x, real[:, :, ::1] cols,
                         p = p + W_out
 
 
-def col2im(const real[:, :, ::1] dcols, real[:, :, :, ::1] dx,
+def col2im(const floating[:, :, ::1] dcols, floating[:, :, :, ::1] dx,
            int HH, int WW, int stride, int pad, int num_threads=0):
     """Scatter-add column gradients back onto the images (adjoint of im2col).
 

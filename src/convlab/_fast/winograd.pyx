@@ -57,6 +57,7 @@ transform notices any non-finite output and :func:`conv_forward` reports it,
 so that the caller can fall back to the direct convolution.
 """
 
+from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
@@ -74,10 +75,6 @@ from convlab._fast.winograd_kernels cimport (convlab_wino_gather_row_d, convlab_
 
 import numpy as np
 
-
-ctypedef fused real:
-    float
-    double
 
 share_runtime_state()  # the SIMD path and fork flag of convlab._fast._runtime
 
@@ -114,8 +111,8 @@ cdef inline Py_ssize_t _round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b * b
 
 
-cdef inline Py_ssize_t _nr(real *dummy) noexcept nogil:
-    if real is float:
+cdef inline Py_ssize_t _nr(floating *dummy) noexcept nogil:
+    if floating is float:
         return S_NR
     else:
         return D_NR
@@ -161,30 +158,30 @@ def transformed_filters(w, int tile=2):
     return np.ascontiguousarray(packed.reshape(npos, Kp * C), dtype=w.dtype)
 
 
-cdef inline void _gather_row(int tile, const real *src, Py_ssize_t ld, real *d) noexcept nogil:
+cdef inline void _gather_row(int tile, const floating *src, Py_ssize_t ld, floating *d) noexcept nogil:
     """``d[(r * alpha + s) * NR + l] = src[r * ld + tile * l + s]``: the patches of NR
     tiles side by side."""
-    if real is float:
+    if floating is float:
         convlab_wino_gather_row_s(tile, src, ld, d)
     else:
         convlab_wino_gather_row_d(tile, src, ld, d)
 
 
-cdef inline void _scatter_row(int tile, const real *y, real *dst, Py_ssize_t ld) noexcept nogil:
+cdef inline void _scatter_row(int tile, const floating *y, floating *dst, Py_ssize_t ld) noexcept nogil:
     """``dst[a * ld + tile * l + b] = y[(a * tile + b) * NR + l]``: NR output tiles side by side."""
-    if real is float:
+    if floating is float:
         convlab_wino_scatter_row_s(tile, y, dst, ld)
     else:
         convlab_wino_scatter_row_d(tile, y, dst, ld)
 
 
-cdef void _copy_rows_padded(const real *plane, real *rowbuf, Py_ssize_t h0, Py_ssize_t w0,
+cdef void _copy_rows_padded(const floating *plane, floating *rowbuf, Py_ssize_t h0, Py_ssize_t w0,
                             Py_ssize_t H, Py_ssize_t W, Py_ssize_t width, Py_ssize_t alpha) noexcept nogil:
     """Copy rows ``h0 .. h0 + alpha - 1``, columns ``w0 .. w0 + width - 1`` of an (H, W)
     ``plane`` into ``rowbuf`` (alpha x width), zeros outside the plane."""
     cdef Py_ssize_t r, h, s, s0 = max(0, -w0), s1 = min(width, W - w0)
-    cdef const real *src
-    cdef real *dst
+    cdef const floating *src
+    cdef floating *dst
     for r in range(alpha):
         h = h0 + r
         dst = rowbuf + r * width
@@ -201,7 +198,7 @@ cdef void _copy_rows_padded(const real *plane, real *rowbuf, Py_ssize_t h0, Py_s
             dst[s] = 0
 
 
-cdef void _gather_patches(const real *plane, real *d, const Py_ssize_t *lane_in,
+cdef void _gather_patches(const floating *plane, floating *d, const Py_ssize_t *lane_in,
                           const Py_ssize_t *lane_clip, Py_ssize_t W, Py_ssize_t nr,
                           Py_ssize_t alpha) noexcept nogil:
     """Copy the part inside the image of the alpha x alpha input patch of each of ``nr``
@@ -216,7 +213,7 @@ cdef void _gather_patches(const real *plane, real *d, const Py_ssize_t *lane_in,
     channel.
     """
     cdef Py_ssize_t l, r, s
-    cdef const real *src
+    cdef const floating *src
     for l in range(nr):
         src = plane + lane_in[l]
         for r in range(lane_clip[4 * l], lane_clip[4 * l + 1]):
@@ -224,8 +221,8 @@ cdef void _gather_patches(const real *plane, real *d, const Py_ssize_t *lane_in,
                 d[(r * alpha + s) * nr + l] = src[r * W + s]
 
 
-cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
-                     real *V, real *M, real *d, real *y, real *rowbuf, Py_ssize_t *lanes,
+cdef int _conv_block(const floating *x, const floating *Up, const floating *bias, floating *out,
+                     floating *V, floating *M, floating *d, floating *y, floating *rowbuf, Py_ssize_t *lanes,
                      Py_ssize_t t0, Py_ssize_t nb, Py_ssize_t NBp,
                      Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K,
                      Py_ssize_t pad_h, Py_ssize_t pad_w, Py_ssize_t H_out, Py_ssize_t W_out,
@@ -265,8 +262,8 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
     cdef Py_ssize_t *lane_clip = lanes + 6 * nr  # 4 per lane
     cdef bint in_row, inside, out_row, whole
     cdef Py_ssize_t width
-    cdef real finite[S_NR]
-    cdef real *dst
+    cdef floating finite[S_NR]
+    cdef floating *dst
     for l in range(nr):
         finite[l] = 0
     for jp in range(npanels):
@@ -307,7 +304,7 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
             # patch origins relative to their channel; zeros outside the image
             for l in range(nr):
                 lane_in[l] = lane_in[l] + lane_h0[l] * W + lane_w0[l] if lane_in[l] >= 0 else 0
-            memset(d, 0, npos * nr * sizeof(real))
+            memset(d, 0, npos * nr * sizeof(floating))
         for c in range(C):
             if inside:
                 _gather_row(tile, x + lane_in[0] + (c * H + lane_h0[0]) * W + lane_w0[0], W, d)
@@ -317,14 +314,14 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
                 _gather_row(tile, rowbuf, tile * nr + 2, d)
             else:
                 _gather_patches(x + c * H * W, d, lane_in, lane_clip, W, nr, alpha)
-            if real is float:
+            if floating is float:
                 convlab_wino_input_s(tile, d, V + (jp * C + c) * nr, vstride)
             else:
                 convlab_wino_input_d(tile, d, V + (jp * C + c) * nr, vstride)
     for xi in range(npos):
         for jp in range(npanels):
             for ip in range(Kp // MR):
-                if real is float:
+                if floating is float:
                     convlab_sgemm_6x16(C, Up + (xi * Kp + ip * MR) * C, V + xi * vstride + jp * C * nr,
                                        M + (xi * Kp + ip * MR) * NBp + jp * nr, NBp, 0)
                 else:
@@ -356,7 +353,7 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
         # (only the last row and the last column of tiles can be partial)
         whole = out_row and lane_rows[0] == tile and lane_cols[nr - 1] == tile
         for k in range(K):
-            if real is float:
+            if floating is float:
                 convlab_wino_output_s(tile, M + k * NBp + jp * nr, Kp * NBp,
                                       bias[k] if bias != NULL else 0, y, finite)
             else:
@@ -383,8 +380,8 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
     return 0
 
 
-def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const real[::1] b,
-                 real[:, :, :, ::1] out, int pad_h, int pad_w, int num_threads=0,
+def conv_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w, const floating[::1] b,
+                 floating[:, :, :, ::1] out, int pad_h, int pad_w, int num_threads=0,
                  block_tiles=None, int tile=2):
     """Stride-1 3x3 convolution by Winograd's F(m x m, 3x3), writing ``out`` in place.
 
@@ -453,27 +450,27 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
     cdef Py_ssize_t alpha = tile + 2, npos = alpha * alpha
     cdef Py_ssize_t tiles_h = (H_out + tile - 1) // tile, tiles_w = (W_out + tile - 1) // tile
     cdef Py_ssize_t T = N * tiles_h * tiles_w
-    cdef Py_ssize_t NBp = tiles_per_block(C, K, sizeof(real), tile) if block_tiles is None else \
+    cdef Py_ssize_t NBp = tiles_per_block(C, K, sizeof(floating), tile) if block_tiles is None else \
         _round_up(max(int(block_tiles), 1), nr)
     cdef Py_ssize_t nblocks = (T + NBp - 1) // NBp, Kp = _round_up(K, MR), blk, nb
     Up_arr = transformed_filters(np.asarray(w), tile)
-    cdef const real[:, ::1] Up = Up_arr
-    cdef const real *bias = &b[0] if b.shape[0] > 0 else NULL
-    cdef real *V
-    cdef real *M
-    cdef real *d
-    cdef real *y
-    cdef real *rowbuf
+    cdef const floating[:, ::1] Up = Up_arr
+    cdef const floating *bias = &b[0] if b.shape[0] > 0 else NULL
+    cdef floating *V
+    cdef floating *M
+    cdef floating *d
+    cdef floating *y
+    cdef floating *rowbuf
     cdef Py_ssize_t *lanes
     cdef int[::1] failed = np.zeros(1, dtype=np.intc)
     cdef int[::1] nonfinite = np.zeros(nblocks, dtype=np.intc)
     num_threads = pick_threads(18.0 * N * K * C * H_out * W_out, FLOP_PER_THREAD, num_threads)
     with nogil, parallel(num_threads=num_threads):
-        V = <real *>malloc(npos * NBp * C * sizeof(real))
-        M = <real *>malloc(npos * Kp * NBp * sizeof(real))
-        d = <real *>malloc(npos * nr * sizeof(real))
-        y = <real *>malloc(tile * tile * nr * sizeof(real))
-        rowbuf = <real *>malloc(alpha * (tile * nr + 2) * sizeof(real))
+        V = <floating *>malloc(npos * NBp * C * sizeof(floating))
+        M = <floating *>malloc(npos * Kp * NBp * sizeof(floating))
+        d = <floating *>malloc(npos * nr * sizeof(floating))
+        y = <floating *>malloc(tile * tile * nr * sizeof(floating))
+        rowbuf = <floating *>malloc(alpha * (tile * nr + 2) * sizeof(floating))
         lanes = <Py_ssize_t *>malloc(10 * nr * sizeof(Py_ssize_t))
         if V == NULL or M == NULL or d == NULL or y == NULL or rowbuf == NULL or lanes == NULL:
             failed[0] = 1
