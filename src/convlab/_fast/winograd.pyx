@@ -221,51 +221,44 @@ cdef void _gather_patches(const floating *plane, floating *d, const Py_ssize_t *
                 d[(r * alpha + s) * nr + l] = src[r * W + s]
 
 
-cdef int _conv_block(const floating *x, const floating *Up, const floating *bias, floating *out,
-                     floating *V, floating *M, floating *d, floating *y, floating *rowbuf, Py_ssize_t *lanes,
-                     Py_ssize_t t0, Py_ssize_t nb, Py_ssize_t NBp,
-                     Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K,
-                     Py_ssize_t pad_h, Py_ssize_t pad_w, Py_ssize_t H_out, Py_ssize_t W_out,
-                     Py_ssize_t tiles_h, Py_ssize_t tiles_w, int tile) noexcept nogil:
-    """Convolve tiles ``t0 .. t0 + nb - 1`` (numbered over all images); return 1 if an
-    output is not finite, else 0.
+cdef struct _Shape:
+    # The sizes of one convolution, the same for all its blocks of tiles.
+    Py_ssize_t C, H, W  # input channels, rows and columns
+    Py_ssize_t K, Kp  # filters, and K rounded up to whole panels of MR
+    Py_ssize_t pad_h, pad_w
+    Py_ssize_t H_out, W_out
+    Py_ssize_t tiles_h, tiles_w  # m x m output tiles down and across a map
+    Py_ssize_t NBp  # tiles per block, a multiple of NR
+    int tile  # m: 2 for F(2x2, 3x3), 4 for F(4x4, 3x3)
+    Py_ssize_t alpha, npos  # input patches are alpha = m + 2 wide, with npos = alpha**2 positions
 
-    ``tile`` is m = 2 or 4 (F(m x m, 3 x 3)), ``alpha = m + 2`` and
-    ``npos = alpha**2``.  ``V`` (npos x NBp x C), ``M`` (npos x Kp x NBp),
-    ``d`` (npos x NR), ``y`` (m * m x NR), ``rowbuf`` (alpha x (m NR + 2))
-    and ``lanes`` (10 x NR) are this thread's work buffers.
 
-    1. input transform: ``V[xi][panel][c][lane] = (B^T d B)[xi]`` for the
-       patch of every tile and channel, written straight into the
-       micro-kernel's packed B layout (panels of NR tiles);
-    2. for each ``xi``: ``M[xi] (Kp x NBp) = U[xi] @ V[xi]``, one
-       micro-kernel call per MR x NR tile, the whole channel sum at once;
-    3. output transform: ``Y = A^T M A + bias`` per filter and tile, and the
-       valid pixels of each m x m tile are written to ``out``.
+# One block of tiles ``t0 .. t0 + nb - 1`` (numbered over all images, row by
+# row of tiles, image by image) is convolved in three steps, each on this
+# thread's work buffers: ``V`` (npos x NBp x C), ``M`` (npos x Kp x NBp),
+# ``d`` (npos x NR), ``y`` (m * m x NR), ``rowbuf`` (alpha x (m NR + 2)) and
+# ``lanes`` (7 x NR).  A panel of NR tiles side by side in one row of tiles
+# (the common case on large maps) is read and written with strided vector
+# copies; other panels tile by tile.
 
-    A panel of NR tiles side by side in one row of tiles (the common case
-    on large maps) is read and written with strided vector copies; other
-    panels tile by tile.
-    """
-    cdef Py_ssize_t nr = _nr(V), alpha = tile + 2, npos = alpha * alpha
-    cdef Py_ssize_t Kp = _round_up(K, MR), npanels = (nb + nr - 1) // nr
-    cdef Py_ssize_t per_image = tiles_h * tiles_w, vstride = NBp * C, P = H_out * W_out
-    cdef Py_ssize_t jp, l, t, n, ti, tj, c, xi, ip, k, a, b
+cdef void _transform_inputs(const _Shape *sh, const floating *x, floating *V, floating *d,
+                            floating *rowbuf, Py_ssize_t *lanes, Py_ssize_t t0,
+                            Py_ssize_t nb) noexcept nogil:
+    """Step 1: ``V[xi][panel][c][lane] = (B^T d B)[xi]`` for the patch ``d`` of every tile
+    and channel, written straight into the micro-kernel's packed B layout (panels of NR tiles)."""
+    cdef Py_ssize_t C = sh.C, H = sh.H, W = sh.W, alpha = sh.alpha, npos = sh.npos
+    cdef Py_ssize_t tiles_w = sh.tiles_w, per_image = sh.tiles_h * sh.tiles_w
+    cdef Py_ssize_t vstride = sh.NBp * C
+    cdef int tile = sh.tile
+    cdef Py_ssize_t nr = _nr(V), npanels = (nb + nr - 1) // nr
+    cdef Py_ssize_t jp, l, t, n, ti, tj, c
     # per lane of a panel: input offset of its image (-1: no tile), patch
-    # origin, output offset of its tile, valid output rows and columns
+    # origin, and the rows and columns of the patch inside the image
     cdef Py_ssize_t *lane_in = lanes
     cdef Py_ssize_t *lane_h0 = lanes + nr
     cdef Py_ssize_t *lane_w0 = lanes + 2 * nr
-    cdef Py_ssize_t *lane_out = lanes + 3 * nr
-    cdef Py_ssize_t *lane_rows = lanes + 4 * nr
-    cdef Py_ssize_t *lane_cols = lanes + 5 * nr
-    cdef Py_ssize_t *lane_clip = lanes + 6 * nr  # 4 per lane
-    cdef bint in_row, inside, out_row, whole
-    cdef Py_ssize_t width
-    cdef floating finite[S_NR]
-    cdef floating *dst
-    for l in range(nr):
-        finite[l] = 0
+    cdef Py_ssize_t *lane_clip = lanes + 3 * nr  # 4 per lane
+    cdef bint in_row, inside
     for jp in range(npanels):
         for l in range(nr):
             t = jp * nr + l
@@ -275,11 +268,8 @@ cdef int _conv_block(const floating *x, const floating *Up, const floating *bias
                 ti = (t % per_image) // tiles_w
                 tj = t % tiles_w
                 lane_in[l] = n * C * H * W
-                lane_h0[l] = tile * ti - pad_h
-                lane_w0[l] = tile * tj - pad_w
-                lane_out[l] = n * K * P + tile * ti * W_out + tile * tj
-                lane_rows[l] = min(tile, H_out - tile * ti)
-                lane_cols[l] = min(tile, W_out - tile * tj)
+                lane_h0[l] = tile * ti - sh.pad_h
+                lane_w0[l] = tile * tj - sh.pad_w
                 lane_clip[4 * l] = max(0, -lane_h0[l])
                 lane_clip[4 * l + 1] = min(alpha, H - lane_h0[l])
                 lane_clip[4 * l + 2] = max(0, -lane_w0[l])
@@ -288,9 +278,6 @@ cdef int _conv_block(const floating *x, const floating *Up, const floating *bias
                 lane_in[l] = -1
                 lane_h0[l] = 0
                 lane_w0[l] = 0
-                lane_out[l] = -1
-                lane_rows[l] = 0
-                lane_cols[l] = 0
                 lane_clip[4 * l] = lane_clip[4 * l + 1] = 0
                 lane_clip[4 * l + 2] = lane_clip[4 * l + 3] = 0
         # whole panel in one row of tiles (then lane l's patch and tile
@@ -318,7 +305,16 @@ cdef int _conv_block(const floating *x, const floating *Up, const floating *bias
                 convlab_wino_input_s(tile, d, V + (jp * C + c) * nr, vstride)
             else:
                 convlab_wino_input_d(tile, d, V + (jp * C + c) * nr, vstride)
-    for xi in range(npos):
+
+
+cdef void _multiply(const _Shape *sh, const floating *Up, const floating *V, floating *M,
+                    Py_ssize_t nb) noexcept nogil:
+    """Step 2: for each position ``xi``, ``M[xi] (Kp x NBp) = U[xi] @ V[xi]``, one
+    micro-kernel call per MR x NR tile, the whole channel sum at once."""
+    cdef Py_ssize_t C = sh.C, Kp = sh.Kp, NBp = sh.NBp, vstride = sh.NBp * sh.C
+    cdef Py_ssize_t nr = _nr(M), npanels = (nb + nr - 1) // nr
+    cdef Py_ssize_t xi, jp, ip
+    for xi in range(sh.npos):
         for jp in range(npanels):
             for ip in range(Kp // MR):
                 if floating is float:
@@ -327,8 +323,29 @@ cdef int _conv_block(const floating *x, const floating *Up, const floating *bias
                 else:
                     convlab_dgemm_6x8(C, Up + (xi * Kp + ip * MR) * C, V + xi * vstride + jp * C * nr,
                                       M + (xi * Kp + ip * MR) * NBp + jp * nr, NBp, 0)
+
+
+cdef int _transform_outputs(const _Shape *sh, const floating *M, const floating *bias, floating *out,
+                            floating *y, floating *rowbuf, Py_ssize_t *lanes, Py_ssize_t t0,
+                            Py_ssize_t nb) noexcept nogil:
+    """Step 3: ``Y = A^T M A + bias`` per filter and tile, and the valid pixels of each
+    m x m tile written to ``out``.  Returns 1 if an output is not finite, else 0."""
+    cdef Py_ssize_t K = sh.K, Kp = sh.Kp, NBp = sh.NBp, H_out = sh.H_out, W_out = sh.W_out
+    cdef Py_ssize_t tiles_w = sh.tiles_w, per_image = sh.tiles_h * sh.tiles_w, P = H_out * W_out
+    cdef int tile = sh.tile
+    cdef Py_ssize_t nr = _nr(y), npanels = (nb + nr - 1) // nr
+    cdef Py_ssize_t jp, l, t, n, ti, tj, k, a, b, width
+    # per lane of a panel: output offset of its tile (-1: no tile), valid
+    # output rows and columns
+    cdef Py_ssize_t *lane_out = lanes
+    cdef Py_ssize_t *lane_rows = lanes + nr
+    cdef Py_ssize_t *lane_cols = lanes + 2 * nr
+    cdef bint out_row, whole
+    cdef floating finite[S_NR]
+    cdef floating *dst
+    for l in range(nr):
+        finite[l] = 0
     for jp in range(npanels):
-        # the lanes of the output side (recomputed: the input loop reused the buffer)
         for l in range(nr):
             t = jp * nr + l
             if t < nb:
@@ -452,7 +469,10 @@ def conv_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef Py_ssize_t T = N * tiles_h * tiles_w
     cdef Py_ssize_t NBp = tiles_per_block(C, K, sizeof(floating), tile) if block_tiles is None else \
         _round_up(max(int(block_tiles), 1), nr)
-    cdef Py_ssize_t nblocks = (T + NBp - 1) // NBp, Kp = _round_up(K, MR), blk, nb
+    cdef Py_ssize_t nblocks = (T + NBp - 1) // NBp, Kp = _round_up(K, MR), blk, t0, nb
+    cdef _Shape shape = _Shape(C=C, H=H, W=W, K=K, Kp=Kp, pad_h=pad_h, pad_w=pad_w, H_out=H_out,
+                               W_out=W_out, tiles_h=tiles_h, tiles_w=tiles_w, NBp=NBp, tile=tile,
+                               alpha=alpha, npos=npos)
     Up_arr = transformed_filters(np.asarray(w), tile)
     cdef const floating[:, ::1] Up = Up_arr
     cdef const floating *bias = &b[0] if b.shape[0] > 0 else NULL
@@ -471,18 +491,19 @@ def conv_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
         d = <floating *>malloc(npos * nr * sizeof(floating))
         y = <floating *>malloc(tile * tile * nr * sizeof(floating))
         rowbuf = <floating *>malloc(alpha * (tile * nr + 2) * sizeof(floating))
-        lanes = <Py_ssize_t *>malloc(10 * nr * sizeof(Py_ssize_t))
+        lanes = <Py_ssize_t *>malloc(7 * nr * sizeof(Py_ssize_t))
         if V == NULL or M == NULL or d == NULL or y == NULL or rowbuf == NULL or lanes == NULL:
             failed[0] = 1
         else:
             for blk in prange(nblocks, schedule="dynamic"):
-                nb = T - blk * NBp
+                t0 = blk * NBp
+                nb = T - t0
                 if nb > NBp:
                     nb = NBp
-                nonfinite[blk] = _conv_block(&x[0, 0, 0, 0], &Up[0, 0], bias, &out[0, 0, 0, 0],
-                                             V, M, d, y, rowbuf, lanes, blk * NBp, nb, NBp,
-                                             C, H, W, K, pad_h, pad_w, H_out, W_out,
-                                             tiles_h, tiles_w, tile)
+                _transform_inputs(&shape, &x[0, 0, 0, 0], V, d, rowbuf, lanes, t0, nb)
+                _multiply(&shape, &Up[0, 0], V, M, nb)
+                nonfinite[blk] = _transform_outputs(&shape, M, bias, &out[0, 0, 0, 0], y, rowbuf,
+                                                    lanes, t0, nb)
         free(V)
         free(M)
         free(d)
