@@ -17,8 +17,10 @@
  *   transpose G x G values from G tap rows into G pixel rows of a cols.T
  *             panel (G = 8 floats or 4 doubles).
  *
- * Each comes in the versions of simd.h, which the dispatching functions at
- * the end choose between at run time.  Within one version the
+ * Each comes in the versions of simd.h, named for their path (convlab_sgemm_plain,
+ * convlab_sgemm_portable, convlab_sgemm_avx2, convlab_sgemm_avx512, ...),
+ * which the dispatching functions at the end choose between at run time
+ * (CONVLAB_DISPATCH).  Within one version the
  * results do not depend on how a product is split into tiles or threads;
  * between versions they differ by rounding only (the AVX2 kernels fuse each
  * multiply-add into one rounding, the others may not).

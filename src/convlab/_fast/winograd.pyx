@@ -30,15 +30,17 @@ the products over all channels, filters and tiles form one matrix product::
 with ``U[xi] = (G g G^T)[xi]`` for every filter and channel (computed once,
 in float64, then rounded to the input's dtype) and ``V[xi] = (B^T d B)[xi]``
 for every channel and tile.  Those 16 products run on the packed GEMM
-micro-kernels of ``conv_kernels.h`` (the same 6 x 16 float / 6 x 8 double
-register tiles as the direct convolution, with their plain, portable and
-AVX2 versions); the transforms are in ``winograd_kernels.h``.
+micro-kernels of ``conv_kernels.h`` (the 6 x 16 float / 6 x 8 double
+register tiles of the direct convolution, with their plain, portable and
+AVX2 versions; the narrow tiles on the avx512 path too); the transforms are
+in ``winograd_kernels.h``.
 
 **Blocks and threads.**  The tiles of all images are numbered one after
 the other and processed in blocks of ``NB`` tiles (a multiple of the
 micro-kernel's ``NR``), so that the block's ``V`` and ``M`` stay in the L2
-cache and small maps still fill whole panels.  OpenMP threads take whole
-blocks; every output is computed by one thread from its own block in a
+cache and small maps still fill whole panels; each block goes through the
+three steps above (:func:`_transform_inputs`, :func:`_multiply`,
+:func:`_transform_outputs`).  OpenMP threads take whole blocks; every output is computed by one thread from its own block in a
 fixed order, so the result does not depend on the number of threads.
 
 **F(4x4, 3x3).**  ``tile=4`` nests F(4, 3) instead: 6 x 6 input tiles,

@@ -6,7 +6,8 @@ AVX2 + FMA version (the convolution's products also as AVX-512). The fastest
 path this CPU runs is chosen when the kernels are imported, or the one the
 environment variable ``CONVLAB_SIMD`` names; :func:`set_simd_path` changes it
 and :func:`build_info` reports it. All three are also
-:mod:`convlab.fast_layers`'s own.
+:mod:`convlab.fast_layers`'s own. The path is one state for every kernel
+module, kept by :mod:`convlab._fast._runtime`.
 """
 
 import platform
