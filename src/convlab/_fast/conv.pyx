@@ -61,6 +61,7 @@ from libc.string cimport memcpy, memset
 
 from convlab._fast._runtime cimport share_runtime_state
 from convlab._fast._threads cimport pick_threads
+# the micro-kernels (plain, portable, AVX2, AVX-512) and their MR x NR tile: conv_kernels.h
 from convlab._fast.conv_kernels cimport CONVLAB_MAX_NR as MAX_NR
 from convlab._fast.conv_kernels cimport CONVLAB_MR as MR
 from convlab._fast.conv_kernels cimport (convlab_d_nr, convlab_dgemm_dw_tile, convlab_dgemm_tile,
