@@ -171,7 +171,7 @@ extensions = [
         [str(pyx)],
         include_dirs=[np.get_include(), str(FAST_DIR)],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        depends=[str(h) for h in sorted(FAST_DIR.glob("*.h"))] + [str(FAST_DIR / "_runtime.pxi")],
+        depends=[str(h) for h in sorted(FAST_DIR.glob("*.h")) + sorted(FAST_DIR.glob("*.pxd"))],
     )
     for pyx in sorted(FAST_DIR.glob("*.pyx"))
 ]

@@ -76,6 +76,67 @@ def test_set_simd_path_switches_every_kernel_module_and_rejects_bad_names():
         fast_layers.set_simd_path(before)
 
 
+# Outputs that differ between the plain and the AVX2 path (whose kernels fuse each multiply-add
+# into one rounding), one per kernel module: the float32 GELU rows of bn_act, a float32 direct
+# convolution and a float32 F(4x4, 3x3) Winograd convolution; and the direct convolution's tile
+# width, wider on the avx512 path.
+_PATH_PROBE = """
+import numpy as np
+from convlab._fast import bn_act, conv, winograd
+
+def probe():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 41)).astype(np.float32)
+    act = np.empty_like(x)
+    bn_act.scale_shift_act(x, np.full(3, 1.3, np.float32), np.full(3, 0.2, np.float32), 3, 0.0, act)
+    image = rng.standard_normal((1, 4, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    direct, wino = np.empty((2, 1, 5, 9, 9), np.float32)
+    conv.conv_forward(image, w, np.zeros(0, np.float32), direct, 1, 1, 1)
+    winograd.conv_forward(image, w, np.zeros(0, np.float32), wino, 1, 1, tile=4)
+    return {"bn_act": act.tobytes().hex(), "conv": direct.tobytes().hex(),
+            "winograd": wino.tobytes().hex(), "tile_columns": conv.tile_columns(4)}
+"""
+
+
+def test_a_path_set_once_reaches_every_kernel_module():
+    """The path is one state (convlab._fast._runtime), which every kernel module reads: switching
+    it changes every module's results, and a path set later gives what the same path chosen
+    at import (CONVLAB_SIMD, in a fresh process) gives."""
+    namespace = {}
+    exec(_PATH_PROBE, namespace)
+    before = fast_layers.build_info()["simd_path"]
+    results = {}
+    try:
+        for name in fast_layers.simd_paths():
+            fast_layers.set_simd_path(name)
+            results[name] = namespace["probe"]()
+            env = dict(os.environ, CONVLAB_SIMD=name)
+            fresh = subprocess.run([sys.executable, "-c", _PATH_PROBE + "print(repr(probe()))"], env=env,
+                                   capture_output=True, text=True, timeout=120)
+            assert fresh.returncode == 0, fresh.stderr
+            assert fresh.stdout.strip() == repr(results[name]), f"the {name} path set later differs"
+    finally:
+        fast_layers.set_simd_path(before)
+    if "avx2" in results:
+        for module in ("bn_act", "conv", "winograd"):
+            assert results["avx2"][module] != results["plain"][module], f"{module} ignored the path"
+    if "avx512" in results:
+        assert (results["avx512"]["tile_columns"], results["avx2"]["tile_columns"]) == (32, 16)
+
+
+def test_a_path_set_before_a_kernel_module_is_imported_reaches_it():
+    paths = fast_layers.simd_paths()
+    if "avx512" not in paths:
+        pytest.skip("needs the avx512 path, whose tiles are wider than the default's")
+    code = ("from convlab._fast import _runtime; _runtime.set_simd_path('avx2'); "
+            "from convlab._fast import conv; print(conv.tile_columns(4))")
+    done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, CONVLAB_SIMD="avx512"),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "16"
+
+
 def test_build_info_describes_the_build():
     info = fast_layers.build_info()
     assert info["simd_path"] in info["simd_paths"]

@@ -15,6 +15,17 @@ the CPU can run is chosen at import.  The environment variable
                architecture runs
 ``plain``      the plain C loops, the readable reference
 =============  ==============================================================
+
+The choice is one state for all the kernel modules, kept by
+:mod:`convlab._fast._runtime` (with the flag that makes a forked child run
+on one thread), and :func:`convlab.fast_layers.set_simd_path` changes it.
+
+The files: a Cython module per kernel (``conv.pyx``, ``winograd.pyx``,
+``pool.pyx``, ``bn_act.pyx``, ``im2col.pyx``); the C it calls in headers
+(``*_kernels.h``, one function per SIMD path and a dispatcher, with the
+dispatch macro and the CPU checks in ``simd.h`` and OpenMP's stand-in in
+``omp_compat.h``), each declared to Cython once, in the ``.pxd`` of the same
+name; the thread count policy in ``_threads.pxd``; and ``_runtime``.
 """
 
 import os

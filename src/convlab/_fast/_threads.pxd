@@ -1,10 +1,7 @@
 # cython: language_level=3
-"""How many OpenMP threads a kernel should use: shared by conv, pool and im2col."""
+"""How many OpenMP threads a kernel should use: shared by every kernel module."""
 
-cdef extern from "omp_compat.h":  # omp.h, or a one-thread stand-in
-    int omp_get_max_threads() noexcept nogil
-    void convlab_mark_forked_child() noexcept nogil
-    int convlab_in_forked_child() noexcept nogil
+from convlab._fast.omp_compat cimport convlab_in_forked_child, omp_get_max_threads
 
 
 cdef inline int pick_threads(double work, double work_per_thread, int num_threads) noexcept nogil:

@@ -31,16 +31,16 @@ rational approximation of ``erf`` accurate to 1.5e-7, i.e. to float32
 rounding).
 """
 
+from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport erf, exp, sqrt
 
+from convlab._fast._runtime cimport share_runtime_state
 from convlab._fast._threads cimport all_threads
+from convlab._fast.bn_act_kernels cimport convlab_act_row, convlab_dact_row, convlab_dot_row
+from convlab._fast.omp_compat cimport omp_get_max_threads
 
-include "_runtime.pxi"
-
-ctypedef fused real:
-    float
-    double
+share_runtime_state()  # the SIMD path and fork flag of convlab._fast._runtime
 
 cdef double INV_SQRT2 = 0.7071067811865476
 cdef double INV_SQRT2PI = 0.3989422804014327
@@ -56,13 +56,6 @@ def num_threads():
 # The float32 rows are C, written so that the compiler vectorises them (with
 # our own exp and erf: libm's are opaque calls), compiled for the baseline and
 # for AVX2 and chosen at run time: bn_act_kernels.h.
-cdef extern from "bn_act_kernels.h":
-    void convlab_act_row(const float* x, float* out, Py_ssize_t n, float g, float b,
-                         int act, float alpha) noexcept nogil
-    void convlab_dact_row(const float* dout, const float* x, float* dy, Py_ssize_t n,
-                          float g, float b, int act, float alpha) noexcept nogil
-    void convlab_dot_row(const float* dy, const float* x, Py_ssize_t n, float m,
-                         double* sdy, double* sdyx) noexcept nogil
 
 
 cdef inline double _gelu(double y) noexcept nogil:
@@ -75,12 +68,12 @@ cdef inline double _dgelu(double y) noexcept nogil:
 
 # ---------------------------------------------------------- row primitives
 
-cdef inline void _row_act(const real* x, real* out, Py_ssize_t P, real g, real b,
-                          int act, real alpha) noexcept nogil:
+cdef inline void _row_act(const floating* x, floating* out, Py_ssize_t P, floating g, floating b,
+                          int act, floating alpha) noexcept nogil:
     """out[p] = act(g * x[p] + b) for one contiguous row."""
     cdef Py_ssize_t p
-    cdef real y
-    if real is float:
+    cdef floating y
+    if floating is float:
         convlab_act_row(x, out, P, g, b, act, alpha)
     elif act == 1:
         for p in range(P):
@@ -98,12 +91,12 @@ cdef inline void _row_act(const real* x, real* out, Py_ssize_t P, real g, real b
             out[p] = g * x[p] + b
 
 
-cdef inline void _row_dact(const real* dout, const real* x, real* dy, Py_ssize_t P,
-                           real g, real b, int act, real alpha) noexcept nogil:
+cdef inline void _row_dact(const floating* dout, const floating* x, floating* dy, Py_ssize_t P,
+                           floating g, floating b, int act, floating alpha) noexcept nogil:
     """dy[p] = dout[p] * act'(g * x[p] + b); dy may alias dout."""
     cdef Py_ssize_t p
-    cdef real y
-    if real is float:
+    cdef floating y
+    if floating is float:
         convlab_dact_row(dout, x, dy, P, g, b, act, alpha)
     elif act == 1:
         for p in range(P):
@@ -123,9 +116,9 @@ cdef inline void _row_dact(const real* dout, const real* x, real* dy, Py_ssize_t
 
 # ------------------------------------------------------------------ kernels
 
-def bn_act_forward_train(const real[:, :, ::1] x, const real[::1] gamma,
-                         const real[::1] beta, double eps, int act, double alpha,
-                         real[:, :, ::1] out, double[::1] mean, double[::1] invstd):
+def bn_act_forward_train(const floating[:, :, ::1] x, const floating[::1] gamma,
+                         const floating[::1] beta, double eps, int act, double alpha,
+                         floating[:, :, ::1] out, double[::1] mean, double[::1] invstd):
     """Batch norm with batch statistics, then an activation.
 
     Parameters
@@ -144,8 +137,8 @@ def bn_act_forward_train(const real[:, :, ::1] x, const real[::1] gamma,
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], P = x.shape[2]
     cdef Py_ssize_t n, c, p
     cdef double s, ss, m, inv, M = N * P
-    cdef real mr, d, g, b
-    cdef const real* xr
+    cdef floating mr, d, g, b
+    cdef const floating* xr
     with nogil:
         for c in prange(C, schedule="static", num_threads=all_threads()):
             s = 0.0
@@ -154,7 +147,7 @@ def bn_act_forward_train(const real[:, :, ::1] x, const real[::1] gamma,
                 for p in range(P):
                     s = s + xr[p]
             m = s / M
-            mr = <real>m
+            mr = <floating>m
             ss = 0.0
             for n in range(N):
                 xr = &x[n, c, 0]
@@ -164,14 +157,14 @@ def bn_act_forward_train(const real[:, :, ::1] x, const real[::1] gamma,
             inv = 1.0 / sqrt(ss / M + eps)
             mean[c] = m
             invstd[c] = inv
-            g = <real>(gamma[c] * inv)
-            b = <real>(beta[c] - gamma[c] * inv * m)
+            g = <floating>(gamma[c] * inv)
+            b = <floating>(beta[c] - gamma[c] * inv * m)
             for n in range(N):
-                _row_act(&x[n, c, 0], &out[n, c, 0], P, g, b, act, <real>alpha)
+                _row_act(&x[n, c, 0], &out[n, c, 0], P, g, b, act, <floating>alpha)
 
 
-def scale_shift_act(const real[:, :, ::1] x, const real[::1] scale,
-                    const real[::1] shift, int act, double alpha, real[:, :, ::1] out):
+def scale_shift_act(const floating[:, :, ::1] x, const floating[::1] scale,
+                    const floating[::1] shift, int act, double alpha, floating[:, :, ::1] out):
     """``out = act(scale[c] * x + shift[c])``: batch norm in test mode.
 
     Parameters
@@ -186,12 +179,12 @@ def scale_shift_act(const real[:, :, ::1] x, const real[::1] scale,
         for nc in prange(N * C, schedule="static", num_threads=all_threads()):
             n = nc // C
             c = nc % C
-            _row_act(&x[n, c, 0], &out[n, c, 0], P, scale[c], shift[c], act, <real>alpha)
+            _row_act(&x[n, c, 0], &out[n, c, 0], P, scale[c], shift[c], act, <floating>alpha)
 
 
-def act_backward(const real[:, :, ::1] dout, const real[:, :, ::1] x,
-                 const real[::1] scale, const real[::1] shift, int act, double alpha,
-                 real[:, :, ::1] dy):
+def act_backward(const floating[:, :, ::1] dout, const floating[:, :, ::1] x,
+                 const floating[::1] scale, const floating[::1] shift, int act, double alpha,
+                 floating[:, :, ::1] dy):
     """Backward of :func:`scale_shift_act` through the activation only.
 
     ``dy = dout * act'(scale[c] * x + shift[c])``; ``dy`` may alias ``dout``.
@@ -203,13 +196,13 @@ def act_backward(const real[:, :, ::1] dout, const real[:, :, ::1] x,
             n = nc // C
             c = nc % C
             _row_dact(&dout[n, c, 0], &x[n, c, 0], &dy[n, c, 0], P,
-                      scale[c], shift[c], act, <real>alpha)
+                      scale[c], shift[c], act, <floating>alpha)
 
 
-def bn_act_backward(const real[:, :, ::1] dout, const real[:, :, ::1] x,
+def bn_act_backward(const floating[:, :, ::1] dout, const floating[:, :, ::1] x,
                     const double[::1] mean, const double[::1] invstd,
-                    const real[::1] gamma, const real[::1] beta, int act, double alpha,
-                    real[:, :, ::1] dx, double[::1] dgamma, double[::1] dbeta):
+                    const floating[::1] gamma, const floating[::1] beta, int act, double alpha,
+                    floating[:, :, ::1] dx, double[::1] dgamma, double[::1] dbeta):
     """Backward pass of :func:`bn_act_forward_train`.
 
     Parameters
@@ -231,22 +224,22 @@ def bn_act_backward(const real[:, :, ::1] dout, const real[:, :, ::1] x,
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], P = x.shape[2]
     cdef Py_ssize_t n, c, p
     cdef double sdy, sdyx, M = N * P
-    cdef real g, b, mr, ir, k0, k1, k2
-    cdef const real* xr
-    cdef real* dr
+    cdef floating g, b, mr, ir, k0, k1, k2
+    cdef const floating* xr
+    cdef floating* dr
     with nogil:
         for c in prange(C, schedule="static", num_threads=all_threads()):
-            mr = <real>mean[c]
-            ir = <real>invstd[c]
-            g = <real>(gamma[c] * invstd[c])
-            b = <real>(beta[c] - gamma[c] * invstd[c] * mean[c])
+            mr = <floating>mean[c]
+            ir = <floating>invstd[c]
+            g = <floating>(gamma[c] * invstd[c])
+            b = <floating>(beta[c] - gamma[c] * invstd[c] * mean[c])
             sdy = 0.0
             sdyx = 0.0
             for n in range(N):
                 xr = &x[n, c, 0]
                 dr = &dx[n, c, 0]
-                _row_dact(&dout[n, c, 0], xr, dr, P, g, b, act, <real>alpha)
-                if real is float:
+                _row_dact(&dout[n, c, 0], xr, dr, P, g, b, act, <floating>alpha)
+                if floating is float:
                     convlab_dot_row(dr, xr, P, mr, &sdy, &sdyx)
                 else:
                     for p in range(P):
@@ -256,9 +249,9 @@ def bn_act_backward(const real[:, :, ::1] dout, const real[:, :, ::1] x,
             dbeta[c] = sdy
             dgamma[c] = sdyx
             # dx = gamma*inv * (dy - sdy/M - (x - mean)*inv * sdyx/M)
-            k0 = <real>(gamma[c] * invstd[c])
-            k1 = <real>(sdy / M)
-            k2 = <real>(invstd[c] * sdyx / M)
+            k0 = <floating>(gamma[c] * invstd[c])
+            k1 = <floating>(sdy / M)
+            k2 = <floating>(invstd[c] * sdyx / M)
             for n in range(N):
                 xr = &x[n, c, 0]
                 dr = &dx[n, c, 0]

@@ -10,7 +10,7 @@
  * The same source is compiled twice: for the baseline of the target (the
  * compiler vectorises it with SSE2 on x86-64, NEON on arm64; this is both
  * the plain and the portable path) and, on x86-64, for AVX2 + FMA (8 floats
- * per vector); simd.h says how one is chosen at run time.
+ * per vector); CONVLAB_DISPATCH (simd.h) chooses one at run time.
  */
 #ifndef CONVLAB_BN_ACT_KERNELS_H
 #define CONVLAB_BN_ACT_KERNELS_H
@@ -100,27 +100,28 @@ static void convlab_act_row_plain(CONVLAB_ACT_ROW_ARGS) { CONVLAB_ACT_ROW_BODY }
 static void convlab_dact_row_plain(CONVLAB_DACT_ROW_ARGS) { CONVLAB_DACT_ROW_BODY }
 static void convlab_dot_row_plain(CONVLAB_DOT_ROW_ARGS) { CONVLAB_DOT_ROW_BODY }
 
+/* the portable path: the same plain code, which the compiler vectorises for the baseline */
+#define convlab_act_row_portable convlab_act_row_plain
+#define convlab_dact_row_portable convlab_dact_row_plain
+#define convlab_dot_row_portable convlab_dot_row_plain
+
 #ifdef CONVLAB_HAVE_AVX2
 CONVLAB_TARGET_AVX2 static void convlab_act_row_avx2(CONVLAB_ACT_ROW_ARGS) { CONVLAB_ACT_ROW_BODY }
 CONVLAB_TARGET_AVX2 static void convlab_dact_row_avx2(CONVLAB_DACT_ROW_ARGS) { CONVLAB_DACT_ROW_BODY }
 CONVLAB_TARGET_AVX2 static void convlab_dot_row_avx2(CONVLAB_DOT_ROW_ARGS) { CONVLAB_DOT_ROW_BODY }
-#define CONVLAB_BN_DISPATCH(NAME, ARGS) \
-    if (CONVLAB_USE_AVX2) NAME##_avx2 ARGS; else NAME##_plain ARGS;
-#else
-#define CONVLAB_BN_DISPATCH(NAME, ARGS) NAME##_plain ARGS;
 #endif
 
-static void convlab_act_row(CONVLAB_ACT_ROW_ARGS)
+CONVLAB_DISPATCHER void convlab_act_row(CONVLAB_ACT_ROW_ARGS)
 {
-    CONVLAB_BN_DISPATCH(convlab_act_row, (x, out, n, g, b, act, alpha))
+    CONVLAB_DISPATCH(convlab_act_row, (x, out, n, g, b, act, alpha))
 }
-static void convlab_dact_row(CONVLAB_DACT_ROW_ARGS)
+CONVLAB_DISPATCHER void convlab_dact_row(CONVLAB_DACT_ROW_ARGS)
 {
-    CONVLAB_BN_DISPATCH(convlab_dact_row, (dout, x, dy, n, g, b, act, alpha))
+    CONVLAB_DISPATCH(convlab_dact_row, (dout, x, dy, n, g, b, act, alpha))
 }
-static void convlab_dot_row(CONVLAB_DOT_ROW_ARGS)
+CONVLAB_DISPATCHER void convlab_dot_row(CONVLAB_DOT_ROW_ARGS)
 {
-    CONVLAB_BN_DISPATCH(convlab_dot_row, (dy, x, n, m, sdy, sdyx))
+    CONVLAB_DISPATCH(convlab_dot_row, (dy, x, n, m, sdy, sdyx))
 }
 
 #endif /* CONVLAB_BN_ACT_KERNELS_H */

@@ -54,48 +54,25 @@ one thread in a fixed order, and the ``dw`` chunk partial sums are added in
 chunk order, so results are bitwise identical for any thread count.
 """
 
+from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
+from convlab._fast._runtime cimport share_runtime_state
 from convlab._fast._threads cimport pick_threads
+# the micro-kernels (plain, portable, AVX2, AVX-512) and their MR x NR tile: conv_kernels.h
+from convlab._fast.conv_kernels cimport CONVLAB_MAX_NR as MAX_NR
+from convlab._fast.conv_kernels cimport CONVLAB_MR as MR
+from convlab._fast.conv_kernels cimport (convlab_d_nr, convlab_dgemm_dw_tile, convlab_dgemm_tile,
+                                         convlab_dgemm_tile_rows, convlab_s_nr, convlab_sgemm_dw_tile,
+                                         convlab_sgemm_tile, convlab_sgemm_tile_rows,
+                                         convlab_transpose_4x4_pd, convlab_transpose_8x8_ps)
 
 import numpy as np
 
-ctypedef fused real:
-    float
-    double
 
-
-# The micro-kernels, in plain C, portable vector, AVX2 and AVX-512 versions,
-# and the functions that dispatch between them: conv_kernels.h.  A tile is
-# MR x NR, and NR (convlab_s_nr / convlab_d_nr) depends on the SIMD path: 16
-# floats or 8 doubles, twice that on the AVX-512 path.
-cdef extern from "conv_kernels.h":
-    Py_ssize_t convlab_s_nr() noexcept nogil
-    Py_ssize_t convlab_d_nr() noexcept nogil
-    void convlab_sgemm_tile(Py_ssize_t kc, const float *A, const float *B, float *C,
-                            Py_ssize_t ldc, int accumulate) noexcept nogil
-    void convlab_dgemm_tile(Py_ssize_t kc, const double *A, const double *B, double *C,
-                            Py_ssize_t ldc, int accumulate) noexcept nogil
-    void convlab_sgemm_tile_rows(Py_ssize_t kc, const float *A, const float *base,
-                                 const Py_ssize_t *off, float *C, Py_ssize_t ldc,
-                                 int accumulate) noexcept nogil
-    void convlab_dgemm_tile_rows(Py_ssize_t kc, const double *A, const double *base,
-                                 const Py_ssize_t *off, double *C, Py_ssize_t ldc,
-                                 int accumulate) noexcept nogil
-    void convlab_sgemm_dw_tile(Py_ssize_t nrows, Py_ssize_t ncols, const float *base,
-                               const Py_ssize_t *off, Py_ssize_t ld, const float *B, float *C,
-                               Py_ssize_t ldc, int accumulate) noexcept nogil
-    void convlab_dgemm_dw_tile(Py_ssize_t nrows, Py_ssize_t ncols, const double *base,
-                               const Py_ssize_t *off, Py_ssize_t ld, const double *B, double *C,
-                               Py_ssize_t ldc, int accumulate) noexcept nogil
-    void convlab_transpose_8x8_ps(const float *base, const Py_ssize_t *off, float *dst,
-                                  Py_ssize_t ldd) noexcept nogil
-    void convlab_transpose_4x4_pd(const double *base, const Py_ssize_t *off, double *dst,
-                                  Py_ssize_t ldd) noexcept nogil
-
-include "_runtime.pxi"
+share_runtime_state()  # the SIMD path and fork flag of convlab._fast._runtime
 
 
 # Blocking parameters (elements): KC taps per block keeps a B panel (KC x NR)
@@ -107,9 +84,7 @@ include "_runtime.pxi"
 # core is busy, a second thread can make a small problem slower, since it
 # waits to be scheduled: set OMP_NUM_THREADS=1 there.
 cdef enum:
-    MR = 6
     KC = 256
-    MAX_NR = 32
     S_NC = 384
     D_NC = 192
     DW_CHUNK = 8
@@ -120,58 +95,58 @@ cdef inline Py_ssize_t _round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b * b
 
 
-cdef inline Py_ssize_t _nr(const real *dummy) noexcept nogil:
+cdef inline Py_ssize_t _nr(const floating *dummy) noexcept nogil:
     """NR, the width of a tile on the current SIMD path (at most MAX_NR; NC is a multiple)."""
-    if real is float:
+    if floating is float:
         return convlab_s_nr()
     else:
         return convlab_d_nr()
 
 
-cdef inline Py_ssize_t _nc(real *dummy) noexcept nogil:
-    if real is float:
+cdef inline Py_ssize_t _nc(floating *dummy) noexcept nogil:
+    if floating is float:
         return S_NC
     else:
         return D_NC
 
 
-cdef inline void _gemm_tile(Py_ssize_t kc, const real *A, const real *B, real *C,
+cdef inline void _gemm_tile(Py_ssize_t kc, const floating *A, const floating *B, floating *C,
                             Py_ssize_t ldc, int accumulate) noexcept nogil:
-    if real is float:
+    if floating is float:
         convlab_sgemm_tile(kc, A, B, C, ldc, accumulate)
     else:
         convlab_dgemm_tile(kc, A, B, C, ldc, accumulate)
 
 
-cdef inline void _gemm_tile_rows(Py_ssize_t kc, const real *A, const real *base,
-                                 const Py_ssize_t *off, real *C, Py_ssize_t ldc,
+cdef inline void _gemm_tile_rows(Py_ssize_t kc, const floating *A, const floating *base,
+                                 const Py_ssize_t *off, floating *C, Py_ssize_t ldc,
                                  int accumulate) noexcept nogil:
-    if real is float:
+    if floating is float:
         convlab_sgemm_tile_rows(kc, A, base, off, C, ldc, accumulate)
     else:
         convlab_dgemm_tile_rows(kc, A, base, off, C, ldc, accumulate)
 
 
-cdef inline void _gemm_dw_tile(Py_ssize_t nrows, Py_ssize_t ncols, const real *base,
-                               const Py_ssize_t *off, Py_ssize_t ld, const real *B, real *C,
+cdef inline void _gemm_dw_tile(Py_ssize_t nrows, Py_ssize_t ncols, const floating *base,
+                               const Py_ssize_t *off, Py_ssize_t ld, const floating *B, floating *C,
                                Py_ssize_t ldc) noexcept nogil:
-    if real is float:
+    if floating is float:
         convlab_sgemm_dw_tile(nrows, ncols, base, off, ld, B, C, ldc, 1)
     else:
         convlab_dgemm_dw_tile(nrows, ncols, base, off, ld, B, C, ldc, 1)
 
 
-cdef void _pad_image(const real *x, real *xpad, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+cdef void _pad_image(const floating *x, floating *xpad, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                      Py_ssize_t pad_h, Py_ssize_t pad_w) noexcept nogil:
     """Copy one (C, H, W) image into a zeroed (C, H + 2 pad_h, W + 2 pad_w) buffer."""
     cdef Py_ssize_t Hp = H + 2 * pad_h, Wp = W + 2 * pad_w, c, h
-    memset(xpad, 0, C * Hp * Wp * sizeof(real))
+    memset(xpad, 0, C * Hp * Wp * sizeof(floating))
     for c in range(C):
         for h in range(H):
-            memcpy(xpad + (c * Hp + h + pad_h) * Wp + pad_w, x + (c * H + h) * W, W * sizeof(real))
+            memcpy(xpad + (c * Hp + h + pad_h) * Wp + pad_w, x + (c * H + h) * W, W * sizeof(floating))
 
 
-cdef inline void _copy_panel_row(real *dst, const real *src, Py_ssize_t nr) noexcept nogil:
+cdef inline void _copy_panel_row(floating *dst, const floating *src, Py_ssize_t nr) noexcept nogil:
     """Copy ``nr`` (8, 16 or 32) contiguous values.
 
     One loop of fixed length per tile width, which the compiler turns into a
@@ -189,7 +164,7 @@ cdef inline void _copy_panel_row(real *dst, const real *src, Py_ssize_t nr) noex
             dst[t] = src[t]
 
 
-cdef void _pack_cols(const real *xpad, real *Bp, Py_ssize_t nr, Py_ssize_t Hp, Py_ssize_t Wp,
+cdef void _pack_cols(const floating *xpad, floating *Bp, Py_ssize_t nr, Py_ssize_t Hp, Py_ssize_t Wp,
                      Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t stride, Py_ssize_t W_out,
                      Py_ssize_t k0, Py_ssize_t kb, Py_ssize_t p0, Py_ssize_t nb) noexcept nogil:
     """Write rows ``k0:k0+kb``, columns ``p0:p0+nb`` of im2col(xpad) as NR-wide panels.
@@ -201,9 +176,9 @@ cdef void _pack_cols(const real *xpad, real *Bp, Py_ssize_t nr, Py_ssize_t Hp, P
     """
     cdef Py_ssize_t npanels = (nb + nr - 1) // nr
     cdef Py_ssize_t kk, k, c, i, j, jp, q, qend, l, run, t, p, ho, wo
-    cdef const real *tap
-    cdef const real *src
-    cdef real *dst
+    cdef const floating *tap
+    cdef const floating *src
+    cdef floating *dst
     for kk in range(kb):
         k = k0 + kk
         c = k // (HH * WW)
@@ -243,8 +218,8 @@ cdef void _pack_cols(const real *xpad, real *Bp, Py_ssize_t nr, Py_ssize_t Hp, P
                 l = l + 1
 
 
-cdef void _conv_image(const real *x, const real *Ap, const real *bias, real *out,
-                      real *xpad, real *Bp, real *Cbuf, const Py_ssize_t *off,
+cdef void _conv_image(const floating *x, const floating *Ap, const floating *bias, floating *out,
+                      floating *xpad, floating *Bp, floating *Cbuf, const Py_ssize_t *off,
                       Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t F,
                       Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t stride,
                       Py_ssize_t pad_h, Py_ssize_t pad_w) noexcept nogil:
@@ -283,9 +258,9 @@ cdef void _conv_image(const real *x, const real *Ap, const real *bias, real *out
     cdef Py_ssize_t nkb = (K + KC - 1) // KC
     cdef Py_ssize_t kc = (K + nkb - 1) // nkb
     cdef Py_ssize_t q0, nb, npanels, k0, kb, jp, ip, f, q, qend, ho, wo, q0_blk, k0_blk
-    cdef real bf
-    cdef real *dst
-    cdef const real *src
+    cdef floating bf
+    cdef floating *dst
+    cdef const floating *src
     _pad_image(x, xpad, C, H, W, pad_h, pad_w)
     for q0_blk in range((Q + nc - 1) // nc):
         q0 = q0_blk * nc
@@ -378,19 +353,19 @@ def _tap_offsets(Py_ssize_t K, Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t Hp, Py_s
                                 dtype=np.intp)
 
 
-def _pack_filters(const real[:, ::1] wm):
+def _pack_filters(const floating[:, ::1] wm):
     """Pack a (M, K) matrix into ceil(M / MR) panels of shape (K, MR), zero-padded."""
     cdef Py_ssize_t M = wm.shape[0], K = wm.shape[1], m, k
-    Ap = np.zeros(_round_up(M, MR) * K, dtype=np.float32 if real is float else np.float64)
-    cdef real[::1] ap = Ap
+    Ap = np.zeros(_round_up(M, MR) * K, dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] ap = Ap
     for m in range(M):
         for k in range(K):
             ap[((m // MR) * K + k) * MR + m % MR] = wm[m, k]
     return Ap
 
 
-def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const real[::1] b,
-                 real[:, :, :, ::1] out, int stride, int pad_h, int pad_w, int num_threads=0,
+def conv_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w, const floating[::1] b,
+                 floating[:, :, :, ::1] out, int stride, int pad_h, int pad_w, int num_threads=0,
                  implicit=None):
     """Convolution forward pass, writing ``out`` in place.
 
@@ -422,26 +397,26 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
         np.asarray(out)[...] = np.asarray(b)[:, None, None] if b.shape[0] > 0 else 0
         return
     cdef bint use_implicit = _choose_implicit(implicit, "conv_forward", C, Hp, Wp, stride,
-                                              sizeof(real))
+                                              sizeof(floating))
     Ap_arr = _pack_filters(np.asarray(w).reshape(F, K))
-    cdef const real[::1] Ap = Ap_arr
-    cdef const real *bias = &b[0] if b.shape[0] > 0 else NULL
+    cdef const floating[::1] Ap = Ap_arr
+    cdef const floating *bias = &b[0] if b.shape[0] > 0 else NULL
     cdef Py_ssize_t[::1] off = _tap_offsets(K, HH, WW, Hp, Wp, K)  # for the implicit GEMM
     # the implicit GEMM's last tile reads up to WW + NR values past the image
     cdef Py_ssize_t xpad_size = C * Hp * Wp + (WW + nr if use_implicit else 0)
-    cdef real *xpad
-    cdef real *Bp
-    cdef real *Cbuf
+    cdef floating *xpad
+    cdef floating *Bp
+    cdef floating *Cbuf
     cdef int[::1] failed = np.zeros(1, dtype=np.intc)
     num_threads = pick_threads(2.0 * N * F * K * P, CONV_FLOP_PER_THREAD, num_threads)
     with nogil, parallel(num_threads=num_threads):
-        xpad = <real *>malloc(xpad_size * sizeof(real))
-        Bp = NULL if use_implicit else <real *>malloc(KC * nc * sizeof(real))  # packed columns
-        Cbuf = <real *>malloc(_round_up(F, MR) * nc * sizeof(real))
+        xpad = <floating *>malloc(xpad_size * sizeof(floating))
+        Bp = NULL if use_implicit else <floating *>malloc(KC * nc * sizeof(floating))  # packed columns
+        Cbuf = <floating *>malloc(_round_up(F, MR) * nc * sizeof(floating))
         if xpad == NULL or (Bp == NULL and not use_implicit) or Cbuf == NULL:
             failed[0] = 1
         else:
-            memset(xpad, 0, xpad_size * sizeof(real))
+            memset(xpad, 0, xpad_size * sizeof(floating))
             for n in prange(N, schedule="dynamic"):
                 _conv_image(&x[n, 0, 0, 0], &Ap[0], bias, &out[n, 0, 0, 0], xpad, Bp, Cbuf,
                             &off[0] if use_implicit else NULL,
@@ -453,7 +428,7 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
         raise MemoryError("conv_forward: could not allocate the per-thread work buffers")
 
 
-cdef void _pack_cols_transposed(const real *xpad, real *Bp, Py_ssize_t nr, Py_ssize_t Hp,
+cdef void _pack_cols_transposed(const floating *xpad, floating *Bp, Py_ssize_t nr, Py_ssize_t Hp,
                                 Py_ssize_t Wp, Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t stride,
                                 Py_ssize_t W_out, Py_ssize_t K, Py_ssize_t k0, Py_ssize_t p0,
                                 Py_ssize_t nb) noexcept nogil:
@@ -466,10 +441,10 @@ cdef void _pack_cols_transposed(const real *xpad, real *Bp, Py_ssize_t nr, Py_ss
     4 doubles); other pixels are gathered one at a time.
     """
     cdef Py_ssize_t toff[MAX_NR]  # offset of each tap in the padded image
-    cdef Py_ssize_t g = 8 if real is float else 4
+    cdef Py_ssize_t g = 8 if floating is float else 4
     cdef Py_ssize_t l, l0, k, c, i, j, q, ho, wo
     cdef bint full = k0 + nr <= K
-    cdef const real *base
+    cdef const floating *base
     for l in range(nr):
         k = k0 + l
         if k >= K:
@@ -486,7 +461,7 @@ cdef void _pack_cols_transposed(const real *xpad, real *Bp, Py_ssize_t nr, Py_ss
         if stride == 1 and full and nb - q >= g and W_out - wo >= g:
             l0 = 0
             while l0 < nr:
-                if real is float:
+                if floating is float:
                     convlab_transpose_8x8_ps(base, &toff[l0], Bp + q * nr + l0, nr)
                 else:
                     convlab_transpose_4x4_pd(base, &toff[l0], Bp + q * nr + l0, nr)
@@ -503,7 +478,8 @@ cdef void _pack_cols_transposed(const real *xpad, real *Bp, Py_ssize_t nr, Py_ss
             ho = ho + 1
 
 
-cdef void _dw_chunk(const real *x, const real *dout, real *dw, real *db, real *xpad, real *Ap, real *Bp,
+cdef void _dw_chunk(const floating *x, const floating *dout, floating *dw, floating *db, floating *xpad,
+                    floating *Ap, floating *Bp,
                     Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                     Py_ssize_t F, Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t stride,
                     Py_ssize_t pad) noexcept nogil:
@@ -521,9 +497,9 @@ cdef void _dw_chunk(const real *x, const real *dout, real *dw, real *db, real *x
     cdef Py_ssize_t P = H_out * W_out, K = C * HH * WW
     cdef Py_ssize_t Fp = _round_up(F, MR), Kp = _round_up(K, nr)
     cdef Py_ssize_t n, p0, p0_blk, nb, ip, jp, q, i, f
-    cdef real row_sum
-    cdef const real *d
-    cdef real *dst
+    cdef floating row_sum
+    cdef const floating *d
+    cdef floating *dst
     for n in range(n0, n1):
         _pad_image(x + n * C * H * W, xpad, C, H, W, pad, pad)
         d = dout + n * F * P
@@ -551,8 +527,9 @@ cdef void _dw_chunk(const real *x, const real *dout, real *dw, real *db, real *x
                     _gemm_tile(nb, Ap + ip * nb * MR, Bp, dw + ip * MR * Kp + jp * nr, Kp, 1)
 
 
-cdef void _dw_chunk_implicit(const real *x, const real *dout, real *dwt, real *db, real *xpad,
-                             real *doutt, const Py_ssize_t *off, Py_ssize_t n0, Py_ssize_t n1,
+cdef void _dw_chunk_implicit(const floating *x, const floating *dout, floating *dwt, floating *db,
+                             floating *xpad, floating *doutt, const Py_ssize_t *off,
+                             Py_ssize_t n0, Py_ssize_t n1,
                              Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t F,
                              Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t pad) noexcept nogil:
     """Stride 1: add ``sum over images n0:n1 of cols[n] (K, P) @ dout[n].T (P, F)`` to ``dwt``.
@@ -575,8 +552,8 @@ cdef void _dw_chunk_implicit(const real *x, const real *dout, real *dwt, real *d
     cdef Py_ssize_t Kp = _round_up(K, MR), Fq = _round_up(F, nr)
     cdef Py_ssize_t rows_per_block = KC // W_out if W_out < KC else 1
     cdef Py_ssize_t n, f, p, l, jf, ip, r0, r_blk, nrows
-    cdef real row_sum
-    cdef const real *d
+    cdef floating row_sum
+    cdef const floating *d
     for n in range(n0, n1):
         _pad_image(x + n * C * H * W, xpad, C, H, W, pad, pad)
         d = dout + n * F * P
@@ -605,7 +582,7 @@ cdef void _dw_chunk_implicit(const real *x, const real *dout, real *dwt, real *d
                                   dwt + ip * MR * Fq + jf * nr, Fq)
 
 
-def conv_backward_weights(const real[:, :, :, ::1] x, const real[:, :, :, ::1] dout,
+def conv_backward_weights(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dout,
                           int HH, int WW, int stride, int pad, int num_threads=0, implicit=None):
     """Gradients of the filters and biases: ``dw = sum_n dout[n] @ cols[n].T``, ``db``.
 
@@ -644,11 +621,11 @@ def conv_backward_weights(const real[:, :, :, ::1] x, const real[:, :, :, ::1] d
     cdef Py_ssize_t Hp = H + 2 * <Py_ssize_t>pad, Wp = W + 2 * <Py_ssize_t>pad
     cdef Py_ssize_t nr = _nr(&x[0, 0, 0, 0])
     cdef Py_ssize_t rows, cols  # of each chunk's padded partial sum
-    dtype = np.float32 if real is float else np.float64
+    dtype = np.float32 if floating is float else np.float64
     if nchunks == 0 or F == 0 or K == 0:
         return np.zeros((F, K), dtype=dtype), np.asarray(dout).sum(axis=(0, 2, 3))
     cdef bint use_implicit = _choose_implicit(implicit, "conv_backward_weights", C, Hp, Wp, stride,
-                                              sizeof(real))
+                                              sizeof(floating))
     if use_implicit:  # dw.T: taps x filters
         rows, cols = _round_up(K, MR), _round_up(F, nr)
     else:  # dw: filters x taps
@@ -656,19 +633,19 @@ def conv_backward_weights(const real[:, :, :, ::1] x, const real[:, :, :, ::1] d
     cdef Py_ssize_t[::1] off = _tap_offsets(K, HH, WW, Hp, Wp, _round_up(K, MR))  # whole MR panels
     partial_arr = np.zeros((nchunks, rows, cols), dtype=dtype)
     partial_db_arr = np.zeros((nchunks, F), dtype=dtype)
-    cdef real[:, :, ::1] partial = partial_arr
-    cdef real[:, ::1] partial_db = partial_db_arr
-    cdef real *xpad
-    cdef real *Ap
-    cdef real *Bp
+    cdef floating[:, :, ::1] partial = partial_arr
+    cdef floating[:, ::1] partial_db = partial_db_arr
+    cdef floating *xpad
+    cdef floating *Ap
+    cdef floating *Bp
     # work buffers: packed dout rows and a cols.T panel, or the transposed dout
     cdef Py_ssize_t ap_size = cols * P if use_implicit else rows * KC
     cdef int[::1] failed = np.zeros(1, dtype=np.intc)
     num_threads = pick_threads(2.0 * N * F * K * P, CONV_FLOP_PER_THREAD, num_threads)
     with nogil, parallel(num_threads=num_threads):
-        xpad = <real *>malloc(C * Hp * Wp * sizeof(real))
-        Ap = <real *>malloc(ap_size * sizeof(real))
-        Bp = NULL if use_implicit else <real *>malloc(KC * nr * sizeof(real))
+        xpad = <floating *>malloc(C * Hp * Wp * sizeof(floating))
+        Ap = <floating *>malloc(ap_size * sizeof(floating))
+        Bp = NULL if use_implicit else <floating *>malloc(KC * nr * sizeof(floating))
         if xpad == NULL or Ap == NULL or (Bp == NULL and not use_implicit):
             failed[0] = 1
         else:
@@ -699,7 +676,8 @@ def conv_backward_weights(const real[:, :, :, ::1] x, const real[:, :, :, ::1] d
     return np.ascontiguousarray(dw[:F, :K]), db
 
 
-cdef void _dx_image(const real *dout, const real *Atp, real *dx, real *dxpad, real *Bp, real *dcols,
+cdef void _dx_image(const floating *dout, const floating *Atp, floating *dx, floating *dxpad, floating *Bp,
+                    floating *dcols,
                     Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t F,
                     Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t stride, Py_ssize_t pad) noexcept nogil:
     """One image's input gradient by col2im: ``dx = col2im(Wm.T @ dout)``, block by block."""
@@ -708,10 +686,10 @@ cdef void _dx_image(const real *dout, const real *Atp, real *dx, real *dxpad, re
     cdef Py_ssize_t H_out = (Hp - HH) // stride + 1, W_out = (Wp - WW) // stride + 1
     cdef Py_ssize_t P = H_out * W_out, K = C * HH * WW, Kp = _round_up(K, MR)
     cdef Py_ssize_t p0, nb, npanels, f0, fb, f, jp, ip, l, q, k, c, i, j, ho, wo, h, p0_blk, f0_blk, run, t
-    cdef real *dst
-    cdef real *plane
-    cdef const real *src
-    memset(dxpad, 0, C * Hp * Wp * sizeof(real))
+    cdef floating *dst
+    cdef floating *plane
+    cdef const floating *src
+    memset(dxpad, 0, C * Hp * Wp * sizeof(floating))
     for p0_blk in range((P + nc - 1) // nc):
         p0 = p0_blk * nc
         nb = P - p0
@@ -764,11 +742,11 @@ cdef void _dx_image(const real *dout, const real *Atp, real *dx, real *dxpad, re
                 ho = ho + 1
     for c in range(C):
         for h in range(H):
-            memcpy(dx + (c * H + h) * W, dxpad + (c * Hp + h + pad) * Wp + pad, W * sizeof(real))
+            memcpy(dx + (c * H + h) * W, dxpad + (c * Hp + h + pad) * Wp + pad, W * sizeof(floating))
 
 
-def conv_backward_input_col2im(const real[:, :, :, ::1] dout, const real[:, :, :, ::1] w,
-                               real[:, :, :, ::1] dx, int stride, int pad, int num_threads=0):
+def conv_backward_input_col2im(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::1] w,
+                               floating[:, :, :, ::1] dx, int stride, int pad, int num_threads=0):
     """Gradient of the input for any stride: col2im of ``Wm.T @ dout[n]``, in blocks.
 
     Parameters
@@ -794,16 +772,16 @@ def conv_backward_input_col2im(const real[:, :, :, ::1] dout, const real[:, :, :
         np.asarray(dx)[...] = 0
         return
     Atp_arr = _pack_filters(np.ascontiguousarray(np.asarray(w).reshape(F, K).T))
-    cdef const real[::1] Atp = Atp_arr
-    cdef real *dxpad
-    cdef real *Bp
-    cdef real *dcols
+    cdef const floating[::1] Atp = Atp_arr
+    cdef floating *dxpad
+    cdef floating *Bp
+    cdef floating *dcols
     cdef int[::1] failed = np.zeros(1, dtype=np.intc)
     num_threads = pick_threads(2.0 * N * F * K * P, CONV_FLOP_PER_THREAD, num_threads)
     with nogil, parallel(num_threads=num_threads):
-        dxpad = <real *>malloc(C * Hp * Wp * sizeof(real))
-        Bp = <real *>malloc(KC * nc * sizeof(real))
-        dcols = <real *>malloc(_round_up(K, MR) * nc * sizeof(real))
+        dxpad = <floating *>malloc(C * Hp * Wp * sizeof(floating))
+        Bp = <floating *>malloc(KC * nc * sizeof(floating))
+        dcols = <floating *>malloc(_round_up(K, MR) * nc * sizeof(floating))
         if dxpad == NULL or Bp == NULL or dcols == NULL:
             failed[0] = 1
         else:

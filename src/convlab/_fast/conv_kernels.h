@@ -17,8 +17,10 @@
  *   transpose G x G values from G tap rows into G pixel rows of a cols.T
  *             panel (G = 8 floats or 4 doubles).
  *
- * Each comes in the versions of simd.h, which the dispatching functions at
- * the end choose between at run time.  Within one version the
+ * Each comes in the versions of simd.h, named for their path (convlab_sgemm_plain,
+ * convlab_sgemm_portable, convlab_sgemm_avx2, convlab_sgemm_avx512, ...),
+ * which the dispatching functions at the end choose between at run time
+ * (CONVLAB_DISPATCH).  Within one version the
  * results do not depend on how a product is split into tiles or threads;
  * between versions they differ by rounding only (the AVX2 kernels fuse each
  * multiply-add into one rounding, the others may not).
@@ -31,34 +33,40 @@
 
 #include "simd.h"
 
+/* The tile, defined here once (conv_kernels.pxd gives them to Cython): MR
+ * rows (filters) by NR columns, 16 floats or 8 doubles, twice as many on the
+ * AVX-512 path. */
 #define CONVLAB_MR 6
 #define CONVLAB_S_NR 16
 #define CONVLAB_D_NR 8
+#define CONVLAB_WIDE_S_NR (2 * CONVLAB_S_NR)
+#define CONVLAB_WIDE_D_NR (2 * CONVLAB_D_NR)
+#define CONVLAB_MAX_NR CONVLAB_WIDE_S_NR
 
 /* ====================================================================
  * 1. Plain C: the definition.
  * ==================================================================== */
 
 #define CONVLAB_GEMM_PLAIN(T, NR, BROW) \
-    T acc[6][NR] = {{0}}; \
+    T acc[CONVLAB_MR][NR] = {{0}}; \
     for (ptrdiff_t k = 0; k < kc; ++k) { \
         const T *Bk = (BROW); \
-        for (int i = 0; i < 6; ++i) \
+        for (int i = 0; i < CONVLAB_MR; ++i) \
             for (int j = 0; j < NR; ++j) \
-                acc[i][j] += A[k * 6 + i] * Bk[j]; \
+                acc[i][j] += A[k * CONVLAB_MR + i] * Bk[j]; \
     } \
-    for (int i = 0; i < 6; ++i) \
+    for (int i = 0; i < CONVLAB_MR; ++i) \
         for (int j = 0; j < NR; ++j) \
             C[i * ldc + j] = accumulate ? C[i * ldc + j] + acc[i][j] : acc[i][j];
 
 #define CONVLAB_GEMM_DW_PLAIN(T, NR) \
-    T acc[6][NR] = {{0}}; \
+    T acc[CONVLAB_MR][NR] = {{0}}; \
     for (ptrdiff_t r = 0; r < nrows; ++r) \
         for (ptrdiff_t q = 0; q < ncols; ++q, B += NR) \
-            for (int i = 0; i < 6; ++i) \
+            for (int i = 0; i < CONVLAB_MR; ++i) \
                 for (int j = 0; j < NR; ++j) \
                     acc[i][j] += base[off[i] + r * ld + q] * B[j]; \
-    for (int i = 0; i < 6; ++i) \
+    for (int i = 0; i < CONVLAB_MR; ++i) \
         for (int j = 0; j < NR; ++j) \
             C[i * ldc + j] = accumulate ? C[i * ldc + j] + acc[i][j] : acc[i][j];
 
@@ -75,12 +83,12 @@
                                 ptrdiff_t ld, const T *B, T *C, ptrdiff_t ldc, int accumulate
 #define CONVLAB_TRANSPOSE_ARGS(T) const T *base, const ptrdiff_t *off, T *dst, ptrdiff_t ldd
 
-static void convlab_sgemm_6x16_plain(CONVLAB_GEMM_ARGS(float)) { CONVLAB_GEMM_PLAIN(float, 16, B + 16 * k) }
-static void convlab_dgemm_6x8_plain(CONVLAB_GEMM_ARGS(double)) { CONVLAB_GEMM_PLAIN(double, 8, B + 8 * k) }
-static void convlab_sgemm_6x16_rows_plain(CONVLAB_GEMM_ROWS_ARGS(float)) { CONVLAB_GEMM_PLAIN(float, 16, base + off[k]) }
-static void convlab_dgemm_6x8_rows_plain(CONVLAB_GEMM_ROWS_ARGS(double)) { CONVLAB_GEMM_PLAIN(double, 8, base + off[k]) }
-static void convlab_sgemm_dw_6x16_plain(CONVLAB_GEMM_DW_ARGS(float)) { CONVLAB_GEMM_DW_PLAIN(float, 16) }
-static void convlab_dgemm_dw_6x8_plain(CONVLAB_GEMM_DW_ARGS(double)) { CONVLAB_GEMM_DW_PLAIN(double, 8) }
+static void convlab_sgemm_plain(CONVLAB_GEMM_ARGS(float)) { CONVLAB_GEMM_PLAIN(float, CONVLAB_S_NR, B + CONVLAB_S_NR * k) }
+static void convlab_dgemm_plain(CONVLAB_GEMM_ARGS(double)) { CONVLAB_GEMM_PLAIN(double, CONVLAB_D_NR, B + CONVLAB_D_NR * k) }
+static void convlab_sgemm_rows_plain(CONVLAB_GEMM_ROWS_ARGS(float)) { CONVLAB_GEMM_PLAIN(float, CONVLAB_S_NR, base + off[k]) }
+static void convlab_dgemm_rows_plain(CONVLAB_GEMM_ROWS_ARGS(double)) { CONVLAB_GEMM_PLAIN(double, CONVLAB_D_NR, base + off[k]) }
+static void convlab_sgemm_dw_plain(CONVLAB_GEMM_DW_ARGS(float)) { CONVLAB_GEMM_DW_PLAIN(float, CONVLAB_S_NR) }
+static void convlab_dgemm_dw_plain(CONVLAB_GEMM_DW_ARGS(double)) { CONVLAB_GEMM_DW_PLAIN(double, CONVLAB_D_NR) }
 static void convlab_transpose_8x8_ps_plain(CONVLAB_TRANSPOSE_ARGS(float)) { CONVLAB_TRANSPOSE_PLAIN(8) }
 static void convlab_transpose_4x4_pd_plain(CONVLAB_TRANSPOSE_ARGS(double)) { CONVLAB_TRANSPOSE_PLAIN(4) }
 
@@ -128,7 +136,7 @@ static void convlab_transpose_4x4_pd_plain(CONVLAB_TRANSPOSE_ARGS(double)) { CON
 #define CONVLAB_GEMM_VEC(OPS, BROW, J0) { \
     CONVLAB_VEC_ZERO_ACC(OPS) \
     for (ptrdiff_t k = 0; k < kc; ++k) { \
-        const T_ *Bk = (BROW) + (J0), *Ak = A + 6 * k; \
+        const T_ *Bk = (BROW) + (J0), *Ak = A + CONVLAB_MR * k; \
         b0 = CONVLAB_OP(OPS, LOAD)(Bk); \
         b1 = CONVLAB_OP(OPS, LOAD)(Bk + W_); \
         CONVLAB_VEC_ROW(OPS, 0, Ak + 0) CONVLAB_VEC_ROW(OPS, 1, Ak + 1) CONVLAB_VEC_ROW(OPS, 2, Ak + 2) \
@@ -186,35 +194,35 @@ static inline convlab_v2df convlab_v2df_bcast(const double *p) { double x = *p; 
 #define CONVLAB_VEC_D_ZERO ((convlab_v2df){0, 0})
 
 /* 16 floats (8 doubles) are covered 8 (4) columns at a time */
-static void convlab_sgemm_6x16_vec(CONVLAB_GEMM_ARGS(float))
+static void convlab_sgemm_portable(CONVLAB_GEMM_ARGS(float))
 {
-    CONVLAB_GEMM_VEC(VEC_S, B + 16 * k, 0)
-    CONVLAB_GEMM_VEC(VEC_S, B + 16 * k, 8)
+    CONVLAB_GEMM_VEC(VEC_S, B + CONVLAB_S_NR * k, 0)
+    CONVLAB_GEMM_VEC(VEC_S, B + CONVLAB_S_NR * k, 8)
 }
-static void convlab_dgemm_6x8_vec(CONVLAB_GEMM_ARGS(double))
+static void convlab_dgemm_portable(CONVLAB_GEMM_ARGS(double))
 {
-    CONVLAB_GEMM_VEC(VEC_D, B + 8 * k, 0)
-    CONVLAB_GEMM_VEC(VEC_D, B + 8 * k, 4)
+    CONVLAB_GEMM_VEC(VEC_D, B + CONVLAB_D_NR * k, 0)
+    CONVLAB_GEMM_VEC(VEC_D, B + CONVLAB_D_NR * k, 4)
 }
-static void convlab_sgemm_6x16_rows_vec(CONVLAB_GEMM_ROWS_ARGS(float))
+static void convlab_sgemm_rows_portable(CONVLAB_GEMM_ROWS_ARGS(float))
 {
     CONVLAB_GEMM_VEC(VEC_S, base + off[k], 0)
     CONVLAB_GEMM_VEC(VEC_S, base + off[k], 8)
 }
-static void convlab_dgemm_6x8_rows_vec(CONVLAB_GEMM_ROWS_ARGS(double))
+static void convlab_dgemm_rows_portable(CONVLAB_GEMM_ROWS_ARGS(double))
 {
     CONVLAB_GEMM_VEC(VEC_D, base + off[k], 0)
     CONVLAB_GEMM_VEC(VEC_D, base + off[k], 4)
 }
-static void convlab_sgemm_dw_6x16_vec(CONVLAB_GEMM_DW_ARGS(float))
+static void convlab_sgemm_dw_portable(CONVLAB_GEMM_DW_ARGS(float))
 {
-    CONVLAB_GEMM_DW_VEC(VEC_S, 16, 0)
-    CONVLAB_GEMM_DW_VEC(VEC_S, 16, 8)
+    CONVLAB_GEMM_DW_VEC(VEC_S, CONVLAB_S_NR, 0)
+    CONVLAB_GEMM_DW_VEC(VEC_S, CONVLAB_S_NR, 8)
 }
-static void convlab_dgemm_dw_6x8_vec(CONVLAB_GEMM_DW_ARGS(double))
+static void convlab_dgemm_dw_portable(CONVLAB_GEMM_DW_ARGS(double))
 {
-    CONVLAB_GEMM_DW_VEC(VEC_D, 8, 0)
-    CONVLAB_GEMM_DW_VEC(VEC_D, 8, 4)
+    CONVLAB_GEMM_DW_VEC(VEC_D, CONVLAB_D_NR, 0)
+    CONVLAB_GEMM_DW_VEC(VEC_D, CONVLAB_D_NR, 4)
 }
 #endif /* CONVLAB_HAVE_VECTOR_EXT */
 
@@ -239,29 +247,29 @@ static void convlab_dgemm_dw_6x8_vec(CONVLAB_GEMM_DW_ARGS(double))
 #define CONVLAB_AVX_D_ADD _mm256_add_pd
 #define CONVLAB_AVX_D_ZERO _mm256_setzero_pd()
 
-CONVLAB_TARGET_AVX2 static void convlab_sgemm_6x16_avx2(CONVLAB_GEMM_ARGS(float))
+CONVLAB_TARGET_AVX2 static void convlab_sgemm_avx2(CONVLAB_GEMM_ARGS(float))
 {
-    CONVLAB_GEMM_VEC(AVX_S, B + 16 * k, 0)
+    CONVLAB_GEMM_VEC(AVX_S, B + CONVLAB_S_NR * k, 0)
 }
-CONVLAB_TARGET_AVX2 static void convlab_dgemm_6x8_avx2(CONVLAB_GEMM_ARGS(double))
+CONVLAB_TARGET_AVX2 static void convlab_dgemm_avx2(CONVLAB_GEMM_ARGS(double))
 {
-    CONVLAB_GEMM_VEC(AVX_D, B + 8 * k, 0)
+    CONVLAB_GEMM_VEC(AVX_D, B + CONVLAB_D_NR * k, 0)
 }
-CONVLAB_TARGET_AVX2 static void convlab_sgemm_6x16_rows_avx2(CONVLAB_GEMM_ROWS_ARGS(float))
+CONVLAB_TARGET_AVX2 static void convlab_sgemm_rows_avx2(CONVLAB_GEMM_ROWS_ARGS(float))
 {
     CONVLAB_GEMM_VEC(AVX_S, base + off[k], 0)
 }
-CONVLAB_TARGET_AVX2 static void convlab_dgemm_6x8_rows_avx2(CONVLAB_GEMM_ROWS_ARGS(double))
+CONVLAB_TARGET_AVX2 static void convlab_dgemm_rows_avx2(CONVLAB_GEMM_ROWS_ARGS(double))
 {
     CONVLAB_GEMM_VEC(AVX_D, base + off[k], 0)
 }
-CONVLAB_TARGET_AVX2 static void convlab_sgemm_dw_6x16_avx2(CONVLAB_GEMM_DW_ARGS(float))
+CONVLAB_TARGET_AVX2 static void convlab_sgemm_dw_avx2(CONVLAB_GEMM_DW_ARGS(float))
 {
-    CONVLAB_GEMM_DW_VEC(AVX_S, 16, 0)
+    CONVLAB_GEMM_DW_VEC(AVX_S, CONVLAB_S_NR, 0)
 }
-CONVLAB_TARGET_AVX2 static void convlab_dgemm_dw_6x8_avx2(CONVLAB_GEMM_DW_ARGS(double))
+CONVLAB_TARGET_AVX2 static void convlab_dgemm_dw_avx2(CONVLAB_GEMM_DW_ARGS(double))
 {
-    CONVLAB_GEMM_DW_VEC(AVX_D, 8, 0)
+    CONVLAB_GEMM_DW_VEC(AVX_D, CONVLAB_D_NR, 0)
 }
 
 /* 8 x 8 floats: unpack pairs of rows, shuffle pairs of pairs, swap 128-bit halves */
@@ -344,132 +352,94 @@ typedef double convlab_v8df_u __attribute__((vector_size(64), aligned(8)));
 #define CONVLAB_Z_D_ADD(x, y) ((x) + (y))
 #define CONVLAB_Z_D_ZERO ((convlab_v8df){0})
 
-CONVLAB_TARGET_AVX512 static void convlab_sgemm_6x32_avx512(CONVLAB_GEMM_ARGS(float))
+CONVLAB_TARGET_AVX512 static void convlab_sgemm_avx512(CONVLAB_GEMM_ARGS(float))
 {
-    CONVLAB_GEMM_VEC(Z_S, B + 32 * k, 0)
+    CONVLAB_GEMM_VEC(Z_S, B + CONVLAB_WIDE_S_NR * k, 0)
 }
-CONVLAB_TARGET_AVX512 static void convlab_dgemm_6x16_avx512(CONVLAB_GEMM_ARGS(double))
+CONVLAB_TARGET_AVX512 static void convlab_dgemm_avx512(CONVLAB_GEMM_ARGS(double))
 {
-    CONVLAB_GEMM_VEC(Z_D, B + 16 * k, 0)
+    CONVLAB_GEMM_VEC(Z_D, B + CONVLAB_WIDE_D_NR * k, 0)
 }
-CONVLAB_TARGET_AVX512 static void convlab_sgemm_6x32_rows_avx512(CONVLAB_GEMM_ROWS_ARGS(float))
+CONVLAB_TARGET_AVX512 static void convlab_sgemm_rows_avx512(CONVLAB_GEMM_ROWS_ARGS(float))
 {
     CONVLAB_GEMM_VEC(Z_S, base + off[k], 0)
 }
-CONVLAB_TARGET_AVX512 static void convlab_dgemm_6x16_rows_avx512(CONVLAB_GEMM_ROWS_ARGS(double))
+CONVLAB_TARGET_AVX512 static void convlab_dgemm_rows_avx512(CONVLAB_GEMM_ROWS_ARGS(double))
 {
     CONVLAB_GEMM_VEC(Z_D, base + off[k], 0)
 }
-CONVLAB_TARGET_AVX512 static void convlab_sgemm_dw_6x32_avx512(CONVLAB_GEMM_DW_ARGS(float))
+CONVLAB_TARGET_AVX512 static void convlab_sgemm_dw_avx512(CONVLAB_GEMM_DW_ARGS(float))
 {
-    CONVLAB_GEMM_DW_VEC(Z_S, 32, 0)
+    CONVLAB_GEMM_DW_VEC(Z_S, CONVLAB_WIDE_S_NR, 0)
 }
-CONVLAB_TARGET_AVX512 static void convlab_dgemm_dw_6x16_avx512(CONVLAB_GEMM_DW_ARGS(double))
+CONVLAB_TARGET_AVX512 static void convlab_dgemm_dw_avx512(CONVLAB_GEMM_DW_ARGS(double))
 {
-    CONVLAB_GEMM_DW_VEC(Z_D, 16, 0)
+    CONVLAB_GEMM_DW_VEC(Z_D, CONVLAB_WIDE_D_NR, 0)
 }
 #endif /* CONVLAB_HAVE_AVX512 */
 
 /* ====================================================================
- * 3. Dispatch: the functions conv.pyx calls.
+ * 3. Dispatch: the functions conv.pyx and winograd.pyx call.
  * ==================================================================== */
 
-#ifdef CONVLAB_HAVE_AVX2
-#define CONVLAB_TRY_AVX2(NAME, ARGS) \
-    if (CONVLAB_USE_AVX2) { NAME##_avx2 ARGS; return; }
-#else
-#define CONVLAB_TRY_AVX2(NAME, ARGS)
-#endif
-#ifdef CONVLAB_HAVE_VECTOR_EXT
-#define CONVLAB_TRY_VEC(NAME, ARGS) \
-    if (convlab_simd_path != CONVLAB_PATH_PLAIN) { NAME##_vec ARGS; return; }
-#else
-#define CONVLAB_TRY_VEC(NAME, ARGS)
-#endif
-#define CONVLAB_DISPATCH(NAME, ARGS) CONVLAB_TRY_AVX2(NAME, ARGS) CONVLAB_TRY_VEC(NAME, ARGS) NAME##_plain ARGS;
+/* the transposes are copies: the portable path takes the plain loops */
+#define convlab_transpose_8x8_ps_portable convlab_transpose_8x8_ps_plain
+#define convlab_transpose_4x4_pd_portable convlab_transpose_4x4_pd_plain
 
-static void convlab_sgemm_6x16(CONVLAB_GEMM_ARGS(float))
+CONVLAB_DISPATCHER void convlab_transpose_8x8_ps(CONVLAB_TRANSPOSE_ARGS(float))
 {
-    CONVLAB_DISPATCH(convlab_sgemm_6x16, (kc, A, B, C, ldc, accumulate))
+    CONVLAB_DISPATCH(convlab_transpose_8x8_ps, (base, off, dst, ldd))
 }
-static void convlab_dgemm_6x8(CONVLAB_GEMM_ARGS(double))
+CONVLAB_DISPATCHER void convlab_transpose_4x4_pd(CONVLAB_TRANSPOSE_ARGS(double))
 {
-    CONVLAB_DISPATCH(convlab_dgemm_6x8, (kc, A, B, C, ldc, accumulate))
-}
-static void convlab_sgemm_6x16_rows(CONVLAB_GEMM_ROWS_ARGS(float))
-{
-    CONVLAB_DISPATCH(convlab_sgemm_6x16_rows, (kc, A, base, off, C, ldc, accumulate))
-}
-static void convlab_dgemm_6x8_rows(CONVLAB_GEMM_ROWS_ARGS(double))
-{
-    CONVLAB_DISPATCH(convlab_dgemm_6x8_rows, (kc, A, base, off, C, ldc, accumulate))
-}
-static void convlab_sgemm_dw_6x16(CONVLAB_GEMM_DW_ARGS(float))
-{
-    CONVLAB_DISPATCH(convlab_sgemm_dw_6x16, (nrows, ncols, base, off, ld, B, C, ldc, accumulate))
-}
-static void convlab_dgemm_dw_6x8(CONVLAB_GEMM_DW_ARGS(double))
-{
-    CONVLAB_DISPATCH(convlab_dgemm_dw_6x8, (nrows, ncols, base, off, ld, B, C, ldc, accumulate))
-}
-/* the transposes are copies: the portable path uses the plain loops */
-static void convlab_transpose_8x8_ps(CONVLAB_TRANSPOSE_ARGS(float))
-{
-    CONVLAB_TRY_AVX2(convlab_transpose_8x8_ps, (base, off, dst, ldd))
-    convlab_transpose_8x8_ps_plain(base, off, dst, ldd);
-}
-static void convlab_transpose_4x4_pd(CONVLAB_TRANSPOSE_ARGS(double))
-{
-    CONVLAB_TRY_AVX2(convlab_transpose_4x4_pd, (base, off, dst, ldd))
-    convlab_transpose_4x4_pd_plain(base, off, dst, ldd);
+    CONVLAB_DISPATCH(convlab_transpose_4x4_pd, (base, off, dst, ldd))
 }
 
 /* The tile the direct convolution uses on the current path: NR columns,
  * 6 x NR products per call (6 x 32 floats or 6 x 16 doubles on the AVX-512
- * path, 6 x 16 and 6 x 8 on every other).  The Winograd kernels keep the
- * narrow tiles on every path. */
+ * path, 6 x 16 and 6 x 8 on every other). */
 #ifdef CONVLAB_HAVE_AVX512
-#define CONVLAB_WIDE (convlab_simd_path == CONVLAB_PATH_AVX512)
+#define CONVLAB_WIDE (CONVLAB_SIMD_PATH == CONVLAB_PATH_AVX512)
 #else
 #define CONVLAB_WIDE 0
 #endif
-static ptrdiff_t convlab_s_nr(void) { return CONVLAB_WIDE ? 2 * CONVLAB_S_NR : CONVLAB_S_NR; }
-static ptrdiff_t convlab_d_nr(void) { return CONVLAB_WIDE ? 2 * CONVLAB_D_NR : CONVLAB_D_NR; }
+CONVLAB_DISPATCHER ptrdiff_t convlab_s_nr(void) { return CONVLAB_WIDE ? CONVLAB_WIDE_S_NR : CONVLAB_S_NR; }
+CONVLAB_DISPATCHER ptrdiff_t convlab_d_nr(void) { return CONVLAB_WIDE ? CONVLAB_WIDE_D_NR : CONVLAB_D_NR; }
 
-#ifdef CONVLAB_HAVE_AVX512
-#define CONVLAB_TRY_WIDE(WIDE_NAME, ARGS) if (CONVLAB_WIDE) { WIDE_NAME##_avx512 ARGS; return; }
-#else
-#define CONVLAB_TRY_WIDE(WIDE_NAME, ARGS)
-#endif
-static void convlab_sgemm_tile(CONVLAB_GEMM_ARGS(float))
+CONVLAB_DISPATCHER void convlab_sgemm_tile(CONVLAB_GEMM_ARGS(float))
 {
-    CONVLAB_TRY_WIDE(convlab_sgemm_6x32, (kc, A, B, C, ldc, accumulate))
-    convlab_sgemm_6x16(kc, A, B, C, ldc, accumulate);
+    CONVLAB_DISPATCH_AVX512(convlab_sgemm, (kc, A, B, C, ldc, accumulate))
 }
-static void convlab_dgemm_tile(CONVLAB_GEMM_ARGS(double))
+CONVLAB_DISPATCHER void convlab_dgemm_tile(CONVLAB_GEMM_ARGS(double))
 {
-    CONVLAB_TRY_WIDE(convlab_dgemm_6x16, (kc, A, B, C, ldc, accumulate))
-    convlab_dgemm_6x8(kc, A, B, C, ldc, accumulate);
+    CONVLAB_DISPATCH_AVX512(convlab_dgemm, (kc, A, B, C, ldc, accumulate))
 }
-static void convlab_sgemm_tile_rows(CONVLAB_GEMM_ROWS_ARGS(float))
+CONVLAB_DISPATCHER void convlab_sgemm_tile_rows(CONVLAB_GEMM_ROWS_ARGS(float))
 {
-    CONVLAB_TRY_WIDE(convlab_sgemm_6x32_rows, (kc, A, base, off, C, ldc, accumulate))
-    convlab_sgemm_6x16_rows(kc, A, base, off, C, ldc, accumulate);
+    CONVLAB_DISPATCH_AVX512(convlab_sgemm_rows, (kc, A, base, off, C, ldc, accumulate))
 }
-static void convlab_dgemm_tile_rows(CONVLAB_GEMM_ROWS_ARGS(double))
+CONVLAB_DISPATCHER void convlab_dgemm_tile_rows(CONVLAB_GEMM_ROWS_ARGS(double))
 {
-    CONVLAB_TRY_WIDE(convlab_dgemm_6x16_rows, (kc, A, base, off, C, ldc, accumulate))
-    convlab_dgemm_6x8_rows(kc, A, base, off, C, ldc, accumulate);
+    CONVLAB_DISPATCH_AVX512(convlab_dgemm_rows, (kc, A, base, off, C, ldc, accumulate))
 }
-static void convlab_sgemm_dw_tile(CONVLAB_GEMM_DW_ARGS(float))
+CONVLAB_DISPATCHER void convlab_sgemm_dw_tile(CONVLAB_GEMM_DW_ARGS(float))
 {
-    CONVLAB_TRY_WIDE(convlab_sgemm_dw_6x32, (nrows, ncols, base, off, ld, B, C, ldc, accumulate))
-    convlab_sgemm_dw_6x16(nrows, ncols, base, off, ld, B, C, ldc, accumulate);
+    CONVLAB_DISPATCH_AVX512(convlab_sgemm_dw, (nrows, ncols, base, off, ld, B, C, ldc, accumulate))
 }
-static void convlab_dgemm_dw_tile(CONVLAB_GEMM_DW_ARGS(double))
+CONVLAB_DISPATCHER void convlab_dgemm_dw_tile(CONVLAB_GEMM_DW_ARGS(double))
 {
-    CONVLAB_TRY_WIDE(convlab_dgemm_dw_6x16, (nrows, ncols, base, off, ld, B, C, ldc, accumulate))
-    convlab_dgemm_dw_6x8(nrows, ncols, base, off, ld, B, C, ldc, accumulate);
+    CONVLAB_DISPATCH_AVX512(convlab_dgemm_dw, (nrows, ncols, base, off, ld, B, C, ldc, accumulate))
+}
+
+/* The Winograd kernels' products keep the narrow tile, 6 x 16 floats or
+ * 6 x 8 doubles, on every path. */
+CONVLAB_DISPATCHER void convlab_sgemm_6x16(CONVLAB_GEMM_ARGS(float))
+{
+    CONVLAB_DISPATCH(convlab_sgemm, (kc, A, B, C, ldc, accumulate))
+}
+CONVLAB_DISPATCHER void convlab_dgemm_6x8(CONVLAB_GEMM_ARGS(double))
+{
+    CONVLAB_DISPATCH(convlab_dgemm, (kc, A, B, C, ldc, accumulate))
 }
 
 #endif /* CONVLAB_CONV_KERNELS_H */

@@ -24,30 +24,19 @@ element is written by exactly one thread, so the result does not depend on
 the number of threads.
 """
 
+from cython cimport floating
 from cython.parallel cimport prange
 
-from convlab._fast._threads cimport convlab_mark_forked_child, pick_threads
-
-import os
-
-ctypedef fused real:
-    float
-    double
+from convlab._fast._runtime cimport share_runtime_state
+from convlab._fast._threads cimport pick_threads
 
 # A thread is woken only for at least this many input elements (~1-2 ms of work).
 cdef double ELEMENTS_PER_THREAD = 1 << 20
 
-
-def _one_thread_after_fork():
-    """Run this module's kernels on one thread from now on (called in a forked child)."""
-    convlab_mark_forked_child()
+share_runtime_state()  # the fork flag of convlab._fast._runtime
 
 
-if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork()
-    os.register_at_fork(after_in_child=_one_thread_after_fork)
-
-
-def im2col(const real[:, :, :, ::1] x, real[:, :, ::1] cols,
+def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
            int HH, int WW, int stride, int pad, int num_threads=0):
     """Unroll the receptive fields of a block of images into columns.
 
@@ -93,7 +82,7 @@ def im2col(const real[:, :, :, ::1] x, real[:, :, ::1] cols,
                         p = p + W_out
 
 
-def col2im(const real[:, :, ::1] dcols, real[:, :, :, ::1] dx,
+def col2im(const floating[:, :, ::1] dcols, floating[:, :, :, ::1] dx,
            int HH, int WW, int stride, int pad, int num_threads=0):
     """Scatter-add column gradients back onto the images (adjoint of im2col).
 

@@ -20,12 +20,15 @@ static inline int omp_get_max_threads(void) { return 1; }
  * but the child has only the thread that called fork: the first parallel
  * region of two or more threads in the child waits for workers that do not
  * exist, forever.  A region of one thread never touches the pool, so a
- * child runs every kernel on one thread.  Each kernel module registers
- * convlab_mark_forked_child with os.register_at_fork (one flag per module:
- * this header is compiled into each of them).
+ * child runs every kernel on one thread.  Whether this process is such a
+ * child is one int for all the kernel modules, owned by
+ * convlab._fast._runtime (which sets it from os.register_at_fork); each
+ * module points its copy of this header at it when it is imported, as it
+ * does for the SIMD path (simd.h).
  */
-static int convlab_forked_child = 0;
-static inline void convlab_mark_forked_child(void) { convlab_forked_child = 1; }
-static inline int convlab_in_forked_child(void) { return convlab_forked_child; }
+static const int convlab_forked_child_unshared = 0;
+static const int *convlab_forked_child_state = &convlab_forked_child_unshared;
+static inline void convlab_share_forked_child(const int *state) { convlab_forked_child_state = state; }
+static inline int convlab_in_forked_child(void) { return *convlab_forked_child_state; }
 
 #endif /* CONVLAB_OMP_COMPAT_H */

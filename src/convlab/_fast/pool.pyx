@@ -30,31 +30,24 @@ version was no faster on wide maps and slower on the narrow maps of the
 airbench-style nets.
 """
 
+from cython cimport floating
 from cython.parallel cimport prange
 from libc.limits cimport INT_MAX
 from libc.string cimport memset
 
+from convlab._fast._runtime cimport share_runtime_state
 from convlab._fast._threads cimport pick_threads
+# the row kernel, in plain C, portable vector and AVX2 versions
+from convlab._fast.pool_kernels cimport convlab_pool2x2_row_d, convlab_pool2x2_row_s
 
-ctypedef fused real:
-    float
-    double
-
-# The row kernel, in plain C, portable vector and AVX2 versions: pool_kernels.h.
-cdef extern from "pool_kernels.h":
-    void convlab_pool2x2_row_s(const float *r0, const float *r1, float *o, unsigned char *a,
-                               Py_ssize_t n) noexcept nogil
-    void convlab_pool2x2_row_d(const double *r0, const double *r1, double *o, unsigned char *a,
-                               Py_ssize_t n) noexcept nogil
-
-include "_runtime.pxi"
+share_runtime_state()  # the SIMD path and fork flag of convlab._fast._runtime
 
 
 # A thread is woken only for at least this many input elements (~1-2 ms of work).
 cdef double ELEMENTS_PER_THREAD = 1 << 20
 
 
-def max_pool_forward(const real[:, :, :, ::1] x, real[:, :, :, ::1] out,
+def max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                      int[:, :, :, ::1] argmax, int pool_height, int pool_width,
                      int stride, int num_threads=0):
     """Max pooling forward pass for any window and stride.
@@ -84,7 +77,7 @@ def max_pool_forward(const real[:, :, :, ::1] x, real[:, :, :, ::1] out,
     cdef Py_ssize_t H_out = out.shape[2], W_out = out.shape[3]
     cdef Py_ssize_t nc, n, c, ho, wo, i, j, h0, w0
     cdef int best_idx
-    cdef real best, v
+    cdef floating best, v
     if H * W > INT_MAX:  # the caller refuses such planes; an int32 index would wrap
         raise ValueError(f"max_pool_forward: planes of {H} x {W} pixels are more than an int32 "
                          f"argmax can index")
@@ -110,8 +103,8 @@ def max_pool_forward(const real[:, :, :, ::1] x, real[:, :, :, ::1] out,
                     argmax[n, c, ho, wo] = best_idx
 
 
-def max_pool_backward(const real[:, :, :, ::1] dout, const int[:, :, :, ::1] argmax,
-                      real[:, :, :, ::1] dx, int num_threads=0):
+def max_pool_backward(const floating[:, :, :, ::1] dout, const int[:, :, :, ::1] argmax,
+                      floating[:, :, :, ::1] dx, int num_threads=0):
     """Max pooling backward pass: route each gradient to its window's winner.
 
     Parameters
@@ -152,7 +145,7 @@ def _check_2x2_shapes(big, small, argmax, name):
                          f"got {small} and argmax {argmax}")
 
 
-def max_pool_forward_2x2(const real[:, :, :, ::1] x, real[:, :, :, ::1] out,
+def max_pool_forward_2x2(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                          unsigned char[:, :, :, ::1] argmax, int num_threads=0):
     """2x2 max pooling with stride 2.
 
@@ -174,7 +167,7 @@ def max_pool_forward_2x2(const real[:, :, :, ::1] x, real[:, :, :, ::1] out,
     cdef Py_ssize_t H_out = out.shape[2], W_out = out.shape[3]
     cdef Py_ssize_t nc, n, c, ho, wo
     _check_2x2_shapes(x.shape, out.shape, argmax.shape, "x")
-    cdef const real *r0
+    cdef const floating *r0
     num_threads = pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
     with nogil:
         for nc in prange(N * C, num_threads=num_threads, schedule="dynamic", chunksize=4):
@@ -182,14 +175,14 @@ def max_pool_forward_2x2(const real[:, :, :, ::1] x, real[:, :, :, ::1] out,
             c = nc % C
             for ho in range(H_out):
                 r0 = &x[n, c, 2 * ho, 0]
-                if real is float:
+                if floating is float:
                     convlab_pool2x2_row_s(r0, r0 + W, &out[n, c, ho, 0], &argmax[n, c, ho, 0], W_out)
                 else:
                     convlab_pool2x2_row_d(r0, r0 + W, &out[n, c, ho, 0], &argmax[n, c, ho, 0], W_out)
 
 
-def max_pool_backward_2x2(const real[:, :, :, ::1] dout, const unsigned char[:, :, :, ::1] argmax,
-                          real[:, :, :, ::1] dx, int num_threads=0):
+def max_pool_backward_2x2(const floating[:, :, :, ::1] dout, const unsigned char[:, :, :, ::1] argmax,
+                          floating[:, :, :, ::1] dx, int num_threads=0):
     """Backward pass of 2x2 stride-2 max pooling.
 
     Parameters
@@ -209,7 +202,7 @@ def max_pool_backward_2x2(const real[:, :, :, ::1] dout, const unsigned char[:, 
     cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
     cdef Py_ssize_t H_out = dout.shape[2], W_out = dout.shape[3]
     cdef Py_ssize_t nc, n, c, ho, wo
-    cdef real *r0
+    cdef floating *r0
     cdef unsigned char k
     _check_2x2_shapes(dx.shape, dout.shape, argmax.shape, "dx")
     num_threads = pick_threads(<double>N * C * H * W, ELEMENTS_PER_THREAD, num_threads)
@@ -219,11 +212,11 @@ def max_pool_backward_2x2(const real[:, :, :, ::1] dout, const unsigned char[:, 
             c = nc % C
             for ho in range(H_out):
                 r0 = &dx[n, c, 2 * ho, 0]
-                memset(r0, 0, 2 * W * sizeof(real))
+                memset(r0, 0, 2 * W * sizeof(floating))
                 for wo in range(W_out):
                     k = argmax[n, c, ho, wo]
                     r0[(k >> 1) * W + 2 * wo + (k & 1)] = dout[n, c, ho, wo]
             if H > 2 * H_out:  # the odd last row was in no window
-                memset(&dx[n, c, 2 * H_out, 0], 0, W * sizeof(real))
+                memset(&dx[n, c, 2 * H_out, 0], 0, W * sizeof(floating))
 
 

@@ -10,7 +10,7 @@
  * columns are separated with shuffles, and the three comparisons become
  * vector compares and blends.  A row's last m < G windows go through the
  * same vector step on zero-padded copies, so every window follows the same
- * code.  See simd.h for how the version is chosen.
+ * code.  CONVLAB_DISPATCH (simd.h) chooses the version at run time.
  */
 #ifndef CONVLAB_POOL_KERNELS_H
 #define CONVLAB_POOL_KERNELS_H
@@ -67,7 +67,6 @@ static void convlab_pool2x2_row_d_plain(CONVLAB_POOL_ARGS(double)) { CONVLAB_POO
 #endif
 
 #if defined(CONVLAB_HAVE_VECTOR_EXT) && defined(CONVLAB_SHUFFLE4)
-#define CONVLAB_POOL_HAVE_VEC 1
 typedef float convlab_pool_v4sf __attribute__((vector_size(16)));
 typedef double convlab_pool_v2df __attribute__((vector_size(16)));
 /* masks: lanes of all ones or zeros, as a comparison gives (cast to these types) */
@@ -81,7 +80,7 @@ typedef int64_t convlab_pool_v2df_mask __attribute__((vector_size(16)));
         k = (k & ~win) | (win & (kval)); }
 
 /* 4 windows: r0[0:8] and r1[0:8] -> o[0:4], a[0:4] */
-static inline void convlab_pool2x2_4_s_vec(const float *r0, const float *r1, float *o, unsigned char *a)
+static inline void convlab_pool2x2_4_s_portable(const float *r0, const float *r1, float *o, unsigned char *a)
 {
     typedef convlab_pool_v4sf V;
     typedef convlab_pool_v4sf_mask M;
@@ -100,7 +99,7 @@ static inline void convlab_pool2x2_4_s_vec(const float *r0, const float *r1, flo
 }
 
 /* 2 windows: r0[0:4] and r1[0:4] -> o[0:2], a[0:2] */
-static inline void convlab_pool2x2_2_d_vec(const double *r0, const double *r1, double *o, unsigned char *a)
+static inline void convlab_pool2x2_2_d_portable(const double *r0, const double *r1, double *o, unsigned char *a)
 {
     typedef convlab_pool_v2df V;
     typedef convlab_pool_v2df_mask M;
@@ -118,14 +117,17 @@ static inline void convlab_pool2x2_2_d_vec(const double *r0, const double *r1, d
     a[1] = (unsigned char)k[1];
 }
 
-static void convlab_pool2x2_row_s_vec(CONVLAB_POOL_ARGS(float))
+static void convlab_pool2x2_row_s_portable(CONVLAB_POOL_ARGS(float))
 {
-    CONVLAB_POOL_ROW_STEPS(float, 4, convlab_pool2x2_4_s_vec)
+    CONVLAB_POOL_ROW_STEPS(float, 4, convlab_pool2x2_4_s_portable)
 }
-static void convlab_pool2x2_row_d_vec(CONVLAB_POOL_ARGS(double))
+static void convlab_pool2x2_row_d_portable(CONVLAB_POOL_ARGS(double))
 {
-    CONVLAB_POOL_ROW_STEPS(double, 2, convlab_pool2x2_2_d_vec)
+    CONVLAB_POOL_ROW_STEPS(double, 2, convlab_pool2x2_2_d_portable)
 }
+#else /* no vector shuffles: the portable path takes the plain loop */
+#define convlab_pool2x2_row_s_portable convlab_pool2x2_row_s_plain
+#define convlab_pool2x2_row_d_portable convlab_pool2x2_row_d_plain
 #endif /* portable */
 
 /* ---- 3. AVX2 ---- */
@@ -192,26 +194,14 @@ CONVLAB_TARGET_AVX2 static void convlab_pool2x2_row_d_avx2(CONVLAB_POOL_ARGS(dou
 #endif /* CONVLAB_HAVE_AVX2 */
 
 /* ---- dispatch ---- */
-static void convlab_pool2x2_row_s(CONVLAB_POOL_ARGS(float))
+CONVLAB_DISPATCHER void convlab_pool2x2_row_s(CONVLAB_POOL_ARGS(float))
 {
-#ifdef CONVLAB_HAVE_AVX2
-    if (CONVLAB_USE_AVX2) { convlab_pool2x2_row_s_avx2(r0, r1, o, a, n); return; }
-#endif
-#ifdef CONVLAB_POOL_HAVE_VEC
-    if (convlab_simd_path == CONVLAB_PATH_PORTABLE) { convlab_pool2x2_row_s_vec(r0, r1, o, a, n); return; }
-#endif
-    convlab_pool2x2_row_s_plain(r0, r1, o, a, n);
+    CONVLAB_DISPATCH(convlab_pool2x2_row_s, (r0, r1, o, a, n))
 }
 
-static void convlab_pool2x2_row_d(CONVLAB_POOL_ARGS(double))
+CONVLAB_DISPATCHER void convlab_pool2x2_row_d(CONVLAB_POOL_ARGS(double))
 {
-#ifdef CONVLAB_HAVE_AVX2
-    if (CONVLAB_USE_AVX2) { convlab_pool2x2_row_d_avx2(r0, r1, o, a, n); return; }
-#endif
-#ifdef CONVLAB_POOL_HAVE_VEC
-    if (convlab_simd_path == CONVLAB_PATH_PORTABLE) { convlab_pool2x2_row_d_vec(r0, r1, o, a, n); return; }
-#endif
-    convlab_pool2x2_row_d_plain(r0, r1, o, a, n);
+    CONVLAB_DISPATCH(convlab_pool2x2_row_d, (r0, r1, o, a, n))
 }
 
 #endif /* CONVLAB_POOL_KERNELS_H */

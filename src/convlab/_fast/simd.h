@@ -1,29 +1,37 @@
-/* Which instruction set the kernels run on: chosen once, at import, from the CPU.
+/* Which instruction set the kernels run on: chosen at import, from the CPU.
  *
- * A kernel with SIMD comes in up to three versions, all summing the same
- * products in the same order per output element:
+ * A kernel with SIMD comes in up to four versions, one per path, each a
+ * function named for it (`<kernel>_plain`, `<kernel>_portable`,
+ * `<kernel>_avx2`, `<kernel>_avx512`), all summing the same products in the
+ * same order per output element:
  *
  *   CONVLAB_PATH_PLAIN     plain C loops: the readable reference, whatever
  *                          the compiler makes of them;
  *   CONVLAB_PATH_PORTABLE  GCC/Clang vector extensions: written once with
  *                          16-byte vectors, compiled for the baseline of the
  *                          target (SSE2 on x86-64, NEON on arm64), so it runs
- *                          on every CPU the module can be loaded on;
- *   CONVLAB_PATH_AVX2      AVX2 + FMA intrinsics in functions compiled for
- *                          those instructions only (target attribute), so the
+ *                          on every CPU the module can be loaded on.  Where
+ *                          the compiler already vectorises the plain loops
+ *                          (batch norm's rows, Winograd's transforms) or
+ *                          there is nothing to vectorise (the transposes of
+ *                          conv_kernels.h), `<kernel>_portable` is the
+ *                          plain version under a second name;
+ *   CONVLAB_PATH_AVX2      AVX2 + FMA, in functions compiled for those
+ *                          instructions only (target attribute), so the
  *                          rest of the module stays baseline code;
- *   CONVLAB_PATH_AVX512    the convolution's GEMM micro-kernels with 64-byte
- *                          vectors (AVX-512F, GCC/Clang vector extensions),
- *                          on wider tiles; every other kernel takes its AVX2
- *                          version on this path, since a CPU with AVX-512
- *                          has AVX2.
+ *   CONVLAB_PATH_AVX512    the direct convolution's GEMM micro-kernels with
+ *                          64-byte vectors (AVX-512F, GCC/Clang vector
+ *                          extensions), on tiles twice as wide; every other
+ *                          kernel takes its AVX2 version on this path, since
+ *                          a CPU with AVX-512 has AVX2.
  *
- * The module is never compiled for the build machine's CPU (no -march=native
- * unless asked for), so a wheel built anywhere runs everywhere, and the AVX2
+ * CONVLAB_DISPATCH below calls the version of the current path.  The module
+ * is never compiled for the build machine's CPU (no -march=native unless
+ * asked for), so a wheel built anywhere runs everywhere, and the AVX2
  * functions are called only after the CPU (and the operating system, which
  * must save the 256-bit registers) has been asked whether it supports them.
- * Each extension module includes this header once and keeps its own copy of
- * the chosen path in `convlab_simd_path`.
+ * The current path is one int for all the kernel modules (see "The path the
+ * kernels take now" below).
  */
 #ifndef CONVLAB_SIMD_H
 #define CONVLAB_SIMD_H
@@ -32,9 +40,6 @@
 #define CONVLAB_PATH_PORTABLE 1
 #define CONVLAB_PATH_AVX2 2
 #define CONVLAB_PATH_AVX512 3
-
-/* The AVX2 kernels run on the AVX2 and the AVX-512 paths. */
-#define CONVLAB_USE_AVX2 (convlab_simd_path >= CONVLAB_PATH_AVX2)
 
 /* Vector extensions (typedef float v __attribute__((vector_size(16)))) are a
  * GCC and Clang feature; MSVC has none, so its portable path is the plain one. */
@@ -78,7 +83,7 @@
 #endif
 
 /* Does this CPU run AVX2 and FMA instructions, with the OS saving ymm registers? */
-static int convlab_cpu_has_avx2_fma(void)
+static inline int convlab_cpu_has_avx2_fma(void)
 {
 #if defined(CONVLAB_HAVE_AVX2) && (defined(__GNUC__) || defined(__clang__))
     /* libgcc / compiler-rt read CPUID and XGETBV: avx2 is reported only if
@@ -105,7 +110,7 @@ static int convlab_cpu_has_avx2_fma(void)
 
 /* Does this CPU run AVX-512F, with the OS saving the zmm and mask registers?
  * (libgcc and compiler-rt report avx512f only when XGETBV says so.) */
-static int convlab_cpu_has_avx512f(void)
+static inline int convlab_cpu_has_avx512f(void)
 {
 #if defined(CONVLAB_HAVE_AVX512) && defined(CONVLAB_AVX512_ON_AVX2)
     return convlab_cpu_has_avx2_fma();
@@ -120,7 +125,7 @@ static int convlab_cpu_has_avx512f(void)
 /* Can path `p` run here?  Plain always; portable always (on a compiler
  * without vector extensions it is the plain code); AVX2 and AVX-512 if
  * compiled in and the CPU has them. */
-static int convlab_simd_path_available(int p)
+static inline int convlab_simd_path_available(int p)
 {
     switch (p) {
     case CONVLAB_PATH_PLAIN:
@@ -139,8 +144,59 @@ static int convlab_simd_path_available(int p)
     }
 }
 
-/* The path this module's kernels take; set at import (see _runtime.pxi). */
-static int convlab_simd_path = CONVLAB_PATH_PLAIN;
+/* The path the kernels take now.  It is one int for all the kernel modules,
+ * owned by convlab._fast._runtime, which sets it at import (CONVLAB_SIMD, else
+ * the fastest path this CPU runs) and in set_simd_path.  Each extension
+ * module compiles this header on its own, with its own pointer: the module
+ * points it at that int when it is imported (share_runtime_state in
+ * _runtime.pxd), so that a path chosen once reaches every kernel at once.
+ * Until then it points at the plain path. */
+static const int convlab_simd_path_unshared = CONVLAB_PATH_PLAIN;
+static const int *convlab_simd_path_state = &convlab_simd_path_unshared;
+#define CONVLAB_SIMD_PATH (*convlab_simd_path_state)
+
+static inline void convlab_share_simd_path(const int *state) { convlab_simd_path_state = state; }
+
+/* The dispatch: call the version of kernel NAME that the current path
+ * takes, with the arguments ARGS (in parentheses), as one statement.
+ *
+ *   CONVLAB_DISPATCH(NAME, ARGS)         NAME##_avx2 on the AVX2 and the
+ *                                        AVX-512 paths, NAME##_portable on
+ *                                        the portable path, NAME##_plain on
+ *                                        the plain path;
+ *   CONVLAB_DISPATCH_AVX512(NAME, ARGS)  the same, but NAME##_avx512 on the
+ *                                        AVX-512 path (the convolution's
+ *                                        wide tiles).
+ *
+ * A version that is not compiled in is skipped: without AVX2 functions (not
+ * x86-64, or CONVLAB_NO_AVX2) its paths are never available; without vector
+ * extensions (MSVC) the portable path takes the plain version. */
+#ifdef CONVLAB_HAVE_AVX512
+#define CONVLAB_IF_AVX512(NAME, ARGS) if (CONVLAB_SIMD_PATH == CONVLAB_PATH_AVX512) NAME##_avx512 ARGS; else
+#else
+#define CONVLAB_IF_AVX512(NAME, ARGS)
+#endif
+#ifdef CONVLAB_HAVE_AVX2
+#define CONVLAB_IF_AVX2(NAME, ARGS) if (CONVLAB_SIMD_PATH >= CONVLAB_PATH_AVX2) NAME##_avx2 ARGS; else
+#else
+#define CONVLAB_IF_AVX2(NAME, ARGS)
+#endif
+#ifdef CONVLAB_HAVE_VECTOR_EXT
+#define CONVLAB_IF_PORTABLE(NAME, ARGS) if (CONVLAB_SIMD_PATH >= CONVLAB_PATH_PORTABLE) NAME##_portable ARGS; else
+#else
+#define CONVLAB_IF_PORTABLE(NAME, ARGS)
+#endif
+#define CONVLAB_DISPATCH(NAME, ARGS) CONVLAB_IF_AVX2(NAME, ARGS) CONVLAB_IF_PORTABLE(NAME, ARGS) NAME##_plain ARGS;
+#define CONVLAB_DISPATCH_AVX512(NAME, ARGS) CONVLAB_IF_AVX512(NAME, ARGS) CONVLAB_DISPATCH(NAME, ARGS)
+
+/* A dispatching function is compiled into every module that includes its
+ * header, also one that calls only some of them (winograd.pyx uses two of
+ * conv_kernels.h's): the others are no warning. */
+#if defined(__GNUC__) || defined(__clang__)
+#define CONVLAB_DISPATCHER static __attribute__((unused))
+#else
+#define CONVLAB_DISPATCHER static
+#endif
 
 /* The compiler that built this module, for convlab.build_info(). */
 #if defined(__clang__)
@@ -154,13 +210,12 @@ static int convlab_simd_path = CONVLAB_PATH_PLAIN;
 #else
 #define CONVLAB_COMPILER "unknown"
 #endif
-static const char *convlab_compiler = CONVLAB_COMPILER;
 
 /* 1 in the test build whose AVX-512 kernels are compiled for AVX2 (above). */
 #ifdef CONVLAB_AVX512_ON_AVX2
-static const int convlab_avx512_on_avx2 = 1;
+#define CONVLAB_AVX512_ON_AVX2_BUILD 1
 #else
-static const int convlab_avx512_on_avx2 = 0;
+#define CONVLAB_AVX512_ON_AVX2_BUILD 0
 #endif
 
 #endif /* CONVLAB_SIMD_H */

@@ -30,15 +30,17 @@ the products over all channels, filters and tiles form one matrix product::
 with ``U[xi] = (G g G^T)[xi]`` for every filter and channel (computed once,
 in float64, then rounded to the input's dtype) and ``V[xi] = (B^T d B)[xi]``
 for every channel and tile.  Those 16 products run on the packed GEMM
-micro-kernels of ``conv_kernels.h`` (the same 6 x 16 float / 6 x 8 double
-register tiles as the direct convolution, with their plain, portable and
-AVX2 versions); the transforms are in ``winograd_kernels.h``.
+micro-kernels of ``conv_kernels.h`` (the 6 x 16 float / 6 x 8 double
+register tiles of the direct convolution, with their plain, portable and
+AVX2 versions; the narrow tiles on the avx512 path too); the transforms are
+in ``winograd_kernels.h``.
 
 **Blocks and threads.**  The tiles of all images are numbered one after
 the other and processed in blocks of ``NB`` tiles (a multiple of the
 micro-kernel's ``NR``), so that the block's ``V`` and ``M`` stay in the L2
-cache and small maps still fill whole panels.  OpenMP threads take whole
-blocks; every output is computed by one thread from its own block in a
+cache and small maps still fill whole panels; each block goes through the
+three steps above (:func:`_transform_inputs`, :func:`_multiply`,
+:func:`_transform_outputs`).  OpenMP threads take whole blocks; every output is computed by one thread from its own block in a
 fixed order, so the result does not depend on the number of threads.
 
 **F(4x4, 3x3).**  ``tile=4`` nests F(4, 3) instead: 6 x 6 input tiles,
@@ -57,49 +59,35 @@ transform notices any non-finite output and :func:`conv_forward` reports it,
 so that the caller can fall back to the direct convolution.
 """
 
+from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
+from convlab._fast._runtime cimport share_runtime_state
 from convlab._fast._threads cimport pick_threads
+from convlab._fast.conv_kernels cimport CONVLAB_D_NR as D_NR
+from convlab._fast.conv_kernels cimport CONVLAB_MR as MR
+from convlab._fast.conv_kernels cimport CONVLAB_S_NR as S_NR
+from convlab._fast.conv_kernels cimport convlab_dgemm_6x8, convlab_sgemm_6x16
+from convlab._fast.winograd_kernels cimport (convlab_wino_gather_row_d, convlab_wino_gather_row_s,
+                                             convlab_wino_input_d, convlab_wino_input_s,
+                                             convlab_wino_output_d, convlab_wino_output_s,
+                                             convlab_wino_scatter_row_d, convlab_wino_scatter_row_s)
 
 import numpy as np
 
-ctypedef fused real:
-    float
-    double
+
+share_runtime_state()  # the SIMD path and fork flag of convlab._fast._runtime
 
 
-cdef extern from "conv_kernels.h":
-    void convlab_sgemm_6x16(Py_ssize_t kc, const float *A, const float *B, float *C,
-                            Py_ssize_t ldc, int accumulate) noexcept nogil
-    void convlab_dgemm_6x8(Py_ssize_t kc, const double *A, const double *B, double *C,
-                           Py_ssize_t ldc, int accumulate) noexcept nogil
-
-cdef extern from "winograd_kernels.h":
-    void convlab_wino_gather_row_s(int tile, const float *src, Py_ssize_t ld, float *d) noexcept nogil
-    void convlab_wino_gather_row_d(int tile, const double *src, Py_ssize_t ld, double *d) noexcept nogil
-    void convlab_wino_scatter_row_s(int tile, const float *y, float *dst, Py_ssize_t ld) noexcept nogil
-    void convlab_wino_scatter_row_d(int tile, const double *y, double *dst, Py_ssize_t ld) noexcept nogil
-    void convlab_wino_input_s(int tile, const float *d, float *v, Py_ssize_t vstride) noexcept nogil
-    void convlab_wino_input_d(int tile, const double *d, double *v, Py_ssize_t vstride) noexcept nogil
-    void convlab_wino_output_s(int tile, const float *m, Py_ssize_t mstride, float bias, float *y,
-                               float *finite) noexcept nogil
-    void convlab_wino_output_d(int tile, const double *m, Py_ssize_t mstride, double bias, double *y,
-                               double *finite) noexcept nogil
-
-include "_runtime.pxi"
-
-
-# MR x NR: the micro-kernel's register tile (rows = filters, columns = tiles).
+# MR x NR (S_NR floats, D_NR doubles): the micro-kernel's register tile
+# (rows = filters, columns = tiles), the narrow one on every SIMD path.
 # BLOCK_BYTES: the V and M buffers of one block of tiles fit in about this
 # much memory (half of a 512 KiB L2 cache).
 # A tile of m x m outputs (m = `tile`, 2 or 4) needs an alpha x alpha input
 # patch, alpha = m + 2, and has npos = alpha**2 transformed positions.
 cdef enum:
-    MR = 6
-    S_NR = 16
-    D_NR = 8
     BLOCK_BYTES = 256 * 1024
 cdef double FLOP_PER_THREAD = 1e7
 
@@ -125,8 +113,8 @@ cdef inline Py_ssize_t _round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b * b
 
 
-cdef inline Py_ssize_t _nr(real *dummy) noexcept nogil:
-    if real is float:
+cdef inline Py_ssize_t _nr(floating *dummy) noexcept nogil:
+    if floating is float:
         return S_NR
     else:
         return D_NR
@@ -172,30 +160,30 @@ def transformed_filters(w, int tile=2):
     return np.ascontiguousarray(packed.reshape(npos, Kp * C), dtype=w.dtype)
 
 
-cdef inline void _gather_row(int tile, const real *src, Py_ssize_t ld, real *d) noexcept nogil:
+cdef inline void _gather_row(int tile, const floating *src, Py_ssize_t ld, floating *d) noexcept nogil:
     """``d[(r * alpha + s) * NR + l] = src[r * ld + tile * l + s]``: the patches of NR
     tiles side by side."""
-    if real is float:
+    if floating is float:
         convlab_wino_gather_row_s(tile, src, ld, d)
     else:
         convlab_wino_gather_row_d(tile, src, ld, d)
 
 
-cdef inline void _scatter_row(int tile, const real *y, real *dst, Py_ssize_t ld) noexcept nogil:
+cdef inline void _scatter_row(int tile, const floating *y, floating *dst, Py_ssize_t ld) noexcept nogil:
     """``dst[a * ld + tile * l + b] = y[(a * tile + b) * NR + l]``: NR output tiles side by side."""
-    if real is float:
+    if floating is float:
         convlab_wino_scatter_row_s(tile, y, dst, ld)
     else:
         convlab_wino_scatter_row_d(tile, y, dst, ld)
 
 
-cdef void _copy_rows_padded(const real *plane, real *rowbuf, Py_ssize_t h0, Py_ssize_t w0,
+cdef void _copy_rows_padded(const floating *plane, floating *rowbuf, Py_ssize_t h0, Py_ssize_t w0,
                             Py_ssize_t H, Py_ssize_t W, Py_ssize_t width, Py_ssize_t alpha) noexcept nogil:
     """Copy rows ``h0 .. h0 + alpha - 1``, columns ``w0 .. w0 + width - 1`` of an (H, W)
     ``plane`` into ``rowbuf`` (alpha x width), zeros outside the plane."""
     cdef Py_ssize_t r, h, s, s0 = max(0, -w0), s1 = min(width, W - w0)
-    cdef const real *src
-    cdef real *dst
+    cdef const floating *src
+    cdef floating *dst
     for r in range(alpha):
         h = h0 + r
         dst = rowbuf + r * width
@@ -212,7 +200,7 @@ cdef void _copy_rows_padded(const real *plane, real *rowbuf, Py_ssize_t h0, Py_s
             dst[s] = 0
 
 
-cdef void _gather_patches(const real *plane, real *d, const Py_ssize_t *lane_in,
+cdef void _gather_patches(const floating *plane, floating *d, const Py_ssize_t *lane_in,
                           const Py_ssize_t *lane_clip, Py_ssize_t W, Py_ssize_t nr,
                           Py_ssize_t alpha) noexcept nogil:
     """Copy the part inside the image of the alpha x alpha input patch of each of ``nr``
@@ -227,7 +215,7 @@ cdef void _gather_patches(const real *plane, real *d, const Py_ssize_t *lane_in,
     channel.
     """
     cdef Py_ssize_t l, r, s
-    cdef const real *src
+    cdef const floating *src
     for l in range(nr):
         src = plane + lane_in[l]
         for r in range(lane_clip[4 * l], lane_clip[4 * l + 1]):
@@ -235,51 +223,44 @@ cdef void _gather_patches(const real *plane, real *d, const Py_ssize_t *lane_in,
                 d[(r * alpha + s) * nr + l] = src[r * W + s]
 
 
-cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
-                     real *V, real *M, real *d, real *y, real *rowbuf, Py_ssize_t *lanes,
-                     Py_ssize_t t0, Py_ssize_t nb, Py_ssize_t NBp,
-                     Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K,
-                     Py_ssize_t pad_h, Py_ssize_t pad_w, Py_ssize_t H_out, Py_ssize_t W_out,
-                     Py_ssize_t tiles_h, Py_ssize_t tiles_w, int tile) noexcept nogil:
-    """Convolve tiles ``t0 .. t0 + nb - 1`` (numbered over all images); return 1 if an
-    output is not finite, else 0.
+cdef struct _Shape:
+    # The sizes of one convolution, the same for all its blocks of tiles.
+    Py_ssize_t C, H, W  # input channels, rows and columns
+    Py_ssize_t K, Kp  # filters, and K rounded up to whole panels of MR
+    Py_ssize_t pad_h, pad_w
+    Py_ssize_t H_out, W_out
+    Py_ssize_t tiles_h, tiles_w  # m x m output tiles down and across a map
+    Py_ssize_t NBp  # tiles per block, a multiple of NR
+    int tile  # m: 2 for F(2x2, 3x3), 4 for F(4x4, 3x3)
+    Py_ssize_t alpha, npos  # input patches are alpha = m + 2 wide, with npos = alpha**2 positions
 
-    ``tile`` is m = 2 or 4 (F(m x m, 3 x 3)), ``alpha = m + 2`` and
-    ``npos = alpha**2``.  ``V`` (npos x NBp x C), ``M`` (npos x Kp x NBp),
-    ``d`` (npos x NR), ``y`` (m * m x NR), ``rowbuf`` (alpha x (m NR + 2))
-    and ``lanes`` (10 x NR) are this thread's work buffers.
 
-    1. input transform: ``V[xi][panel][c][lane] = (B^T d B)[xi]`` for the
-       patch of every tile and channel, written straight into the
-       micro-kernel's packed B layout (panels of NR tiles);
-    2. for each ``xi``: ``M[xi] (Kp x NBp) = U[xi] @ V[xi]``, one
-       micro-kernel call per MR x NR tile, the whole channel sum at once;
-    3. output transform: ``Y = A^T M A + bias`` per filter and tile, and the
-       valid pixels of each m x m tile are written to ``out``.
+# One block of tiles ``t0 .. t0 + nb - 1`` (numbered over all images, row by
+# row of tiles, image by image) is convolved in three steps, each on this
+# thread's work buffers: ``V`` (npos x NBp x C), ``M`` (npos x Kp x NBp),
+# ``d`` (npos x NR), ``y`` (m * m x NR), ``rowbuf`` (alpha x (m NR + 2)) and
+# ``lanes`` (7 x NR).  A panel of NR tiles side by side in one row of tiles
+# (the common case on large maps) is read and written with strided vector
+# copies; other panels tile by tile.
 
-    A panel of NR tiles side by side in one row of tiles (the common case
-    on large maps) is read and written with strided vector copies; other
-    panels tile by tile.
-    """
-    cdef Py_ssize_t nr = _nr(V), alpha = tile + 2, npos = alpha * alpha
-    cdef Py_ssize_t Kp = _round_up(K, MR), npanels = (nb + nr - 1) // nr
-    cdef Py_ssize_t per_image = tiles_h * tiles_w, vstride = NBp * C, P = H_out * W_out
-    cdef Py_ssize_t jp, l, t, n, ti, tj, c, xi, ip, k, a, b
+cdef void _transform_inputs(const _Shape *sh, const floating *x, floating *V, floating *d,
+                            floating *rowbuf, Py_ssize_t *lanes, Py_ssize_t t0,
+                            Py_ssize_t nb) noexcept nogil:
+    """Step 1: ``V[xi][panel][c][lane] = (B^T d B)[xi]`` for the patch ``d`` of every tile
+    and channel, written straight into the micro-kernel's packed B layout (panels of NR tiles)."""
+    cdef Py_ssize_t C = sh.C, H = sh.H, W = sh.W, alpha = sh.alpha, npos = sh.npos
+    cdef Py_ssize_t tiles_w = sh.tiles_w, per_image = sh.tiles_h * sh.tiles_w
+    cdef Py_ssize_t vstride = sh.NBp * C
+    cdef int tile = sh.tile
+    cdef Py_ssize_t nr = _nr(V), npanels = (nb + nr - 1) // nr
+    cdef Py_ssize_t jp, l, t, n, ti, tj, c
     # per lane of a panel: input offset of its image (-1: no tile), patch
-    # origin, output offset of its tile, valid output rows and columns
+    # origin, and the rows and columns of the patch inside the image
     cdef Py_ssize_t *lane_in = lanes
     cdef Py_ssize_t *lane_h0 = lanes + nr
     cdef Py_ssize_t *lane_w0 = lanes + 2 * nr
-    cdef Py_ssize_t *lane_out = lanes + 3 * nr
-    cdef Py_ssize_t *lane_rows = lanes + 4 * nr
-    cdef Py_ssize_t *lane_cols = lanes + 5 * nr
-    cdef Py_ssize_t *lane_clip = lanes + 6 * nr  # 4 per lane
-    cdef bint in_row, inside, out_row, whole
-    cdef Py_ssize_t width
-    cdef real finite[16]
-    cdef real *dst
-    for l in range(nr):
-        finite[l] = 0
+    cdef Py_ssize_t *lane_clip = lanes + 3 * nr  # 4 per lane
+    cdef bint in_row, inside
     for jp in range(npanels):
         for l in range(nr):
             t = jp * nr + l
@@ -289,11 +270,8 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
                 ti = (t % per_image) // tiles_w
                 tj = t % tiles_w
                 lane_in[l] = n * C * H * W
-                lane_h0[l] = tile * ti - pad_h
-                lane_w0[l] = tile * tj - pad_w
-                lane_out[l] = n * K * P + tile * ti * W_out + tile * tj
-                lane_rows[l] = min(tile, H_out - tile * ti)
-                lane_cols[l] = min(tile, W_out - tile * tj)
+                lane_h0[l] = tile * ti - sh.pad_h
+                lane_w0[l] = tile * tj - sh.pad_w
                 lane_clip[4 * l] = max(0, -lane_h0[l])
                 lane_clip[4 * l + 1] = min(alpha, H - lane_h0[l])
                 lane_clip[4 * l + 2] = max(0, -lane_w0[l])
@@ -302,9 +280,6 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
                 lane_in[l] = -1
                 lane_h0[l] = 0
                 lane_w0[l] = 0
-                lane_out[l] = -1
-                lane_rows[l] = 0
-                lane_cols[l] = 0
                 lane_clip[4 * l] = lane_clip[4 * l + 1] = 0
                 lane_clip[4 * l + 2] = lane_clip[4 * l + 3] = 0
         # whole panel in one row of tiles (then lane l's patch and tile
@@ -318,7 +293,7 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
             # patch origins relative to their channel; zeros outside the image
             for l in range(nr):
                 lane_in[l] = lane_in[l] + lane_h0[l] * W + lane_w0[l] if lane_in[l] >= 0 else 0
-            memset(d, 0, npos * nr * sizeof(real))
+            memset(d, 0, npos * nr * sizeof(floating))
         for c in range(C):
             if inside:
                 _gather_row(tile, x + lane_in[0] + (c * H + lane_h0[0]) * W + lane_w0[0], W, d)
@@ -328,21 +303,51 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
                 _gather_row(tile, rowbuf, tile * nr + 2, d)
             else:
                 _gather_patches(x + c * H * W, d, lane_in, lane_clip, W, nr, alpha)
-            if real is float:
+            if floating is float:
                 convlab_wino_input_s(tile, d, V + (jp * C + c) * nr, vstride)
             else:
                 convlab_wino_input_d(tile, d, V + (jp * C + c) * nr, vstride)
-    for xi in range(npos):
+
+
+cdef void _multiply(const _Shape *sh, const floating *Up, const floating *V, floating *M,
+                    Py_ssize_t nb) noexcept nogil:
+    """Step 2: for each position ``xi``, ``M[xi] (Kp x NBp) = U[xi] @ V[xi]``, one
+    micro-kernel call per MR x NR tile, the whole channel sum at once."""
+    cdef Py_ssize_t C = sh.C, Kp = sh.Kp, NBp = sh.NBp, vstride = sh.NBp * sh.C
+    cdef Py_ssize_t nr = _nr(M), npanels = (nb + nr - 1) // nr
+    cdef Py_ssize_t xi, jp, ip
+    for xi in range(sh.npos):
         for jp in range(npanels):
             for ip in range(Kp // MR):
-                if real is float:
+                if floating is float:
                     convlab_sgemm_6x16(C, Up + (xi * Kp + ip * MR) * C, V + xi * vstride + jp * C * nr,
                                        M + (xi * Kp + ip * MR) * NBp + jp * nr, NBp, 0)
                 else:
                     convlab_dgemm_6x8(C, Up + (xi * Kp + ip * MR) * C, V + xi * vstride + jp * C * nr,
                                       M + (xi * Kp + ip * MR) * NBp + jp * nr, NBp, 0)
+
+
+cdef int _transform_outputs(const _Shape *sh, const floating *M, const floating *bias, floating *out,
+                            floating *y, floating *rowbuf, Py_ssize_t *lanes, Py_ssize_t t0,
+                            Py_ssize_t nb) noexcept nogil:
+    """Step 3: ``Y = A^T M A + bias`` per filter and tile, and the valid pixels of each
+    m x m tile written to ``out``.  Returns 1 if an output is not finite, else 0."""
+    cdef Py_ssize_t K = sh.K, Kp = sh.Kp, NBp = sh.NBp, H_out = sh.H_out, W_out = sh.W_out
+    cdef Py_ssize_t tiles_w = sh.tiles_w, per_image = sh.tiles_h * sh.tiles_w, P = H_out * W_out
+    cdef int tile = sh.tile
+    cdef Py_ssize_t nr = _nr(y), npanels = (nb + nr - 1) // nr
+    cdef Py_ssize_t jp, l, t, n, ti, tj, k, a, b, width
+    # per lane of a panel: output offset of its tile (-1: no tile), valid
+    # output rows and columns
+    cdef Py_ssize_t *lane_out = lanes
+    cdef Py_ssize_t *lane_rows = lanes + nr
+    cdef Py_ssize_t *lane_cols = lanes + 2 * nr
+    cdef bint out_row, whole
+    cdef floating finite[S_NR]
+    cdef floating *dst
+    for l in range(nr):
+        finite[l] = 0
     for jp in range(npanels):
-        # the lanes of the output side (recomputed: the input loop reused the buffer)
         for l in range(nr):
             t = jp * nr + l
             if t < nb:
@@ -367,7 +372,7 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
         # (only the last row and the last column of tiles can be partial)
         whole = out_row and lane_rows[0] == tile and lane_cols[nr - 1] == tile
         for k in range(K):
-            if real is float:
+            if floating is float:
                 convlab_wino_output_s(tile, M + k * NBp + jp * nr, Kp * NBp,
                                       bias[k] if bias != NULL else 0, y, finite)
             else:
@@ -394,8 +399,8 @@ cdef int _conv_block(const real *x, const real *Up, const real *bias, real *out,
     return 0
 
 
-def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const real[::1] b,
-                 real[:, :, :, ::1] out, int pad_h, int pad_w, int num_threads=0,
+def conv_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w, const floating[::1] b,
+                 floating[:, :, :, ::1] out, int pad_h, int pad_w, int num_threads=0,
                  block_tiles=None, int tile=2):
     """Stride-1 3x3 convolution by Winograd's F(m x m, 3x3), writing ``out`` in place.
 
@@ -464,39 +469,43 @@ def conv_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const r
     cdef Py_ssize_t alpha = tile + 2, npos = alpha * alpha
     cdef Py_ssize_t tiles_h = (H_out + tile - 1) // tile, tiles_w = (W_out + tile - 1) // tile
     cdef Py_ssize_t T = N * tiles_h * tiles_w
-    cdef Py_ssize_t NBp = tiles_per_block(C, K, sizeof(real), tile) if block_tiles is None else \
+    cdef Py_ssize_t NBp = tiles_per_block(C, K, sizeof(floating), tile) if block_tiles is None else \
         _round_up(max(int(block_tiles), 1), nr)
-    cdef Py_ssize_t nblocks = (T + NBp - 1) // NBp, Kp = _round_up(K, MR), blk, nb
+    cdef Py_ssize_t nblocks = (T + NBp - 1) // NBp, Kp = _round_up(K, MR), blk, t0, nb
+    cdef _Shape shape = _Shape(C=C, H=H, W=W, K=K, Kp=Kp, pad_h=pad_h, pad_w=pad_w, H_out=H_out,
+                               W_out=W_out, tiles_h=tiles_h, tiles_w=tiles_w, NBp=NBp, tile=tile,
+                               alpha=alpha, npos=npos)
     Up_arr = transformed_filters(np.asarray(w), tile)
-    cdef const real[:, ::1] Up = Up_arr
-    cdef const real *bias = &b[0] if b.shape[0] > 0 else NULL
-    cdef real *V
-    cdef real *M
-    cdef real *d
-    cdef real *y
-    cdef real *rowbuf
+    cdef const floating[:, ::1] Up = Up_arr
+    cdef const floating *bias = &b[0] if b.shape[0] > 0 else NULL
+    cdef floating *V
+    cdef floating *M
+    cdef floating *d
+    cdef floating *y
+    cdef floating *rowbuf
     cdef Py_ssize_t *lanes
     cdef int[::1] failed = np.zeros(1, dtype=np.intc)
     cdef int[::1] nonfinite = np.zeros(nblocks, dtype=np.intc)
     num_threads = pick_threads(18.0 * N * K * C * H_out * W_out, FLOP_PER_THREAD, num_threads)
     with nogil, parallel(num_threads=num_threads):
-        V = <real *>malloc(npos * NBp * C * sizeof(real))
-        M = <real *>malloc(npos * Kp * NBp * sizeof(real))
-        d = <real *>malloc(npos * nr * sizeof(real))
-        y = <real *>malloc(tile * tile * nr * sizeof(real))
-        rowbuf = <real *>malloc(alpha * (tile * nr + 2) * sizeof(real))
-        lanes = <Py_ssize_t *>malloc(10 * nr * sizeof(Py_ssize_t))
+        V = <floating *>malloc(npos * NBp * C * sizeof(floating))
+        M = <floating *>malloc(npos * Kp * NBp * sizeof(floating))
+        d = <floating *>malloc(npos * nr * sizeof(floating))
+        y = <floating *>malloc(tile * tile * nr * sizeof(floating))
+        rowbuf = <floating *>malloc(alpha * (tile * nr + 2) * sizeof(floating))
+        lanes = <Py_ssize_t *>malloc(7 * nr * sizeof(Py_ssize_t))
         if V == NULL or M == NULL or d == NULL or y == NULL or rowbuf == NULL or lanes == NULL:
             failed[0] = 1
         else:
             for blk in prange(nblocks, schedule="dynamic"):
-                nb = T - blk * NBp
+                t0 = blk * NBp
+                nb = T - t0
                 if nb > NBp:
                     nb = NBp
-                nonfinite[blk] = _conv_block(&x[0, 0, 0, 0], &Up[0, 0], bias, &out[0, 0, 0, 0],
-                                             V, M, d, y, rowbuf, lanes, blk * NBp, nb, NBp,
-                                             C, H, W, K, pad_h, pad_w, H_out, W_out,
-                                             tiles_h, tiles_w, tile)
+                _transform_inputs(&shape, &x[0, 0, 0, 0], V, d, rowbuf, lanes, t0, nb)
+                _multiply(&shape, &Up[0, 0], V, M, nb)
+                nonfinite[blk] = _transform_outputs(&shape, M, bias, &out[0, 0, 0, 0], y, rowbuf,
+                                                    lanes, t0, nb)
         free(V)
         free(M)
         free(d)

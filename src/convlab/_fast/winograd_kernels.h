@@ -34,6 +34,7 @@
 
 #include <stddef.h>
 
+#include "conv_kernels.h" /* the tile: NR = CONVLAB_S_NR floats or CONVLAB_D_NR doubles */
 #include "simd.h"
 
 /* ====================================================================
@@ -171,7 +172,7 @@ static const double convlab_wino4_at[4][6] = {
                 dst[a * ld + S * l + b] = y[(a * S + b) * NR + l];
 
 /* ====================================================================
- * The functions: plain, AVX2 copies, and the dispatchers.
+ * The functions: plain, AVX2 copies, and the dispatchers (simd.h).
  * ==================================================================== */
 
 #define CONVLAB_WINO_IN_ARGS(T) const T *d, T *v, ptrdiff_t vstride
@@ -180,65 +181,79 @@ static const double convlab_wino4_at[4][6] = {
 #define CONVLAB_WINO_SCATTER_ARGS(T) const T *y, T *dst, ptrdiff_t ld
 
 #define CONVLAB_WINO_DEFINE(SUFFIX, ATTR) \
-    ATTR static void convlab_wino2_input_s_##SUFFIX(CONVLAB_WINO_IN_ARGS(float)) { CONVLAB_WINO2_INPUT(float, 16) } \
-    ATTR static void convlab_wino2_input_d_##SUFFIX(CONVLAB_WINO_IN_ARGS(double)) { CONVLAB_WINO2_INPUT(double, 8) } \
-    ATTR static void convlab_wino2_output_s_##SUFFIX(CONVLAB_WINO_OUT_ARGS(float)) { CONVLAB_WINO2_OUTPUT(float, 16) } \
-    ATTR static void convlab_wino2_output_d_##SUFFIX(CONVLAB_WINO_OUT_ARGS(double)) { CONVLAB_WINO2_OUTPUT(double, 8) } \
-    ATTR static void convlab_wino2_gather_row_s_##SUFFIX(CONVLAB_WINO_GATHER_ARGS(float)) { CONVLAB_WINO_GATHER_ROW(float, 16, 4, 2) } \
-    ATTR static void convlab_wino2_gather_row_d_##SUFFIX(CONVLAB_WINO_GATHER_ARGS(double)) { CONVLAB_WINO_GATHER_ROW(double, 8, 4, 2) } \
-    ATTR static void convlab_wino2_scatter_row_s_##SUFFIX(CONVLAB_WINO_SCATTER_ARGS(float)) { CONVLAB_WINO_SCATTER_ROW(float, 16, 2) } \
-    ATTR static void convlab_wino2_scatter_row_d_##SUFFIX(CONVLAB_WINO_SCATTER_ARGS(double)) { CONVLAB_WINO_SCATTER_ROW(double, 8, 2) } \
-    ATTR static void convlab_wino4_input_s_##SUFFIX(CONVLAB_WINO_IN_ARGS(float)) { CONVLAB_WINO4_INPUT(float, 16) } \
-    ATTR static void convlab_wino4_input_d_##SUFFIX(CONVLAB_WINO_IN_ARGS(double)) { CONVLAB_WINO4_INPUT(double, 8) } \
-    ATTR static void convlab_wino4_output_s_##SUFFIX(CONVLAB_WINO_OUT_ARGS(float)) { CONVLAB_WINO4_OUTPUT(float, 16) } \
-    ATTR static void convlab_wino4_output_d_##SUFFIX(CONVLAB_WINO_OUT_ARGS(double)) { CONVLAB_WINO4_OUTPUT(double, 8) } \
-    ATTR static void convlab_wino4_gather_row_s_##SUFFIX(CONVLAB_WINO_GATHER_ARGS(float)) { CONVLAB_WINO_GATHER_ROW(float, 16, 6, 4) } \
-    ATTR static void convlab_wino4_gather_row_d_##SUFFIX(CONVLAB_WINO_GATHER_ARGS(double)) { CONVLAB_WINO_GATHER_ROW(double, 8, 6, 4) } \
-    ATTR static void convlab_wino4_scatter_row_s_##SUFFIX(CONVLAB_WINO_SCATTER_ARGS(float)) { CONVLAB_WINO_SCATTER_ROW(float, 16, 4) } \
-    ATTR static void convlab_wino4_scatter_row_d_##SUFFIX(CONVLAB_WINO_SCATTER_ARGS(double)) { CONVLAB_WINO_SCATTER_ROW(double, 8, 4) }
+    ATTR static void convlab_wino2_input_s_##SUFFIX(CONVLAB_WINO_IN_ARGS(float)) { CONVLAB_WINO2_INPUT(float, CONVLAB_S_NR) } \
+    ATTR static void convlab_wino2_input_d_##SUFFIX(CONVLAB_WINO_IN_ARGS(double)) { CONVLAB_WINO2_INPUT(double, CONVLAB_D_NR) } \
+    ATTR static void convlab_wino2_output_s_##SUFFIX(CONVLAB_WINO_OUT_ARGS(float)) { CONVLAB_WINO2_OUTPUT(float, CONVLAB_S_NR) } \
+    ATTR static void convlab_wino2_output_d_##SUFFIX(CONVLAB_WINO_OUT_ARGS(double)) { CONVLAB_WINO2_OUTPUT(double, CONVLAB_D_NR) } \
+    ATTR static void convlab_wino2_gather_row_s_##SUFFIX(CONVLAB_WINO_GATHER_ARGS(float)) { CONVLAB_WINO_GATHER_ROW(float, CONVLAB_S_NR, 4, 2) } \
+    ATTR static void convlab_wino2_gather_row_d_##SUFFIX(CONVLAB_WINO_GATHER_ARGS(double)) { CONVLAB_WINO_GATHER_ROW(double, CONVLAB_D_NR, 4, 2) } \
+    ATTR static void convlab_wino2_scatter_row_s_##SUFFIX(CONVLAB_WINO_SCATTER_ARGS(float)) { CONVLAB_WINO_SCATTER_ROW(float, CONVLAB_S_NR, 2) } \
+    ATTR static void convlab_wino2_scatter_row_d_##SUFFIX(CONVLAB_WINO_SCATTER_ARGS(double)) { CONVLAB_WINO_SCATTER_ROW(double, CONVLAB_D_NR, 2) } \
+    ATTR static void convlab_wino4_input_s_##SUFFIX(CONVLAB_WINO_IN_ARGS(float)) { CONVLAB_WINO4_INPUT(float, CONVLAB_S_NR) } \
+    ATTR static void convlab_wino4_input_d_##SUFFIX(CONVLAB_WINO_IN_ARGS(double)) { CONVLAB_WINO4_INPUT(double, CONVLAB_D_NR) } \
+    ATTR static void convlab_wino4_output_s_##SUFFIX(CONVLAB_WINO_OUT_ARGS(float)) { CONVLAB_WINO4_OUTPUT(float, CONVLAB_S_NR) } \
+    ATTR static void convlab_wino4_output_d_##SUFFIX(CONVLAB_WINO_OUT_ARGS(double)) { CONVLAB_WINO4_OUTPUT(double, CONVLAB_D_NR) } \
+    ATTR static void convlab_wino4_gather_row_s_##SUFFIX(CONVLAB_WINO_GATHER_ARGS(float)) { CONVLAB_WINO_GATHER_ROW(float, CONVLAB_S_NR, 6, 4) } \
+    ATTR static void convlab_wino4_gather_row_d_##SUFFIX(CONVLAB_WINO_GATHER_ARGS(double)) { CONVLAB_WINO_GATHER_ROW(double, CONVLAB_D_NR, 6, 4) } \
+    ATTR static void convlab_wino4_scatter_row_s_##SUFFIX(CONVLAB_WINO_SCATTER_ARGS(float)) { CONVLAB_WINO_SCATTER_ROW(float, CONVLAB_S_NR, 4) } \
+    ATTR static void convlab_wino4_scatter_row_d_##SUFFIX(CONVLAB_WINO_SCATTER_ARGS(double)) { CONVLAB_WINO_SCATTER_ROW(double, CONVLAB_D_NR, 4) }
 
 CONVLAB_WINO_DEFINE(plain, )
 #ifdef CONVLAB_HAVE_AVX2
 CONVLAB_WINO_DEFINE(avx2, CONVLAB_TARGET_AVX2)
-#define CONVLAB_WINO_CALL(NAME, ARGS) \
-    if (CONVLAB_USE_AVX2) NAME##_avx2 ARGS; else NAME##_plain ARGS;
-#else
-#define CONVLAB_WINO_CALL(NAME, ARGS) NAME##_plain ARGS;
 #endif
+
+/* the portable path: the plain functions, whose lane loops the compiler vectorises for the baseline */
+#define convlab_wino2_input_s_portable convlab_wino2_input_s_plain
+#define convlab_wino2_input_d_portable convlab_wino2_input_d_plain
+#define convlab_wino2_output_s_portable convlab_wino2_output_s_plain
+#define convlab_wino2_output_d_portable convlab_wino2_output_d_plain
+#define convlab_wino2_gather_row_s_portable convlab_wino2_gather_row_s_plain
+#define convlab_wino2_gather_row_d_portable convlab_wino2_gather_row_d_plain
+#define convlab_wino2_scatter_row_s_portable convlab_wino2_scatter_row_s_plain
+#define convlab_wino2_scatter_row_d_portable convlab_wino2_scatter_row_d_plain
+#define convlab_wino4_input_s_portable convlab_wino4_input_s_plain
+#define convlab_wino4_input_d_portable convlab_wino4_input_d_plain
+#define convlab_wino4_output_s_portable convlab_wino4_output_s_plain
+#define convlab_wino4_output_d_portable convlab_wino4_output_d_plain
+#define convlab_wino4_gather_row_s_portable convlab_wino4_gather_row_s_plain
+#define convlab_wino4_gather_row_d_portable convlab_wino4_gather_row_d_plain
+#define convlab_wino4_scatter_row_s_portable convlab_wino4_scatter_row_s_plain
+#define convlab_wino4_scatter_row_d_portable convlab_wino4_scatter_row_d_plain
 
 /* tile: 2 for F(2x2, 3x3), 4 for F(4x4, 3x3) */
 #define CONVLAB_WINO_PICK(tile, NAME2, NAME4, ARGS) \
-    if (tile == 2) { CONVLAB_WINO_CALL(NAME2, ARGS) } else { CONVLAB_WINO_CALL(NAME4, ARGS) }
+    if (tile == 2) { CONVLAB_DISPATCH(NAME2, ARGS) } else { CONVLAB_DISPATCH(NAME4, ARGS) }
 
-static void convlab_wino_input_s(int tile, CONVLAB_WINO_IN_ARGS(float))
+CONVLAB_DISPATCHER void convlab_wino_input_s(int tile, CONVLAB_WINO_IN_ARGS(float))
 {
     CONVLAB_WINO_PICK(tile, convlab_wino2_input_s, convlab_wino4_input_s, (d, v, vstride))
 }
-static void convlab_wino_input_d(int tile, CONVLAB_WINO_IN_ARGS(double))
+CONVLAB_DISPATCHER void convlab_wino_input_d(int tile, CONVLAB_WINO_IN_ARGS(double))
 {
     CONVLAB_WINO_PICK(tile, convlab_wino2_input_d, convlab_wino4_input_d, (d, v, vstride))
 }
-static void convlab_wino_output_s(int tile, CONVLAB_WINO_OUT_ARGS(float))
+CONVLAB_DISPATCHER void convlab_wino_output_s(int tile, CONVLAB_WINO_OUT_ARGS(float))
 {
     CONVLAB_WINO_PICK(tile, convlab_wino2_output_s, convlab_wino4_output_s, (m, mstride, bias, y, finite))
 }
-static void convlab_wino_output_d(int tile, CONVLAB_WINO_OUT_ARGS(double))
+CONVLAB_DISPATCHER void convlab_wino_output_d(int tile, CONVLAB_WINO_OUT_ARGS(double))
 {
     CONVLAB_WINO_PICK(tile, convlab_wino2_output_d, convlab_wino4_output_d, (m, mstride, bias, y, finite))
 }
-static void convlab_wino_gather_row_s(int tile, CONVLAB_WINO_GATHER_ARGS(float))
+CONVLAB_DISPATCHER void convlab_wino_gather_row_s(int tile, CONVLAB_WINO_GATHER_ARGS(float))
 {
     CONVLAB_WINO_PICK(tile, convlab_wino2_gather_row_s, convlab_wino4_gather_row_s, (src, ld, d))
 }
-static void convlab_wino_gather_row_d(int tile, CONVLAB_WINO_GATHER_ARGS(double))
+CONVLAB_DISPATCHER void convlab_wino_gather_row_d(int tile, CONVLAB_WINO_GATHER_ARGS(double))
 {
     CONVLAB_WINO_PICK(tile, convlab_wino2_gather_row_d, convlab_wino4_gather_row_d, (src, ld, d))
 }
-static void convlab_wino_scatter_row_s(int tile, CONVLAB_WINO_SCATTER_ARGS(float))
+CONVLAB_DISPATCHER void convlab_wino_scatter_row_s(int tile, CONVLAB_WINO_SCATTER_ARGS(float))
 {
     CONVLAB_WINO_PICK(tile, convlab_wino2_scatter_row_s, convlab_wino4_scatter_row_s, (y, dst, ld))
 }
-static void convlab_wino_scatter_row_d(int tile, CONVLAB_WINO_SCATTER_ARGS(double))
+CONVLAB_DISPATCHER void convlab_wino_scatter_row_d(int tile, CONVLAB_WINO_SCATTER_ARGS(double))
 {
     CONVLAB_WINO_PICK(tile, convlab_wino2_scatter_row_d, convlab_wino4_scatter_row_d, (y, dst, ld))
 }

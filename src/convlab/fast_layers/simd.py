@@ -6,20 +6,15 @@ AVX2 + FMA version (the convolution's products also as AVX-512). The fastest
 path this CPU runs is chosen when the kernels are imported, or the one the
 environment variable ``CONVLAB_SIMD`` names; :func:`set_simd_path` changes it
 and :func:`build_info` reports it. All three are also
-:mod:`convlab.fast_layers`'s own.
+:mod:`convlab.fast_layers`'s own. The path is one state for every kernel
+module, kept by :mod:`convlab._fast._runtime`.
 """
 
 import platform
 
-from convlab._fast import bn_act as _bn_act
-from convlab._fast import conv as _conv
-from convlab._fast import pool as _pool
-from convlab._fast import winograd as _winograd
+from convlab._fast import _runtime
 
 __all__ = ["simd_paths", "set_simd_path", "build_info"]
-
-# The kernel modules with SIMD paths; each keeps its own choice, set together here.
-_SIMD_MODULES = (_conv, _pool, _bn_act, _winograd)
 
 
 def simd_paths():
@@ -34,7 +29,7 @@ def simd_paths():
         vector code every CPU of the architecture runs: SSE2 on x86-64, NEON
         on arm64) and ``"plain"`` (plain C loops, the readable reference).
     """
-    return _conv.simd_paths()
+    return _runtime.simd_paths()
 
 
 def set_simd_path(name):
@@ -50,8 +45,7 @@ def set_simd_path(name):
     ValueError
         If ``name`` is not a SIMD path this CPU can run.
     """
-    for module in _SIMD_MODULES:
-        module.set_simd_path(name)
+    _runtime.set_simd_path(name)
 
 
 def build_info():
@@ -68,11 +62,10 @@ def build_info():
         OpenMP), ``compiler`` and ``avx512_on_avx2`` (True only for the
         test build whose "avx512" kernels are compiled for AVX2).
     """
-    paths = {module.simd_path() for module in _SIMD_MODULES}
-    compiled = _conv.compiled_with()
+    compiled = _runtime.compiled_with()
     return {
         "machine": platform.machine(),
-        "simd_path": paths.pop() if len(paths) == 1 else "mixed",
+        "simd_path": _runtime.simd_path(),
         "simd_paths": simd_paths(),
         "openmp": compiled["openmp"] > 0,
         "openmp_version": compiled["openmp"],
