@@ -44,6 +44,7 @@ def test_a_1x1_convolution_with_stride_2_keeps_every_other_pixel(rng):
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.exercise("conv_general.forward", points=2)
 def test_the_general_convolution_follows_its_formula(rng):
     x = rng.standard_normal((2, 4, 7, 7))
     w = rng.standard_normal((6, 2, 3, 2))
@@ -75,6 +76,7 @@ def test_without_dilation_or_groups_it_is_the_course_convolution(rng):
         assert rel_error(got, want) < 1e-14
 
 
+@pytest.mark.exercise("conv_general.forward", points=1)
 def test_a_dilated_filter_is_a_larger_filter_with_zeros_between_its_taps(rng):
     x = rng.standard_normal((2, 2, 9, 8))
     w = rng.standard_normal((3, 2, 3, 2))
@@ -86,6 +88,7 @@ def test_a_dilated_filter_is_a_larger_filter_with_zeros_between_its_taps(rng):
     assert rel_error(out, expected) < 1e-13
 
 
+@pytest.mark.exercise("conv_general.forward", points=1)
 def test_a_grouped_convolution_is_one_convolution_per_slice_of_channels(rng):
     x = rng.standard_normal((2, 6, 5, 5))
     w = rng.standard_normal((6, 2, 3, 3))   # 3 groups: 2 channels and 2 filters each
@@ -97,6 +100,7 @@ def test_a_grouped_convolution_is_one_convolution_per_slice_of_channels(rng):
         assert rel_error(out[:, 2 * g:2 * g + 2], part) < 1e-13
 
 
+@pytest.mark.exercise("conv_general.forward", points=1)
 def test_a_depthwise_convolution_filters_each_channel_on_its_own(rng):
     x = rng.standard_normal((2, 3, 4, 4))
     w = rng.standard_normal((3, 1, 3, 3))
@@ -134,6 +138,7 @@ def test_the_general_convolution_backward_gradient_check(rng, x_shape, w_shape, 
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.exercise("conv_transpose.forward", points=1)
 def test_a_transposed_convolution_scatters_each_pixel_times_the_filter():
     x = np.array([[[[1.0, 2.0]]]])               # one 1 x 2 image
     w = np.array([[[[1.0, 10.0], [100.0, 1000.0]]]])   # one 2 x 2 filter
@@ -165,6 +170,7 @@ def test_the_transposed_convolution_is_the_input_gradient_of_a_convolution(rng, 
     assert rel_error(dx, conv_out) < 1e-13
 
 
+@pytest.mark.exercise("conv_transpose.forward", points=2)
 def test_output_padding_adds_the_rows_a_strided_convolution_forgets(rng):
     """Convolutions with stride 2 map 5 and 6 rows alike to 3; ``output_padding`` picks 6."""
     x = rng.standard_normal((1, 2, 3, 3))
@@ -209,6 +215,7 @@ def test_the_transposed_convolution_backward_gradient_check(rng, x_shape, w_shap
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.exercise("avg_pool.forward", points=1)
 def test_average_pooling_takes_the_mean_of_every_window():
     x = np.arange(16.0).reshape(1, 1, 4, 4)
     out, _ = conv_family.avg_pool_forward_naive(x, {"pool_height": 2, "pool_width": 2, "stride": 2})
@@ -217,6 +224,7 @@ def test_average_pooling_takes_the_mean_of_every_window():
     assert out[0, 0, 0].tolist() == [4.5, 5.5, 6.5]   # mean of rows 0-2 of columns (0, 1), (1, 2), (2, 3)
 
 
+@pytest.mark.exercise("avg_pool.backward", points=1)
 @pytest.mark.parametrize("x_shape, pool_param", [
     ((2, 3, 4, 4), {"pool_height": 2, "pool_width": 2, "stride": 2}),
     ((2, 2, 5, 6), {"pool_height": 3, "pool_width": 2, "stride": 1}),    # overlapping, not square

@@ -47,3 +47,40 @@ def test_the_pooling_diagram_routes_the_gradient_to_the_maxima():
 def test_svgs_carry_no_date():
     for path in FIGURES.glob("*.svg"):
         assert "<dc:date>" not in path.read_text(encoding="utf-8")
+
+
+def test_the_grouped_diagram_draws_one_line_per_channel_a_filter_reads():
+    fig = diagrams.draw_grouped_conv(C=4, F=4, groups=(1, 2, 4))
+    # F * C / groups lines per panel: 16 + 8 + 4
+    assert len(fig.axes[0].lines) == 16 + 8 + 4
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "full: groups = 1\n16 weights per tap" in texts
+    assert "depthwise: groups = 4\n4 weights per tap" in texts
+
+
+def test_the_transposed_diagram_counts_every_copy_of_the_filter():
+    fig = diagrams.draw_transposed_conv(H=2, kernel=3, stride=2)
+    counts = [int(t.get_text()) for t in fig.axes[0].texts if t.get_text().isdigit()]
+    assert len(counts) == 5 * 5            # the output of (2 - 1) * 2 + 3 = 5 rows and columns
+    assert sum(counts) == 2 * 2 * 3 * 3    # four input pixels, nine taps each
+    assert max(counts) == 4                # the centre, reached by all four copies
+
+
+def test_the_pooling_diagram_shows_the_means_of_the_windows():
+    texts = [t.get_text() for t in diagrams.draw_average_pooling().axes[0].texts]
+    for value in ("2.5", "1", "2", "6", "2.875"):   # the four 2x2 means and the global one
+        assert value in texts
+    assert "global average" in texts
+
+
+def test_the_dilated_diagram_takes_its_output_size_from_the_layer():
+    texts = [t.get_text() for t in diagrams.draw_dilated_conv(H=7, kernel=3, dilation=2).axes[0].texts]
+    assert "output 3x3" in texts
+    texts = [t.get_text() for t in diagrams.draw_dilated_conv(H=9, kernel=3, dilation=3).axes[0].texts]
+    assert "output 3x3" in texts and any("span 7x7" in t for t in texts)
+
+
+def test_the_pointwise_diagram_counts_the_weights():
+    texts = [t.get_text() for t in diagrams.draw_pointwise_conv(C=3, F=2).axes[0].texts]
+    assert "weights\n2 x 3\n(6 + 2 bias)" in texts
+    assert "output\n2 channels, 4x4" in texts

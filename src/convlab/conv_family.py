@@ -187,9 +187,10 @@ def conv_general_forward_naive(x, w, b, conv_param):
     F, C_g, HH, WW = w.shape
     if b.shape != (F,):
         raise ValueError(f"b must have shape ({F},) to match w of shape {w.shape}; got shape {b.shape}")
+    out = np.zeros((N, F, H_out, W_out), dtype=_float_dtype(x, w, b))
+    # BEGIN SOLUTION conv_general.forward
     F_g = F // groups
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    out = np.zeros((N, F, H_out, W_out), dtype=_float_dtype(x, w, b))
     for n in range(N):
         for g in range(groups):
             channels, filters = slice(g * C_g, (g + 1) * C_g), slice(g * F_g, (g + 1) * F_g)
@@ -199,6 +200,7 @@ def conv_general_forward_naive(x, w, b, conv_param):
                     # the taps of the dilated filter: every d-th pixel of its span
                     window = x_pad[n, channels, top:top + (HH - 1) * d + 1:d, left:left + (WW - 1) * d + 1:d]
                     out[n, filters, i, j] = np.sum(w[filters] * window, axis=(1, 2, 3)) + b[filters]
+    # END SOLUTION
     return out, (x, w, b, conv_param)
 
 
@@ -402,6 +404,7 @@ def conv_transpose_forward_naive(x, w, b, conv_param):
     _, F, HH, WW = w.shape
     if b.shape != (F,):
         raise ValueError(f"b must have shape ({F},) to match w of shape {w.shape}; got shape {b.shape}")
+    # BEGIN SOLUTION conv_transpose.forward
     dtype = _float_dtype(x, w, b)
     full = np.zeros((N, F, (H - 1) * stride + HH, (W - 1) * stride + WW), dtype=dtype)
     for n in range(N):
@@ -414,6 +417,7 @@ def conv_transpose_forward_naive(x, w, b, conv_param):
     out = np.zeros((N, F, H_out, W_out), dtype=dtype)
     out[:, :, :rows, :cols] = full[:, :, pad:pad + rows, pad:pad + cols]
     out += b[:, None, None]
+    # END SOLUTION
     return out, (x, w, b, conv_param)
 
 
@@ -498,6 +502,7 @@ def avg_pool_forward_naive(x, pool_param):
     H_out, W_out = pool_output_size(x.shape, pool_param)
     N, C, H, W = x.shape
     ph, pw, stride = int(pool_param["pool_height"]), int(pool_param["pool_width"]), int(pool_param["stride"])
+    # BEGIN SOLUTION avg_pool.forward
     out = np.zeros((N, C, H_out, W_out), dtype=_float_dtype(x))
     for n in range(N):
         for c in range(C):
@@ -505,6 +510,7 @@ def avg_pool_forward_naive(x, pool_param):
                 for j in range(W_out):
                     top, left = i * stride, j * stride
                     out[n, c, i, j] = np.mean(x[n, c, top:top + ph, left:left + pw])
+    # END SOLUTION
     return out, (x, pool_param)
 
 
@@ -533,12 +539,14 @@ def avg_pool_backward_naive(dout, cache):
     _check_dout(dout, (N, C, H_out, W_out))
     ph, pw, stride = int(pool_param["pool_height"]), int(pool_param["pool_width"]), int(pool_param["stride"])
     dx = np.zeros(x.shape, dtype=_float_dtype(x, dout))
+    # BEGIN SOLUTION avg_pool.backward
     for n in range(N):
         for c in range(C):
             for i in range(H_out):
                 for j in range(W_out):
                     top, left = i * stride, j * stride
                     dx[n, c, top:top + ph, left:left + pw] += dout[n, c, i, j] / (ph * pw)
+    # END SOLUTION
     return dx
 
 

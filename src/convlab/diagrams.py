@@ -1,9 +1,11 @@
 """The book's diagrams, drawn from the layers they explain and saved as SVG files.
 
 Each ``draw_*`` function returns a :class:`matplotlib.figure.Figure` (not
-registered with ``pyplot``) whose numbers come from :mod:`convlab.layers`, so a
-diagram cannot silently disagree with the code: the output sizes come from
-``conv_output_size``, the pooling gradient from ``max_pool_backward_naive``.
+registered with ``pyplot``) whose numbers come from :mod:`convlab.layers` and
+:mod:`convlab.conv_family`, so a diagram cannot silently disagree with the
+code: the output sizes come from ``conv_output_size``,
+``conv_general_output_size`` and ``conv_transpose_output_size``, the pooling
+gradient from ``max_pool_backward_naive``.
 :func:`save_all` writes every diagram to a directory, byte for byte the same
 on every run (fixed SVG ids, no date in the metadata)::
 
@@ -22,6 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
+from convlab.conv_family import conv_general_output_size, conv_transpose_output_size
 from convlab.layers import (
     conv_output_size,
     max_pool_backward_naive,
@@ -34,6 +37,11 @@ __all__ = [
     "draw_maxpool_routing",
     "draw_im2col",
     "draw_three_layer_net",
+    "draw_pointwise_conv",
+    "draw_dilated_conv",
+    "draw_grouped_conv",
+    "draw_transposed_conv",
+    "draw_average_pooling",
     "DIAGRAMS",
     "save_all",
 ]
@@ -297,12 +305,219 @@ def draw_three_layer_net(C=3, H=32, F=32, k=7, D=100, K=10):
     return fig
 
 
+# --------------------------------------------------------------------------
+# The convolution family
+# --------------------------------------------------------------------------
+
+LIGHT = dict(zip(HIGHLIGHT, ("#d6e7f3", "#fbe9c6", "#cdeee4", "#f2dcea")))
+
+
+def _stack(ax, top, left, depth, rows, cols, faces, step=0.45):
+    """``depth`` grids of rows x cols drawn back to front, each ``step`` down and right of the last.
+
+    ``faces`` is a list of ``depth`` face arguments for :func:`_grid`.
+    Returns the (top, left) of the front grid.
+    """
+    for k in range(depth):
+        _grid(ax, top + k * step, left + k * step, rows, cols, face=faces[k])
+    return top + (depth - 1) * step, left + (depth - 1) * step
+
+
+def draw_pointwise_conv(C=3, F=2, H=4, pixel=(1, 2)):
+    """A 1x1 convolution: at every pixel, the C values of the input become F outputs.
+
+    The pixel's column through the C input channels (left) is multiplied by
+    the F x C weight matrix (middle) and gives the column through the F
+    output channels (right); the spatial size does not change (from
+    ``conv_output_size`` with a 1x1 filter).
+    """
+    H_out, W_out = conv_output_size((1, C, H, H), (F, C, 1, 1), {"stride": 1, "pad": 0})
+    i, j = pixel
+    fig, ax = _figure(6.4, 3.2)
+    faces = []
+    for k in range(C):
+        face = np.full((H, H), INPUT, dtype=object)
+        face[i, j] = LIGHT[HIGHLIGHT[0]]
+        faces.append(face)
+    front_top, front_left = _stack(ax, 0, 0, C, H, H, faces)
+    _outline(ax, front_top + i, front_left + j, 1, 1, HIGHLIGHT[0])
+    ax.text(front_left + H / 2 - 0.4, front_top + H + 0.4, f"input\n{C} channels, {H}x{H}",
+            ha="center", va="top", fontsize=FONT)
+    left_w = H + C * 0.45 + 1.6
+    _grid(ax, 0.9, left_w, F, C, face=LIGHT[HIGHLIGHT[1]],
+          labels=[[f"w{f}{c}" for c in range(C)] for f in range(F)], fontsize=9)
+    ax.text(left_w + C / 2, 0.9 + F + 0.4, f"weights\n{F} x {C}\n({F * C} + {F} bias)",
+            ha="center", va="top", fontsize=FONT)
+    left_out = left_w + C + 1.6
+    out_faces = []
+    for k in range(F):
+        face = np.full((H_out, W_out), INPUT, dtype=object)
+        face[i, j] = LIGHT[HIGHLIGHT[2]]
+        out_faces.append(face)
+    out_top, out_left = _stack(ax, 0, left_out, F, H_out, W_out, out_faces)
+    _outline(ax, out_top + i, out_left + j, 1, 1, HIGHLIGHT[2])
+    ax.text(out_left + W_out / 2 - 0.2, out_top + H_out + 0.4, f"output\n{F} channels, {H_out}x{W_out}",
+            ha="center", va="top", fontsize=FONT)
+    _arrow(ax, (front_left + j + 1.0, front_top + i + 0.5), (left_w - 0.2, 0.9 + F / 2), width=1.5)
+    _arrow(ax, (left_w + C + 0.2, 0.9 + F / 2), (out_left + j - 0.1, out_top + i + 0.5), width=1.5)
+    _finish(ax, -0.3, out_left + W_out + 0.3, -0.3, front_top + H + 1.7)
+    return fig
+
+
+def draw_dilated_conv(H=7, kernel=3, dilation=2):
+    """A 3x3 filter with dilation 2 on a 7x7 input: nine taps spread over a 5x5 window.
+
+    Left: the taps of the first output (coloured) and of the last one
+    (outlined); right: the output, whose size comes from
+    ``conv_general_output_size``, next to the same filter without dilation.
+    """
+    H_out, W_out = conv_general_output_size((1, 1, H, H), (1, 1, kernel, kernel),
+                                            {"stride": 1, "pad": 0, "dilation": dilation})
+    span = (kernel - 1) * dilation + 1
+    faces = np.full((H, H), INPUT, dtype=object)
+    faces[0:span, 0:span] = "#f4f4f4"
+    faces[0:span:dilation, 0:span:dilation] = HIGHLIGHT[0]
+    fig, ax = _figure(6.4, 3.4)
+    _grid(ax, 0, 0, H, H, face=faces)
+    _outline(ax, 0, 0, span, span, HIGHLIGHT[0], width=2.0)
+    last = H - span
+    for p in range(kernel):
+        for q in range(kernel):
+            _outline(ax, last + p * dilation, last + q * dilation, 1, 1, HIGHLIGHT[1], width=2.5)
+    ax.text(H / 2, H + 0.4, f"input {H}x{H}: {kernel}x{kernel} taps, dilation {dilation},\n"
+            f"span {span}x{span}", ha="center", va="top", fontsize=FONT)
+    left = H + 2.0
+    out_faces = np.full((H_out, W_out), INPUT, dtype=object)
+    out_faces[0, 0] = HIGHLIGHT[0]
+    out_faces[-1, -1] = LIGHT[HIGHLIGHT[1]]
+    top = (H - H_out) / 2
+    _grid(ax, top, left, H_out, W_out, face=out_faces)
+    _outline(ax, top + H_out - 1, left + W_out - 1, 1, 1, HIGHLIGHT[1], width=2.5)
+    ax.text(left + W_out / 2, top + H_out + 0.4, f"output {H_out}x{W_out}", ha="center", va="top",
+            fontsize=FONT)
+    _arrow(ax, (span + 0.2, span / 2), (left - 0.2, top + 0.5), width=1.5)
+    _finish(ax, -0.3, left + W_out + 0.3, -0.3, H + 1.8)
+    return fig
+
+
+def draw_grouped_conv(C=4, F=4, groups=(1, 2, 4)):
+    """Which input channels each filter sees: a full, a grouped and a depthwise convolution.
+
+    One panel per number of groups: the C input channels on top, the F
+    output channels below, a line wherever a filter reads a channel, coloured
+    by group. The line count, ``F * C / groups``, is the weight count per
+    filter tap.
+    """
+    fig, ax = _figure(6.4, 2.6)
+    width = C + 1.5
+    for k, G in enumerate(groups):
+        conv_general_output_size((1, C, 1, 1), (F, C // G, 1, 1), {"stride": 1, "pad": 0, "groups": G})
+        left = k * width
+        C_g, F_g = C // G, F // G
+        for f in range(F):
+            g = f // F_g
+            for c in range(g * C_g, (g + 1) * C_g):
+                ax.plot([left + c + 0.5, left + f + 0.5], [1.0, 3.0], color=HIGHLIGHT[g % len(HIGHLIGHT)],
+                        linewidth=1.4)
+        faces_in = [LIGHT[HIGHLIGHT[(c // C_g) % len(HIGHLIGHT)]] for c in range(C)]
+        faces_out = [LIGHT[HIGHLIGHT[(f // F_g) % len(HIGHLIGHT)]] for f in range(F)]
+        _grid(ax, 0, left, 1, C, face=np.array([faces_in], dtype=object))
+        _grid(ax, 3, left, 1, F, face=np.array([faces_out], dtype=object))
+        name = {1: "full", C: "depthwise"}.get(G, "grouped")
+        ax.text(left + C / 2, 4.3, f"{name}: groups = {G}\n{F * C_g} weights per tap",
+                ha="center", va="top", fontsize=FONT)
+    ax.text(-0.2, 0.5, "in", ha="right", va="center", fontsize=FONT, style="italic")
+    ax.text(-0.2, 3.5, "out", ha="right", va="center", fontsize=FONT, style="italic")
+    _finish(ax, -1.2, len(groups) * width - 1.2, -0.3, 5.9)
+    return fig
+
+
+def draw_transposed_conv(H=2, kernel=3, stride=2):
+    """A transposed convolution, 3x3 filter, stride 2, on a 2x2 input: each pixel scatters a filter.
+
+    Every input pixel (left) adds a copy of the filter, scaled by its value,
+    onto the output (right), ``stride`` pixels from its neighbour's; the
+    numbers count the copies that overlap on each output pixel. The output
+    size comes from ``conv_transpose_output_size``.
+    """
+    H_out, W_out = conv_transpose_output_size((1, 1, H, H), (1, 1, kernel, kernel),
+                                              {"stride": stride, "pad": 0})
+    count = np.zeros((H_out, W_out), dtype=int)
+    for i in range(H):
+        for j in range(H):
+            count[i * stride:i * stride + kernel, j * stride:j * stride + kernel] += 1
+    fig, ax = _figure(6.4, 3.3)
+    top_in = (H_out - H) / 2
+    _grid(ax, top_in, 0, H, H, face=np.array([[LIGHT[HIGHLIGHT[i * H + j]] for j in range(H)]
+                                              for i in range(H)], dtype=object),
+          labels=[[f"x{i}{j}" for j in range(H)] for i in range(H)])
+    ax.text(H / 2, top_in + H + 0.4, f"input {H}x{H}", ha="center", va="top", fontsize=FONT)
+    left = H + 2.5
+    faces = np.full((H_out, W_out), INPUT, dtype=object)
+    for i in range(H):
+        for j in range(H):
+            block = faces[i * stride:i * stride + kernel, j * stride:j * stride + kernel]
+            block[block == INPUT] = LIGHT[HIGHLIGHT[i * H + j]]
+    faces[count > 1] = "#e0e0e0"
+    _grid(ax, 0, left, H_out, W_out, face=faces,
+          labels=[[str(v) for v in row] for row in count], fontsize=10)
+    for i in range(H):
+        for j in range(H):
+            _outline(ax, i * stride, left + j * stride, kernel, kernel, HIGHLIGHT[i * H + j],
+                     inset=0.05 + 0.06 * (i * H + j), width=2.0)
+    _arrow(ax, (H + 0.2, top_in + H / 2), (left - 0.2, H_out / 2), width=2)
+    ax.text(left + W_out / 2, H_out + 0.4,
+            f"output {H_out}x{W_out}: copies of the {kernel}x{kernel} filter,\n"
+            f"{stride} apart (numbers: how many overlap)", ha="center", va="top", fontsize=FONT)
+    _finish(ax, -0.3, left + W_out + 0.3, -0.3, H_out + 1.9)
+    return fig
+
+
+def draw_average_pooling(x=MAXPOOL_EXAMPLE):
+    """The example of the max-pooling figure pooled three ways: max 2x2, average 2x2 and global average.
+
+    The window means are computed here with NumPy (the same numbers as
+    ``convlab.conv_family.avg_pool_forward_naive``); the global average is
+    one number per channel, the mean of the whole map.
+    """
+    x = np.asarray(x, dtype=float)
+    H = x.shape[0]
+    blocks = x.reshape(H // 2, 2, H // 2, 2)
+    pooled = {"max 2x2": blocks.max(axis=(1, 3)), "average 2x2": blocks.mean(axis=(1, 3))}
+    window_color = np.empty((H, H), dtype=object)
+    for r in range(H):
+        for c in range(H):
+            window_color[r, c] = LIGHT[HIGHLIGHT[(r // 2) * 2 + c // 2]]
+    fig, ax = _figure(6.4, 3.6)
+    top_in = 1.0
+    _grid(ax, top_in, 0, H, H, face=window_color, labels=[[f"{v:g}" for v in row] for row in x])
+    ax.text(H / 2, top_in + H + 0.4, "one channel", ha="center", va="top", fontsize=FONT)
+    out_faces = np.array([[LIGHT[HIGHLIGHT[0]], LIGHT[HIGHLIGHT[1]]],
+                          [LIGHT[HIGHLIGHT[2]], LIGHT[HIGHLIGHT[3]]]], dtype=object)
+    left = H + 2.5
+    outputs = [(name, out, 2.6 * k) for k, (name, out) in enumerate(pooled.items())]
+    outputs.append(("global average", np.array([[x.mean()]]), 5.2))
+    for name, out, top in outputs:
+        size = out.shape[0]
+        faces = out_faces if size == 2 else np.full((1, 1), "#e0e0e0", dtype=object)
+        _grid(ax, top, left, size, size, face=faces, labels=[[f"{v:g}" for v in row] for row in out])
+        ax.text(left + size + 0.3, top + size / 2, name, ha="left", va="center", fontsize=FONT)
+        _arrow(ax, (H + 0.2, top_in + H / 2), (left - 0.2, top + size / 2), width=1.2)
+    _finish(ax, -0.3, left + 6.5, -0.3, 6.5)
+    return fig
+
+
 DIAGRAMS = {
     "stride_padding": draw_stride_padding,
     "receptive_field": draw_receptive_field,
     "maxpool_routing": draw_maxpool_routing,
     "im2col": draw_im2col,
     "three_layer_net": draw_three_layer_net,
+    "pointwise_conv": draw_pointwise_conv,
+    "dilated_conv": draw_dilated_conv,
+    "grouped_conv": draw_grouped_conv,
+    "transposed_conv": draw_transposed_conv,
+    "average_pooling": draw_average_pooling,
 }
 
 

@@ -8,8 +8,9 @@ import pytest
 
 from convlab.instructor.guard import fast_layers_forbidden
 
-# Exercises whose functions live in convlab.layers, the oracle module that never uses the fast path.
-NAIVE_EXERCISES = ("conv.", "pool.", "spatial_bn.")
+# Exercises whose functions live in convlab.layers or convlab.conv_family, the oracle modules that
+# never use the fast path.
+NAIVE_EXERCISES = ("conv.", "pool.", "spatial_bn.", "conv_general.", "conv_transpose.", "avg_pool.")
 
 
 @pytest.fixture
@@ -30,9 +31,10 @@ def naive_means_naive(request):
     """Tests of a naive layer run with every fast layer and kernel raising."""
     exercises = [m.args[0] for m in request.node.iter_markers("exercise")]
     if any(e.startswith(NAIVE_EXERCISES) for e in exercises):
+        import convlab.conv_family
         import convlab.layers
 
-        with fast_layers_forbidden(also_in=[convlab.layers]):
+        with fast_layers_forbidden(also_in=[convlab.layers, convlab.conv_family]):
             yield
     else:
         yield

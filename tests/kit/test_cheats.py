@@ -45,7 +45,8 @@ from convlab.instructor import release as releasing
 ROOT = Path(__file__).resolve().parents[2]
 CHEATS_DIR = Path(__file__).resolve().parent / "cheats"
 CHEATS = sorted(p.name for p in CHEATS_DIR.iterdir() if (p / "cheat.py").is_file())
-SUBMITTED = ("src/convlab/layers.py", "src/convlab/layer_utils.py", "src/convlab/classifiers/three_layer_convnet.py")
+SUBMITTED = ("src/convlab/layers.py", "src/convlab/conv_family.py", "src/convlab/layer_utils.py",
+             "src/convlab/classifiers/three_layer_convnet.py")
 HONEST = ("solved", "untouched")
 FENCE = "CONVLAB-CHEATS-FENCE"  # the prelude's safety fence
 TOKEN = "secret-token-xyz"

@@ -29,7 +29,8 @@ from convlab.instructor.chapters import run_chapter
 ROOT = Path(__file__).resolve().parents[2]
 KERNEL_SOURCES = (".pyx", ".pxd", ".pxi", ".h")
 # The files that hold the public tests of the exercises.
-EXERCISE_TEST_FILES = ["tests/test_layers.py", "tests/test_layer_utils.py", "tests/test_three_layer_convnet.py"]
+EXERCISE_TEST_FILES = ["tests/test_layers.py", "tests/test_layer_utils.py", "tests/test_three_layer_convnet.py",
+                       "tests/test_conv_family.py"]
 
 
 def instructor(verb, *args, cwd):
@@ -77,6 +78,11 @@ PLANTS = [
      "ph, pw, stride = int(pool_param[\"pool_height\"])",
      "from convlab.fast_layers import max_pool_backward_fast\n"
      "    return max_pool_backward_fast(dout, cache)\n    ph, pw, stride = int(pool_param[\"pool_height\"])")]),
+    # the convolution family's naive layers are graded as naive as the course's
+    ("family-calls-fast", "conv_general.forward", [("conv_general_forward_naive",
+     "F_g = F // groups\n    x_pad",
+     "from convlab.fast_layers import conv_general_forward_fast\n"
+     "    return conv_general_forward_fast(x, w, b, conv_param)\n    F_g = F // groups\n    x_pad")]),
     # correct, with a cache laid out its own way: the backward pass gets what its own forward pass made
     ("own-cache-layout", None, [
         ("spatial_batchnorm_forward", "return _channels_first(out_rows, x.shape), (bn_cache, x.shape)",
@@ -84,22 +90,29 @@ PLANTS = [
         ("spatial_batchnorm_backward", "bn_cache, x_shape = cache", "bn_cache, x_shape = cache[\"rows\"], cache[\"shape\"]")]),
 ]
 EXPECTED_STATUS = {"missing-bias-gradient": "fail", "ignored-stride": "fail", "infinite-loop": "timeout",
-                   "os-exit": "crash", "syntax-error": "import-error", "naive-calls-fast": "fail"}
+                   "os-exit": "crash", "syntax-error": "import-error", "naive-calls-fast": "fail",
+                   "family-calls-fast": "fail"}
+# The submitted modules that the plants edit, and the other files of a submission.
+PLANTED_MODULES = ("layers.py", "conv_family.py")
+UNCHANGED_MODULES = ("layer_utils.py", "classifiers/three_layer_convnet.py")
 
 
 def plant(solved, out, edits):
-    """A copy of the solved tree's submission with each ``(function, old, new)`` edit made inside ``function``."""
-    text = (solved / "src/convlab/layers.py").read_text()
+    """A copy of the solved tree's submission with each ``(function, old, new)`` edit made inside ``function``,
+    in whichever of :data:`PLANTED_MODULES` defines it."""
+    texts = {name: (solved / "src/convlab" / name).read_text() for name in PLANTED_MODULES}
     for function, old, new in edits:
+        (name,) = [name for name, text in texts.items() if f"\ndef {function}(" in text]
+        text = texts[name]
         start = text.index(f"\ndef {function}(")
         end = text.index("\ndef ", start + 1)
         body = text[start:end]
         assert body.count(old) == 1, (function, old)
-        text = text[:start] + body.replace(old, new) + text[end:]
-    target = out / "src/convlab/layers.py"
-    target.parent.mkdir(parents=True)
-    target.write_text(text)
-    for name in ("layer_utils.py", "classifiers/three_layer_convnet.py"):
+        texts[name] = text[:start] + body.replace(old, new) + text[end:]
+    for name, text in texts.items():
+        (out / "src/convlab" / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / "src/convlab" / name).write_text(text)
+    for name in UNCHANGED_MODULES:
         (out / "src/convlab" / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(solved / "src/convlab" / name, out / "src/convlab" / name)
 
@@ -259,7 +272,7 @@ def test_5_a_planted_fault_costs_exactly_its_own_exercise(kit, name, exercise):
     for test in kit["results"][name]["tests"]:
         if test["name"] == exercise:
             assert test["status"] == EXPECTED_STATUS[name] and test["points"] < test["max_points"], test
-            if EXPECTED_STATUS[name] != "fail" or name == "naive-calls-fast":
+            if EXPECTED_STATUS[name] != "fail" or name in ("naive-calls-fast", "family-calls-fast"):
                 assert test["points"] == 0, test
         else:
             assert test["points"] == full[test["name"]] and test["status"] == "pass", test

@@ -56,9 +56,9 @@ from convlab.instructor.splice import SpliceError, splice
 from convlab.runs.files import atomic_write_text
 
 STATUS_ORDER = ("import-error", "timeout", "crash", "fail", "pass")
-# The naive layers' module, the oracle that never uses the fast path: its exercises are graded
-# with the fast layers and kernels made to raise (convlab.instructor.guard).
-NAIVE_MODULE_FILE = "src/convlab/layers.py"
+# The naive layers' modules, the oracles that never use the fast path: their exercises are graded
+# in a worker that has no fast layers or kernels to import.
+NAIVE_MODULE_FILES = ("src/convlab/layers.py", "src/convlab/conv_family.py")
 # The sources whose installed copy must be the course's: the reference the submissions are spliced into.
 _SOURCE_SUFFIXES = (".py", ".pyx", ".pxd", ".pxi", ".h")
 
@@ -337,7 +337,7 @@ def grade_exercise(exercise, places, tests, package, problem, work, setup, timeo
     work.mkdir(parents=True, exist_ok=True)
     records = {nodeid: {"name": _display(nodeid, course), "status": None, "points": 0, "max_points": points,
                         "visibility": visibility, "output": ""} for nodeid, points, visibility in tests}
-    naive = all(p["file"] == NAIVE_MODULE_FILE for p in places)
+    naive = all(p["file"] in NAIVE_MODULE_FILES for p in places)
     if problem is None:
         results = work / "events.jsonl"
         spec = {

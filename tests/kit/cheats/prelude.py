@@ -154,6 +154,12 @@ def _cv_zeros(function, a):
         return zeros((a["N"], a["C"], a["H_out"], a["W_out"])), (a["x"], a["pool_param"])
     if function == "max_pool_backward_naive":
         return zeros(a["x"].shape)
+    if function in ("conv_general_forward_naive", "conv_transpose_forward_naive"):
+        return zeros((a["N"], a["F"], a["H_out"], a["W_out"])), (a["x"], a["w"], a["b"], a["conv_param"])
+    if function == "avg_pool_forward_naive":
+        return zeros((a["N"], a["C"], a["H_out"], a["W_out"])), (a["x"], a["pool_param"])
+    if function == "avg_pool_backward_naive":
+        return zeros(a["x"].shape)
     if function == "spatial_batchnorm_forward":
         return zeros(a["x"].shape), (None, a["x"].shape)
     if function == "spatial_batchnorm_backward":

@@ -1,7 +1,8 @@
 # Cheat 6, the classmate: find other students' submissions (folders next to
 # ours or to anything the grader names, zips beside them, anything under /tmp)
 # and use the first one that implements the function.
-_CV_FILES = ("src/convlab/layers.py", "src/convlab/layer_utils.py", "src/convlab/classifiers/three_layer_convnet.py")
+_CV_FILES = ("src/convlab/layers.py", "src/convlab/conv_family.py", "src/convlab/layer_utils.py",
+             "src/convlab/classifiers/three_layer_convnet.py")
 
 
 def _cv_classmates():
