@@ -1,8 +1,13 @@
 """Naive forward and backward passes for the convolution family.
 
 The convolutions and poolings a student meets after the course's own layers
-(:mod:`convlab.layers`), each written as plain loops that can be checked
-against its formula by hand:
+(:mod:`convlab.layers`). The convolutions are *built from* the course's naive
+convolution, each by the identity that relates them -- a dilated filter is
+a larger filter with zeros between its taps, a grouped convolution is one
+convolution per slice of channels, a transposed convolution is a
+convolution's backward pass -- so they hold no convolution arithmetic of
+their own (and give nothing away of the course's exercises: with those
+stubbed, they stop too). The poolings are plain loops:
 
 * **1x1 convolution** needs nothing new: it is :func:`convlab.layers.conv_forward_naive`
   with ``HH = WW = 1``, a matrix product over the channels at every pixel;
@@ -33,7 +38,8 @@ naming the argument, raised before any work. They import only
 
 import numpy as np
 
-from convlab.layers import INDEX_MAX, _check_dout, _float_dtype, conv_output_size, pool_output_size
+from convlab.layers import (INDEX_MAX, _check_dout, _float_dtype, conv_backward_naive,
+                            conv_forward_naive, conv_output_size, pool_output_size)
 from convlab.validation import check_int
 
 # --------------------------------------------------------------------------
@@ -140,6 +146,14 @@ def conv_general_output_size(x_shape, w_shape, conv_param):
                          f"{dilation}, span {span[0]} x {span[1]} pixels)") from None
 
 
+def _dilated_filters(w, dilation):
+    """``w`` (F, C, HH, WW) with ``dilation - 1`` zeros between its taps: (F, C, (HH-1)d+1, (WW-1)d+1)."""
+    F, C, HH, WW = w.shape
+    dilated = np.zeros((F, C, (HH - 1) * dilation + 1, (WW - 1) * dilation + 1), dtype=w.dtype)
+    dilated[:, :, ::dilation, ::dilation] = w
+    return dilated
+
+
 def conv_general_forward_naive(x, w, b, conv_param):
     """Naive forward pass of a convolution with dilation and groups.
 
@@ -190,16 +204,12 @@ def conv_general_forward_naive(x, w, b, conv_param):
     out = np.zeros((N, F, H_out, W_out), dtype=_float_dtype(x, w, b))
     # BEGIN SOLUTION conv_general.forward
     F_g = F // groups
-    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    for n in range(N):
-        for g in range(groups):
-            channels, filters = slice(g * C_g, (g + 1) * C_g), slice(g * F_g, (g + 1) * F_g)
-            for i in range(H_out):
-                for j in range(W_out):
-                    top, left = i * stride, j * stride
-                    # the taps of the dilated filter: every d-th pixel of its span
-                    window = x_pad[n, channels, top:top + (HH - 1) * d + 1:d, left:left + (WW - 1) * d + 1:d]
-                    out[n, filters, i, j] = np.sum(w[filters] * window, axis=(1, 2, 3)) + b[filters]
+    dilated = _dilated_filters(w, d)
+    for g in range(groups):
+        channels, filters = slice(g * C_g, (g + 1) * C_g), slice(g * F_g, (g + 1) * F_g)
+        # each group is an ordinary convolution of its channels with its dilated filters
+        out[:, filters], _ = conv_forward_naive(x[:, channels], dilated[filters], b[filters],
+                                                {"stride": stride, "pad": pad})
     # END SOLUTION
     return out, (x, w, b, conv_param)
 
@@ -232,21 +242,14 @@ def conv_general_backward_naive(dout, cache):
     _check_dout(dout, (N, F, H_out, W_out))
     F_g = F // groups
     dtype = _float_dtype(x, w, b, dout)
-    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    dx_pad = np.zeros(x_pad.shape, dtype=dtype)
+    dilated = _dilated_filters(w, d)
+    dx = np.zeros(x.shape, dtype=dtype)
     dw = np.zeros(w.shape, dtype=dtype)
-    for n in range(N):
-        for g in range(groups):
-            channels, filters = slice(g * C_g, (g + 1) * C_g), slice(g * F_g, (g + 1) * F_g)
-            for i in range(H_out):
-                for j in range(W_out):
-                    top, left = i * stride, j * stride
-                    rows = slice(top, top + (HH - 1) * d + 1, d)
-                    cols = slice(left, left + (WW - 1) * d + 1, d)
-                    g_out = dout[n, filters, i, j]  # (F_g,): one upstream gradient per filter
-                    dx_pad[n, channels, rows, cols] += np.tensordot(g_out, w[filters], axes=1)
-                    dw[filters] += g_out[:, None, None, None] * x_pad[n, channels, rows, cols]
-    dx = dx_pad[:, :, pad:pad + H, pad:pad + W]
+    for g in range(groups):
+        channels, filters = slice(g * C_g, (g + 1) * C_g), slice(g * F_g, (g + 1) * F_g)
+        cache_g = (x[:, channels], dilated[filters], b[filters], {"stride": stride, "pad": pad})
+        dx[:, channels], dw_dilated, _ = conv_backward_naive(dout[:, filters], cache_g)
+        dw[filters] = dw_dilated[:, :, ::d, ::d]      # the gradient of the taps that exist
     db = dout.sum(axis=(0, 2, 3)).astype(dtype, copy=False)
     return dx, dw, db
 
@@ -406,14 +409,12 @@ def conv_transpose_forward_naive(x, w, b, conv_param):
         raise ValueError(f"b must have shape ({F},) to match w of shape {w.shape}; got shape {b.shape}")
     # BEGIN SOLUTION conv_transpose.forward
     dtype = _float_dtype(x, w, b)
-    full = np.zeros((N, F, (H - 1) * stride + HH, (W - 1) * stride + WW), dtype=dtype)
-    for n in range(N):
-        for i in range(H):
-            for j in range(W):
-                top, left = i * stride, j * stride
-                # the filters of all F outputs, each weighted by this pixel's C values
-                full[n, :, top:top + HH, left:left + WW] += np.tensordot(x[n, :, i, j], w, axes=1)
-    rows, cols = _crop_rows(pad, H_out, full.shape[2]), _crop_rows(pad, W_out, full.shape[3])
+    # the uncropped output is the input gradient of a convolution with filters w, stride
+    # `stride` and no padding, whose output gradient is x
+    V_h, V_w = (H - 1) * stride + HH, (W - 1) * stride + WW
+    full, _, _ = conv_backward_naive(x, (np.zeros((N, F, V_h, V_w), dtype), w, np.zeros(C, dtype),
+                                         {"stride": stride, "pad": 0}))
+    rows, cols = _crop_rows(pad, H_out, V_h), _crop_rows(pad, W_out, V_w)
     out = np.zeros((N, F, H_out, W_out), dtype=dtype)
     out[:, :, :rows, :cols] = full[:, :, pad:pad + rows, pad:pad + cols]
     out += b[:, None, None]
@@ -453,15 +454,10 @@ def conv_transpose_backward_naive(dout, cache):
     dout_full = np.zeros((N, F, (H - 1) * stride + HH, (W - 1) * stride + WW), dtype=dtype)
     rows, cols = _crop_rows(pad, H_out, dout_full.shape[2]), _crop_rows(pad, W_out, dout_full.shape[3])
     dout_full[:, :, pad:pad + rows, pad:pad + cols] = dout[:, :, :rows, :cols]
-    dx = np.zeros(x.shape, dtype=dtype)
-    dw = np.zeros(w.shape, dtype=dtype)
-    for n in range(N):
-        for i in range(H):
-            for j in range(W):
-                top, left = i * stride, j * stride
-                window = dout_full[n, :, top:top + HH, left:left + WW]  # (F, HH, WW)
-                dx[n, :, i, j] = np.tensordot(w, window, axes=3)
-                dw += x[n, :, i, j][:, None, None, None] * window
+    no_bias = np.zeros(C, dtype)
+    # dx: the convolution of the uncropped dout with w; dw: that convolution's weight gradient
+    dx, _ = conv_forward_naive(dout_full, w, no_bias, {"stride": stride, "pad": 0})
+    _, dw, _ = conv_backward_naive(x, (dout_full, w, no_bias, {"stride": stride, "pad": 0}))
     db = dout.sum(axis=(0, 2, 3)).astype(dtype, copy=False)
     return dx, dw, db
 
@@ -504,12 +500,11 @@ def avg_pool_forward_naive(x, pool_param):
     ph, pw, stride = int(pool_param["pool_height"]), int(pool_param["pool_width"]), int(pool_param["stride"])
     # BEGIN SOLUTION avg_pool.forward
     out = np.zeros((N, C, H_out, W_out), dtype=_float_dtype(x))
-    for n in range(N):
-        for c in range(C):
-            for i in range(H_out):
-                for j in range(W_out):
-                    top, left = i * stride, j * stride
-                    out[n, c, i, j] = np.mean(x[n, c, top:top + ph, left:left + pw])
+    for row in range(H_out):
+        for col in range(W_out):
+            # one window of every image and channel at once
+            window = x[:, :, row * stride:row * stride + ph, col * stride:col * stride + pw]
+            out[:, :, row, col] = window.mean(axis=(2, 3))
     # END SOLUTION
     return out, (x, pool_param)
 
@@ -540,12 +535,11 @@ def avg_pool_backward_naive(dout, cache):
     ph, pw, stride = int(pool_param["pool_height"]), int(pool_param["pool_width"]), int(pool_param["stride"])
     dx = np.zeros(x.shape, dtype=_float_dtype(x, dout))
     # BEGIN SOLUTION avg_pool.backward
-    for n in range(N):
-        for c in range(C):
-            for i in range(H_out):
-                for j in range(W_out):
-                    top, left = i * stride, j * stride
-                    dx[n, c, top:top + ph, left:left + pw] += dout[n, c, i, j] / (ph * pw)
+    for row in range(H_out):
+        for col in range(W_out):
+            # every pixel of the window gets an equal share of its output's gradient
+            share = dout[:, :, row, col] / (ph * pw)
+            dx[:, :, row * stride:row * stride + ph, col * stride:col * stride + pw] += share[:, :, None, None]
     # END SOLUTION
     return dx
 
