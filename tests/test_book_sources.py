@@ -23,6 +23,14 @@ MAX_CODE_LINE = 77
 MACHINE_PATHS = re.compile(r"/work/|/tmp/|/root/|/home/|/Users/")
 PROJECT_WORDS = re.compile(r"the issue|development machine", re.IGNORECASE)
 NBVAL_COMMENT = re.compile(r"#\s*NBVAL", re.IGNORECASE)
+# The student chapters (the intro and the numbered chapters) are about the subject: the
+# book's test tooling and course logistics belong in the appendices and on the instructors'
+# page. tests/browser checks the same on the rendered pages.
+STUDENT_CHAPTERS = [BOOK / "intro.md"] + [p for p in NOTEBOOKS if re.match(r"0[1-7]-", p.name)]
+TOOLING_WORDS = re.compile(
+    r"\bnbval\b|\bpytest\b|\bhypothesis\b|\bunit tests?\b|\btest suite\b"
+    r"|\bcourse kit\b|\bour (?:2-core )?machine\b",
+    re.IGNORECASE)
 
 
 def _cells(path):
@@ -86,6 +94,14 @@ def test_no_machine_paths_or_project_words(path):
     assert not found, f"words readers should not see: {found}"
 
 
+@pytest.mark.parametrize("path", STUDENT_CHAPTERS, ids=lambda p: p.name)
+def test_student_chapters_do_not_name_the_test_tooling(path):
+    found = [f"{where}: {match.group(0)!r}"
+             for where, text in _texts(path)
+             for match in TOOLING_WORDS.finditer(text)]
+    assert not found, f"test tooling named in a student chapter: {found}"
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
 def test_no_nbval_comments_in_sources(notebook):
     found = [
@@ -107,6 +123,11 @@ def test_the_rules_catch_what_they_should():
     assert PROJECT_WORDS.search("on our Development Machine")
     assert NBVAL_COMMENT.search("# NBVAL_IGNORE_OUTPUT\nprint(t)")
     assert not NBVAL_COMMENT.search("print('nbval')")
+    assert TOOLING_WORDS.search("and `pytest tests/test_layers.py -k conv` should pass")
+    assert TOOLING_WORDS.search("Points in the course kit: conv.forward 13")
+    assert TOOLING_WORDS.search("179 s of wall time on our machine")
+    assert not TOOLING_WORDS.search("a hypothetical layer, tested by the chapter's checks")
+    assert len(STUDENT_CHAPTERS) == 8
 
 
 def test_the_sweeps_appendix_says_who_can_reach_the_scheduler():

@@ -84,3 +84,20 @@ def test_the_pointwise_diagram_counts_the_weights():
     texts = [t.get_text() for t in diagrams.draw_pointwise_conv(C=3, F=2).axes[0].texts]
     assert "weights\n2 x 3\n(6 + 2 bias)" in texts
     assert "output\n2 channels, 4x4" in texts
+
+
+def test_the_stride_diagram_draws_the_filter_and_labels_it_there():
+    # The filter is a grid of its own between the padded input and the output, and
+    # its label sits under it, not over the output grid.
+    fig = diagrams.draw_stride_padding(H=5, kernel=3, stride=2, pad=1)
+    ax = fig.axes[0]
+    taps = [t for t in ax.texts if t.get_text().startswith("w")]
+    assert sorted(t.get_text() for t in taps) == [f"w{p}{q}" for p in range(3) for q in range(3)]
+    filter_left = min(t.get_position()[0] for t in taps) - 0.5
+    filter_right = max(t.get_position()[0] for t in taps) + 0.5
+    assert filter_left > 7  # right of the 7x7 padded input
+    (label,) = [t for t in ax.texts if "3x3 filter" in t.get_text()]
+    assert filter_left < label.get_position()[0] < filter_right
+    (output_label,) = [t for t in ax.texts if t.get_text().startswith("output 3x3")]
+    assert output_label.get_position()[0] > filter_right
+    assert any(t.get_text() == "stride 2" for t in ax.texts)

@@ -49,6 +49,7 @@ __all__ = [
 # Colours (colour-blind safe, from the Okabe-Ito palette) and line widths.
 PAD = "#d9d9d9"
 INPUT = "#ffffff"
+FILTER = "#eef3f8"
 HIGHLIGHT = ("#0072b2", "#e69f00", "#009e73", "#cc79a7")
 EDGE = "#404040"
 FONT = 11
@@ -100,7 +101,9 @@ def draw_stride_padding(H=5, kernel=3, stride=2, pad=1):
     """A 3x3 filter with stride 2 on a 5x5 input padded with one ring of zeros.
 
     Left: the padded input (padding in grey) with the windows of the first
-    output row outlined in the colours of the outputs they produce (right).
+    output row outlined in the colours of the outputs they produce, and the
+    stride drawn as an arrow between the first two windows. Middle: the
+    filter that slides over it. Right: the output.
     """
     H_out, W_out = conv_output_size((1, 1, H, H), (1, 1, kernel, kernel),
                                     {"stride": stride, "pad": pad})
@@ -108,26 +111,38 @@ def draw_stride_padding(H=5, kernel=3, stride=2, pad=1):
     faces = np.full((side, side), PAD, dtype=object)
     faces[pad:pad + H, pad:pad + H] = INPUT
     labels = [["0" if faces[r, c] == PAD else "" for c in range(side)] for r in range(side)]
-    fig, ax = _figure(6.4, 3.5)
+    fig, ax = _figure(7.6, 3.9)
     _grid(ax, 0, 0, side, side, face=faces, labels=labels, fontsize=9)
-    out_left = side + 2.5
-    out_top = (side - H_out) / 2
-    out_faces = np.full((H_out, W_out), INPUT, dtype=object)
     for j in range(W_out):
         color = HIGHLIGHT[j % len(HIGHLIGHT)]
         _outline(ax, 0, j * stride, kernel, kernel, color, inset=0.06 + 0.08 * j)
-        out_faces[0, j] = color
-    _grid(ax, out_top, out_left, H_out, W_out, face=out_faces)
+    # the stride: from the centre of the first window to the centre of the second
+    if W_out > 1:
+        _arrow(ax, (kernel / 2, -0.45), (kernel / 2 + stride, -0.45), style="<|-|>")
+        ax.text(kernel / 2 + stride / 2, -0.75, f"stride {stride}", ha="center",
+                va="bottom", fontsize=FONT)
     ax.text(side / 2, side + 0.6,
             f"input {H}x{H}, padded by {pad} (grey zeros)", ha="center", va="top",
             fontsize=FONT)
+
+    filter_left = side + 1.5
+    filter_top = (side - kernel) / 2
+    taps = [[f"w{p}{q}" for q in range(kernel)] for p in range(kernel)]
+    _grid(ax, filter_top, filter_left, kernel, kernel, face=FILTER, labels=taps, fontsize=9)
+    ax.text(filter_left + kernel / 2, filter_top + kernel + 0.6,
+            f"{kernel}x{kernel} filter w\n(the same at every\nwindow position)",
+            ha="center", va="top", fontsize=FONT)
+
+    out_left = filter_left + kernel + 1.5
+    out_top = (side - H_out) / 2
+    out_faces = np.full((H_out, W_out), INPUT, dtype=object)
+    for j in range(W_out):
+        out_faces[0, j] = HIGHLIGHT[j % len(HIGHLIGHT)]
+    _grid(ax, out_top, out_left, H_out, W_out, face=out_faces)
     ax.text(out_left + W_out / 2, out_top + H_out + 0.6,
             f"output {H_out}x{W_out}\n(each window gives the\noutput of its colour)",
             ha="center", va="top", fontsize=FONT)
-    ax.text(out_left + W_out / 2, out_top - 0.5,
-            f"{kernel}x{kernel} filter, stride {stride}", ha="center", va="bottom",
-            fontsize=FONT)
-    _finish(ax, -0.3, out_left + W_out + 0.8, -0.3, side + 1.6)
+    _finish(ax, -0.3, out_left + W_out + 1.2, -1.5, side + 1.9)
     return fig
 
 

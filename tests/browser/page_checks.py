@@ -5,6 +5,8 @@ same code judges the book's chapters and the small known-bad pages in
 ``fixtures/`` that prove every check can fail.
 """
 
+import re
+
 # Text a reader sees that still looks like TeX: a dollar sign, or a backslash
 # command such as \mu. Code, program output and typeset math are skipped.
 STRAY_TEX = r"""
@@ -82,6 +84,22 @@ async () => {
     return document.querySelectorAll('mjx-container').length;
 }
 """
+
+
+# Names of the book's own test tooling and course logistics, which belong in the
+# appendices and on the instructors' page, never in a student chapter.
+TOOLING_WORDS = re.compile(
+    r"\bnbval\b|\bpytest\b|\bhypothesis\b|\bunit tests?\b|\btest suite\b"
+    r"|\bcourse kit\b|\bour (?:2-core )?machine\b",
+    re.IGNORECASE)
+CI_WORD = re.compile(r"\bCI\b")  # continuous integration; case matters
+
+
+def tooling_words(page):
+    """The names of test tooling in the text of the page's article (code included)."""
+    text = page.locator("article").first.text_content()  # closed dropdowns included
+    return sorted({m.group(0) for m in TOOLING_WORDS.finditer(text)}
+                  | {m.group(0) for m in CI_WORD.finditer(text)})
 
 
 def stray_tex(page):

@@ -30,7 +30,8 @@ import page_checks
 BOOK_TITLE = "convlab"
 
 # (page, title of its first heading with the toc's number, least number of figures)
-PAGES = [
+# The chapters are numbered, the appendices lettered, the instructors' page is not numbered.
+CHAPTERS = [
     ("book/intro.html", "Convolutional networks, from loops to kernels", 0),
     ("book/01-convolution.html", "1. Convolution", 1),
     ("book/02-max-pooling.html", "2. Max pooling", 0),
@@ -39,10 +40,17 @@ PAGES = [
     ("book/05-three-layer-convnet.html", "5. A three-layer ConvNet", 2),
     ("book/06-spatial-batchnorm.html", "6. Spatial batch normalization", 0),
     ("book/07-experiments.html", "7. Experiments", 1),
-    ("book/08-performance-notes.html", "8. Performance notes", 0),
-    ("book/09-sweeps.html", "9. Sweeps: from one laptop to a cluster", 0),
-    ("book/instructors.html", "10. For instructors", 0),
 ]
+APPENDICES = [
+    ("book/08-performance-notes.html", "A. Performance notes", 0),
+    ("book/09-sweeps.html", "B. Sweeps: from one laptop to a cluster", 0),
+    ("book/checking.html", "C. How this book checks itself", 0),
+    ("book/references.html", "D. References", 0),
+]
+INSTRUCTORS = [("book/instructors.html", "For instructors", 0)]
+PAGES = CHAPTERS + APPENDICES + INSTRUCTORS
+# Pages without a single equation (a list of papers); every other page must typeset math.
+NO_MATH = {"book/references.html"}
 
 WIDTHS = {"1280px": 1280, "400px": 400}
 
@@ -87,8 +95,9 @@ def test_page_renders(page, server_url, path, title, min_figures):
     assert heading.replace("#", "").strip() == title
 
     typeset = page_checks.wait_until_settled(page)
-    assert typeset != -1, f"{path}: MathJax did not load"
-    assert typeset > 0, f"{path}: no typeset math (no mjx-container elements)"
+    if path not in NO_MATH:
+        assert typeset != -1, f"{path}: MathJax did not load"
+        assert typeset > 0, f"{path}: no typeset math (no mjx-container elements)"
 
     images = page.evaluate(IMAGES)
     broken = [image["src"] for image in images if not image["complete"] or image["width"] == 0]
@@ -118,6 +127,7 @@ def _read_page(page, url, width):
         findings["wider than the article column"] = page_checks.column_overflow(page)
     else:
         findings["wider than the screen"] = page_checks.page_overflow(page)
+    findings["test tooling named"] = page_checks.tooling_words(page)
     return {name: found for name, found in findings.items() if found}
 
 
@@ -125,6 +135,9 @@ def _read_page(page, url, width):
 @pytest.mark.parametrize("path", [p[0] for p in PAGES])
 def test_page_reads_clean(page, server_url, screenshot_dir, path, width):
     findings = _read_page(page, f"{server_url}/{path}", width)
+    if path not in {p[0] for p in CHAPTERS}:
+        # the appendices and the instructors' page may name the book's test tooling
+        findings.pop("test tooling named", None)
     name = path.removeprefix("book/").removesuffix(".html")
     page.screenshot(path=screenshot_dir / f"{name}-{width}.png", full_page=True)
     assert not findings, f"{path} at {width} px: " + "; ".join(
@@ -141,6 +154,7 @@ KNOWN_BAD = [
     ("wide-page.html", 400, "wider than the screen"),
     ("console-error.html", 1280, "console errors"),
     ("failed-request.html", 1280, "failed requests"),
+    ("tooling-words.html", 1280, "test tooling named"),
 ]
 
 
@@ -177,3 +191,29 @@ def test_internal_links_resolve(page, server_url):
                 broken.append(f"{path} -> {target}")
     assert checked, "no internal links found at all"
     assert not broken, f"broken internal links: {broken}"
+
+
+SIDEBAR_ENTRIES = """
+() => Array.from(document.querySelectorAll('nav.bd-docs-nav a.reference.internal'),
+                 a => a.textContent.trim().replace(/\\s+/g, ' '))
+"""
+SECTION_NUMBERS = """
+() => Array.from(document.querySelectorAll('article span.section-number'),
+                 span => span.textContent.trim())
+"""
+
+
+def test_numbering_chapters_appendices_and_instructors(page, server_url):
+    """Chapters 1, 2, ...; appendices A, B, ... (their sections A.1, ...); instructors unnumbered."""
+    page.goto(f"{server_url}/book/01-convolution.html")
+    entries = page.evaluate(SIDEBAR_ENTRIES)
+    titles = [title for _, title, _ in PAGES[1:]]
+    assert [e for e in entries if e in titles] == titles, entries
+    for path, title, _ in PAGES[1:]:
+        page.goto(f"{server_url}/{path}")
+        numbers = page.evaluate(SECTION_NUMBERS)
+        if path == "book/instructors.html":
+            assert numbers == [], f"{path}: numbered sections {numbers}"
+            continue
+        prefix = title.split(" ", 1)[0]  # "3." or "A."
+        assert numbers and all(n.startswith(prefix) for n in numbers), (path, numbers)

@@ -17,6 +17,31 @@ def test_toc_loses_the_entries_of_pages_that_are_not_released():
     assert _release_toc(toc, ["book/instructors.md"]) == "chapters:\n  - file: book/01-convolution\n"
 
 
+def test_toc_loses_a_part_whose_pages_are_all_not_released():
+    toc = ("root: book/intro\n"
+           "parts:\n"
+           "  - caption: Chapters\n"
+           "    numbered: true\n"
+           "    chapters:\n"
+           "      - file: book/01-convolution\n"
+           "  - caption: For instructors\n"
+           "    chapters:\n"
+           "      - file: book/instructors\n"
+           "  - caption: Appendices\n"
+           "    chapters:\n"
+           "      - file: book/09-sweeps\n")
+    assert _release_toc(toc, ["book/instructors.md"]) == (
+        "root: book/intro\n"
+        "parts:\n"
+        "  - caption: Chapters\n"
+        "    numbered: true\n"
+        "    chapters:\n"
+        "      - file: book/01-convolution\n"
+        "  - caption: Appendices\n"
+        "    chapters:\n"
+        "      - file: book/09-sweeps\n")
+
+
 def test_leak_scan_finds_markers_and_solution_lines_also_in_notebook_outputs(tmp_path):
     (tmp_path / "clean.py").write_text("x = 1\n")
     (tmp_path / "marked.py").write_text("    # BEGIN SOLUTION conv.forward\n")

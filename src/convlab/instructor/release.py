@@ -174,10 +174,32 @@ def select(exercises, patterns):
 
 
 def _release_toc(text, dropped):
-    """``_toc.yml`` without the entries of files that are not released."""
+    """``_toc.yml`` without the entries of files that are not released.
+
+    A part (``- caption: ...``) all of whose files are dropped is dropped with
+    them: a part without chapters is not a valid table of contents.
+    """
     stems = {str(Path(path).with_suffix("")) for path in dropped}
     pattern = re.compile(r"^\s*-\s*file:\s*(\S+)\s*$")
-    return "".join(line for line in text.splitlines(keepends=True)
+    part = re.compile(r"^(\s*)-\s*caption:")
+    kept, block, block_indent = [], None, None
+
+    def close(block):
+        files = [line for line in block if pattern.match(line)]
+        if not files or any(pattern.match(line)[1] not in stems for line in files):
+            kept.extend(block)
+
+    for line in text.splitlines(keepends=True):
+        start = part.match(line)
+        if block is not None and (start or (line.strip() and not line.startswith(block_indent + " "))):
+            close(block)
+            block = None
+        if start:
+            block, block_indent = [], start[1]
+        (block if block is not None else kept).append(line)
+    if block is not None:
+        close(block)
+    return "".join(line for line in kept
                    if not (pattern.match(line) and pattern.match(line)[1] in stems))
 
 
