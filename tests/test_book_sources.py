@@ -133,7 +133,7 @@ def test_the_rules_catch_what_they_should():
 def test_the_sweeps_appendix_says_who_can_reach_the_scheduler():
     # Issue 26, row 14: the appendix told readers to run `dask scheduler --port 8786` on
     # every interface, without saying that whoever reaches the port runs code on the workers.
-    text = (BOOK / "09-sweeps.md").read_text(encoding="utf-8")
+    text = (BOOK / "sweeps.md").read_text(encoding="utf-8")
     commands = re.findall(r"^\s*dask scheduler\b.*$", text, re.MULTILINE)
     assert commands and all("--host" in command for command in commands), commands
     for needed in ("can run any program", "--host 127.0.0.1", "firewall",

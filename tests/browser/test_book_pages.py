@@ -40,10 +40,11 @@ CHAPTERS = [
     ("book/05-three-layer-convnet.html", "5. A three-layer ConvNet", 2),
     ("book/06-spatial-batchnorm.html", "6. Spatial batch normalization", 0),
     ("book/07-experiments.html", "7. Experiments", 1),
+    ("book/08-convolution-family.html", "8. The convolution family", 5),
 ]
 APPENDICES = [
-    ("book/08-performance-notes.html", "A. Performance notes", 0),
-    ("book/09-sweeps.html", "B. Sweeps: from one laptop to a cluster", 0),
+    ("book/performance-notes.html", "A. Performance notes", 0),
+    ("book/sweeps.html", "B. Sweeps: from one laptop to a cluster", 0),
     ("book/checking.html", "C. How this book checks itself", 0),
     ("book/references.html", "D. References", 0),
 ]
