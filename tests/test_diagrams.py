@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from convlab import diagrams
@@ -101,3 +102,18 @@ def test_the_stride_diagram_draws_the_filter_and_labels_it_there():
     (output_label,) = [t for t in ax.texts if t.get_text().startswith("output 3x3")]
     assert output_label.get_position()[0] > filter_right
     assert any(t.get_text() == "stride 2" for t in ax.texts)
+
+
+def test_the_residual_diagram_takes_the_block_output_shape_from_the_layer():
+    from convlab.layer_utils import residual_block_forward
+
+    rng = np.random.default_rng(0)
+    C, F, H = 2, 4, 7
+    params = {"w1": rng.standard_normal((F, C, 3, 3)), "gamma1": np.ones(F),
+              "beta1": np.zeros(F), "w2": rng.standard_normal((F, F, 3, 3)),
+              "gamma2": np.ones(F), "beta2": np.zeros(F)}
+    bn = {"1": {"mode": "train"}, "2": {"mode": "train"}}
+    out, _ = residual_block_forward(rng.standard_normal((1, C, H, H)), params, bn, 2, "pad")
+    fig = diagrams.draw_residual_block(C=C, F=F, H=H, stride=2)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert any(f"out  ({F} x {out.shape[2]} x {out.shape[3]})" in t for t in texts), texts

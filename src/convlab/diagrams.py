@@ -42,6 +42,7 @@ __all__ = [
     "draw_grouped_conv",
     "draw_transposed_conv",
     "draw_average_pooling",
+    "draw_residual_block",
     "DIAGRAMS",
     "save_all",
 ]
@@ -522,6 +523,81 @@ def draw_average_pooling(x=MAXPOOL_EXAMPLE):
     return fig
 
 
+def draw_residual_block(C=16, F=32, H=32, stride=2):
+    """A residual block: the main path of two convolutions, the shortcut beside it, their sum.
+
+    The shapes come from ``conv_output_size`` (padding 1, the size rounded
+    down as the block's convolutions do); the shortcut is labelled with the
+    two forms it takes when the block changes the shape ("option A" pads the
+    subsampled input with zero channels, "option B" projects it with a 1x1
+    convolution). Beside the boxes, the backward pass: the upstream gradient
+    reaches the sum and goes down both paths, and the two gradients add at
+    the block's input.
+    """
+    H_out = (H + 2 - 3) // stride + 1
+    shape_in, shape_out = f"{C} x {H} x {H}", f"{F} x {H_out} x {H_out}"
+    steps = [
+        (f"conv 3x3, {F} filters, stride {stride}", "#d6e7f3"),
+        ("batch norm, ReLU", "#cdeee4"),
+        (f"conv 3x3, {F} filters, stride 1", "#d6e7f3"),
+        ("batch norm", "#cdeee4"),
+    ]
+    fig, ax = _figure(8.8, 4.5)
+    width, height, gap = 5.6, 0.8, 0.45
+    left = 0.0
+    ax.text(left + width / 2, -0.35, f"x   ({shape_in})", ha="center", va="bottom",
+            fontsize=FONT)
+    top = 0.5
+    _arrow(ax, (left + width / 2, -0.25), (left + width / 2, top), width=1.2)
+    for s, (text, fill) in enumerate(steps):
+        ax.add_patch(FancyBboxPatch((left, top), width, height,
+                                    boxstyle="round,pad=0.02,rounding_size=0.15",
+                                    facecolor=fill, edgecolor=EDGE, linewidth=1.0))
+        ax.text(left + width / 2, top + height / 2, text, ha="center", va="center",
+                fontsize=FONT)
+        _arrow(ax, (left + width / 2, top + height), (left + width / 2, top + height + gap),
+               width=1.2)
+        top += height + gap
+    ax.text(left - 0.25, 0.5 + 2 * (height + gap) - gap / 2, "main path\nF(x)",
+            ha="right", va="center", fontsize=FONT, style="italic")
+    # the sum
+    radius = 0.32
+    centre = (left + width / 2, top + radius)
+    ax.add_patch(matplotlib.patches.Circle(centre, radius, facecolor=INPUT, edgecolor=EDGE,
+                                           linewidth=1.2))
+    ax.text(*centre, "+", ha="center", va="center", fontsize=FONT + 4)
+    # the shortcut: from x around the right of the boxes into the sum
+    skip_x = left + width + 1.0
+    ax.plot([left + width / 2 + 0.15, skip_x, skip_x], [-0.15, -0.15, centre[1]],
+            color=HIGHLIGHT[1], linewidth=2.0)
+    _arrow(ax, (skip_x, centre[1]), (centre[0] + radius, centre[1]), color=HIGHLIGHT[1],
+           width=2.0)
+    ax.text(skip_x + 0.2, 1.6, "shortcut", ha="left", va="center", fontsize=FONT,
+            color=HIGHLIGHT[1], style="italic")
+    ax.text(skip_x + 0.2, 2.3, "x itself, or where\nthe shape changes:\n"
+            "A: x[:, :, ::2, ::2]\n   + zero channels\nB: conv 1x1, stride 2,\n   batch norm",
+            ha="left", va="top", fontsize=FONT - 1, family="monospace")
+    bottom = centre[1] + radius
+    _arrow(ax, (centre[0], bottom), (centre[0], bottom + gap), width=1.2)
+    ax.add_patch(FancyBboxPatch((left, bottom + gap), width, height,
+                                boxstyle="round,pad=0.02,rounding_size=0.15",
+                                facecolor="#f0f0f0", edgecolor=EDGE, linewidth=1.0))
+    ax.text(left + width / 2, bottom + gap + height / 2, f"ReLU  ->  out  ({shape_out})",
+            ha="center", va="center", fontsize=FONT)
+    # the backward pass, drawn on the left
+    back_x = left - 1.9
+    last = bottom + gap + height / 2
+    _arrow(ax, (back_x, last), (back_x, -0.1), color=HIGHLIGHT[0], width=1.5)
+    ax.text(back_x - 0.15, last, "dout", ha="right", va="center", fontsize=FONT,
+            color=HIGHLIGHT[0])
+    ax.text(back_x - 0.15, -0.1, "dx = dx main\n   + dx shortcut", ha="right", va="center",
+            fontsize=FONT - 1, color=HIGHLIGHT[0], family="monospace")
+    ax.text(back_x + 0.15, (last - 0.1) / 2, "backward pass", ha="left", va="center",
+            rotation=90, fontsize=FONT - 1, color=HIGHLIGHT[0], style="italic")
+    _finish(ax, back_x - 2.9, skip_x + 4.7, -0.9, bottom + gap + height + 0.3)
+    return fig
+
+
 DIAGRAMS = {
     "stride_padding": draw_stride_padding,
     "receptive_field": draw_receptive_field,
@@ -533,6 +609,7 @@ DIAGRAMS = {
     "grouped_conv": draw_grouped_conv,
     "transposed_conv": draw_transposed_conv,
     "average_pooling": draw_average_pooling,
+    "residual_block": draw_residual_block,
 }
 
 
