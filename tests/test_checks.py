@@ -238,3 +238,26 @@ def test_reports_check_margins_only_when_asked(monkeypatch, capsys):
         "conv: speedup >= 15x ok",
         "dx: error ~1e-09 (bound 1e-08) ok",
     ]
+
+
+def test_report_ratio_prints_only_the_bounds(capsys):
+    checks.report_ratio("plain: first / last", 1105.5, floor=100)
+    checks.report_ratio("residual: first / last", 2.78, ceiling=10)
+    checks.report_ratio("both", 5.0, floor=2, ceiling=10)
+    assert capsys.readouterr().out.splitlines() == [
+        "plain: first / last >= 100x ok", "residual: first / last <= 10x ok",
+        "both >= 2x and <= 10x ok"]
+
+
+@pytest.mark.parametrize("ratio, bounds", [(99.0, {"floor": 100}), (11.0, {"ceiling": 10}),
+                                           (float("nan"), {"floor": 1}),
+                                           (1.0, {"floor": 2, "ceiling": 10})])
+def test_report_ratio_fails_outside_its_bounds(ratio, bounds):
+    with pytest.raises(AssertionError, match=repr(ratio)):
+        checks.report_ratio("r", ratio, **bounds)
+
+
+@pytest.mark.parametrize("bounds", [{}, {"floor": 0}, {"ceiling": -1}, {"floor": float("inf")}])
+def test_report_ratio_refuses_bad_bounds(bounds):
+    with pytest.raises(ValueError):
+        checks.report_ratio("r", 1.0, **bounds)

@@ -21,6 +21,7 @@ Lines look like::
     one epoch: training accuracy >= 40 % ok
     overfit: final training accuracy 100 % (floor 90 %) ok
     channel 0 mean 10.1 (target 10 ± 3) ok
+    plain network: first / last gradient norm >= 100x ok
 
 ``~1e-08`` names the decade of the error: ``1e-08 <= error < 1e-07``.
 
@@ -46,6 +47,7 @@ __all__ = [
     "report_speedup",
     "report_accuracy",
     "report_close",
+    "report_ratio",
     "best_time",
 ]
 
@@ -382,6 +384,53 @@ def report_close(label, value, target, tol):
     _check_margin(label, value, decimals=decimals)
     print(f"{label} {_fixed(value, decimals)} "
           f"(target {_short(target, decimals)} ± {_bound_text(tol)}) ok")
+
+
+def report_ratio(label, ratio, floor=None, ceiling=None):
+    """Check that a ratio of two measurements lies above a floor and/or below a ceiling.
+
+    Only the bounds are printed, as for :func:`report_speedup`: a ratio that
+    grows as a product of many factors (a gradient through many layers, a
+    loss after training) moves by more than its last digits between CPUs, and
+    the claim a chapter makes of it is an order, such as "more than a hundred
+    times". Choose the bounds well away from the measured ratio::
+
+        plain network: first / last gradient norm >= 100x ok
+        residual network: first / last gradient norm <= 10x ok
+
+    Parameters
+    ----------
+    label : str
+        What the ratio compares, e.g. ``'plain: first / last gradient norm'``.
+    ratio : float
+        The measured ratio.
+    floor, ceiling : float or None
+        The claim is ``floor <= ratio <= ceiling``; give at least one.
+
+    Raises
+    ------
+    AssertionError
+        If the ratio is outside the bounds or NaN. The message gives the
+        measured value.
+    ValueError
+        If neither bound is given, or a bound is not positive and finite.
+    """
+    if floor is None and ceiling is None:
+        raise ValueError("give a floor, a ceiling or both")
+    for name, bound in (("floor", floor), ("ceiling", ceiling)):
+        if bound is not None and not (float(bound) > 0 and math.isfinite(float(bound))):
+            raise ValueError(f"{name} must be positive and finite; got {bound!r}")
+    ratio = float(ratio)
+    if (math.isnan(ratio) or (floor is not None and ratio < float(floor))
+            or (ceiling is not None and ratio > float(ceiling))):
+        raise AssertionError(f"{label}: ratio {ratio!r} is outside the bounds "
+                             f"(floor {floor!r}, ceiling {ceiling!r})")
+    claims = []
+    if floor is not None:
+        claims.append(f">= {_bound_text(float(floor))}x")
+    if ceiling is not None:
+        claims.append(f"<= {_bound_text(float(ceiling))}x")
+    print(f"{label} {' and '.join(claims)} ok")
 
 
 def best_time(fn, repeat=3, clock=None):
