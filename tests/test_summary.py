@@ -189,3 +189,18 @@ def test_parameters_and_shapes_agree_with_pytorch(name):
     net = torch.nn.Sequential(*[m for _, m in modules])
     assert sum(p.numel() for p in net.parameters()) == S.totals(S.summary(spec_fn(), shape))["params"]
     assert np.isfinite(x.numpy()).all()
+
+
+def test_every_row_names_its_kind_and_the_weight_layers_count_as_the_papers_do():
+    def weight_layers(name):
+        fn, shape = architectures.ARCHITECTURES[name]
+        rows = S.summary(fn(), shape)
+        assert all(r["kind"] for r in rows)
+        return sum(1 for r in rows
+                   if r["kind"] in ("conv", "affine") and ".shortcut." not in r["name"])
+
+    # LeNet-5: 2 convolutions + 3 affine; VGG-11: 8 + 1 here; ResNet-n: n weight layers
+    assert [weight_layers(n) for n in ("LeNet-5", "VGG-11", "ResNet-20", "ResNet-18")] == \
+        [5, 9, 20, 18]
+    rows = S.summary(architectures.resnet20(), (3, 32, 32))
+    assert sum(r["kind"] == "add" for r in rows) == 9

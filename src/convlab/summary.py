@@ -194,7 +194,7 @@ def _walk(spec, shape, field, prefix, rows):
             if main_field[1] != short_field[1]:
                 raise ValueError(f"{name}: the main path and the shortcut have different strides")
             shape, field = main_shape, (max(main_field[0], short_field[0]), main_field[1])
-            block_rows = main_rows + short_rows + [_row(name + ".add", shape, 0, 0, field)]
+            block_rows = main_rows + short_rows + [_row(name + ".add", "add", shape, 0, 0, field)]
             for row in block_rows:
                 row["block"] = row["block"] or name     # the outermost block wins
             rows += block_rows
@@ -202,12 +202,12 @@ def _walk(spec, shape, field, prefix, rows):
         shape, params, flops, extent, stride = _layer(layer, tuple(shape), name)
         r, j = field
         field = (r + (extent - 1) * j, j * stride)
-        rows.append(_row(name, shape, params, flops, field))
+        rows.append(_row(name, kind, shape, params, flops, field))
     return tuple(shape), field
 
 
-def _row(name, shape, params, flops, field):
-    return {"name": name, "shape": tuple(shape), "params": params, "flops": flops,
+def _row(name, kind, shape, params, flops, field):
+    return {"name": name, "kind": kind, "shape": tuple(shape), "params": params, "flops": flops,
             "activation_bytes": math.prod(shape) * BYTES_PER_VALUE,
             "receptive_field": field[0], "jump": field[1], "block": None}
 
@@ -226,7 +226,9 @@ def summary(spec, input_shape):
     Returns
     -------
     rows : list of dict
-        Each with ``name`` (e.g. ``'stage2.block1.conv1'``), ``shape`` (the
+        Each with ``name`` (e.g. ``'stage2.block1.conv1'``), ``kind`` (the
+        layer's kind, ``'conv'``, ``'relu'``, ...; ``'add'`` for the sum that
+        ends a residual block), ``shape`` (the
         output's shape for one image), ``params``, ``flops`` (for one image),
         ``activation_bytes`` (the output in float32), ``receptive_field``
         (input pixels along each axis that one output value depends on) and
