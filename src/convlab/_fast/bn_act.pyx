@@ -36,9 +36,15 @@ from cython.parallel cimport prange
 from libc.math cimport erf, exp, sqrt
 
 from convlab._fast._runtime cimport share_runtime_state
-from convlab._fast._threads cimport all_threads
+from convlab._fast._threads cimport pick_threads
 from convlab._fast.bn_act_kernels cimport convlab_act_row, convlab_dact_row, convlab_dot_row
 from convlab._fast.omp_compat cimport omp_get_max_threads
+
+# A second thread is woken only for this many elements each: on a busy
+# computer waking one can cost a scheduler time slice (milliseconds), far more
+# than a pass over a small batch. Every channel (or row) is computed by one
+# thread whatever their number, so the result does not depend on it.
+cdef double ELEMENTS_PER_THREAD = 1 << 18
 
 share_runtime_state()  # the SIMD path and fork flag of convlab._fast._runtime
 
@@ -140,7 +146,7 @@ def bn_act_forward_train(const floating[:, :, ::1] x, const floating[::1] gamma,
     cdef floating mr, d, g, b
     cdef const floating* xr
     with nogil:
-        for c in prange(C, schedule="static", num_threads=all_threads()):
+        for c in prange(C, schedule="static", num_threads=pick_threads(<double>N * C * P, ELEMENTS_PER_THREAD, 0)):
             s = 0.0
             for n in range(N):
                 xr = &x[n, c, 0]
@@ -176,7 +182,7 @@ def scale_shift_act(const floating[:, :, ::1] x, const floating[::1] scale,
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t P = x.shape[2], nc, n, c
     with nogil:
-        for nc in prange(N * C, schedule="static", num_threads=all_threads()):
+        for nc in prange(N * C, schedule="static", num_threads=pick_threads(<double>N * C * P, ELEMENTS_PER_THREAD, 0)):
             n = nc // C
             c = nc % C
             _row_act(&x[n, c, 0], &out[n, c, 0], P, scale[c], shift[c], act, <floating>alpha)
@@ -192,7 +198,7 @@ def act_backward(const floating[:, :, ::1] dout, const floating[:, :, ::1] x,
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t P = x.shape[2], nc, n, c
     with nogil:
-        for nc in prange(N * C, schedule="static", num_threads=all_threads()):
+        for nc in prange(N * C, schedule="static", num_threads=pick_threads(<double>N * C * P, ELEMENTS_PER_THREAD, 0)):
             n = nc // C
             c = nc % C
             _row_dact(&dout[n, c, 0], &x[n, c, 0], &dy[n, c, 0], P,
@@ -228,7 +234,7 @@ def bn_act_backward(const floating[:, :, ::1] dout, const floating[:, :, ::1] x,
     cdef const floating* xr
     cdef floating* dr
     with nogil:
-        for c in prange(C, schedule="static", num_threads=all_threads()):
+        for c in prange(C, schedule="static", num_threads=pick_threads(<double>N * C * P, ELEMENTS_PER_THREAD, 0)):
             mr = <floating>mean[c]
             ir = <floating>invstd[c]
             g = <floating>(gamma[c] * invstd[c])
