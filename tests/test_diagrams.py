@@ -1,5 +1,6 @@
 """The committed diagrams in book/figures are exactly what convlab.diagrams draws."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +118,59 @@ def test_the_residual_diagram_takes_the_block_output_shape_from_the_layer():
     fig = diagrams.draw_residual_block(C=C, F=F, H=H, stride=2)
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert any(f"out  ({F} x {out.shape[2]} x {out.shape[3]})" in t for t in texts), texts
+def test_the_scatter_diagram_counts_the_windows_on_each_entry():
+    fig = diagrams.draw_backward_scatter(H=3, kernel=3, stride=2, pad=1)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    counts = np.array([int(t) for t in texts if t.isdigit()]).reshape(5, 5)  # the padded input
+    along_one_axis = np.array([1, 1, 2, 1, 1])   # windows start at rows 0 and 2 and overlap on row 2
+    np.testing.assert_array_equal(counts, np.outer(along_one_axis, along_one_axis))
+    assert counts.sum() == 2 * 2 * 3 * 3         # four windows of nine taps
+    # the centre meets each window at another tap: the filter is met backwards
+    assert "centre: d00\u00b7w22 + d01\u00b7w20 + d10\u00b7w02 + d11\u00b7w00" in texts
+
+
+def test_the_scatter_diagram_reads_its_terms_off_the_layer_for_any_geometry():
+    fig = diagrams.draw_backward_scatter(H=5, kernel=3, stride=2, pad=1)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    counts = np.array([int(t) for t in texts if t.isdigit()]).reshape(7, 7)
+    along_one_axis = np.array([1, 1, 2, 1, 2, 1, 1])
+    np.testing.assert_array_equal(counts, np.outer(along_one_axis, along_one_axis))
+    # the first entry where four windows meet is (2, 2) of the padded input
+    assert "entry (2, 2): d00\u00b7w22 + d01\u00b7w20 + d10\u00b7w02 + d11\u00b7w00" in texts
+
+
+def _full_conv_grids(fig, side, kernel):
+    """The labels of the framed dout (side x side) and of the flipped filter, as drawn."""
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    grid = np.array(texts[:side * side]).reshape(side, side)
+    taps = [t for t in texts if re.fullmatch(r"w\d\d", t)]
+    return grid, np.array(taps).reshape(kernel, kernel), texts
+
+
+def test_the_full_convolution_diagram_inserts_zeros_and_flips_the_filter():
+    fig = diagrams.draw_flipped_filter_full_conv(H=3, kernel=3, stride=2, pad=1)
+    grid, flipped, texts = _full_conv_grids(fig, 7, 3)
+    # dout's four entries two apart, inside two rings of zeros; every other entry 0
+    assert [grid[r, c] for r in (2, 4) for c in (2, 4)] == ["d00", "d01", "d10", "d11"]
+    assert (grid == "0").sum() == 7 * 7 - 4
+    assert flipped.tolist() == [["w22", "w21", "w20"], ["w12", "w11", "w10"], ["w02", "w01", "w00"]]
+    assert any("7x7" in t for t in texts) and any("gradient 5x5" in t for t in texts)
+
+
+@pytest.mark.parametrize("H, kernel, stride, pad", [(3, 3, 2, 1), (5, 3, 2, 1), (4, 2, 2, 0), (4, 3, 1, 1)])
+def test_the_two_backward_diagrams_draw_the_same_gradient(H, kernel, stride, pad):
+    """Sliding the drawn flipped filter over the drawn grid meets, at every entry of the
+    padded input's gradient, exactly the (dout entry, tap) pairs that the scatter adds there."""
+    taps = diagrams._scatter_taps(H, kernel, stride, pad)
+    H_out, W_out, side, _ = taps.shape
+    framed = (H_out - 1) * stride + 1 + 2 * (kernel - 1)
+    grid, flipped, _ = _full_conv_grids(
+        diagrams.draw_flipped_filter_full_conv(H, kernel, stride, pad), framed, kernel)
+    assert framed - kernel + 1 == side
+    for r in range(side):
+        for c in range(side):
+            slid = {(grid[r + p, c + q], flipped[p, q])
+                    for p in range(kernel) for q in range(kernel) if grid[r + p, c + q] != "0"}
+            scattered = {(f"d{i}{j}", diagrams._tap_name(taps[i, j, r, c], kernel))
+                         for i in range(H_out) for j in range(W_out) if taps[i, j, r, c]}
+            assert slid == scattered, (r, c)

@@ -5,7 +5,8 @@ registered with ``pyplot``) whose numbers come from :mod:`convlab.layers` and
 :mod:`convlab.conv_family`, so a diagram cannot silently disagree with the
 code: the output sizes come from ``conv_output_size``,
 ``conv_general_output_size`` and ``conv_transpose_output_size``, the pooling
-gradient from ``max_pool_backward_naive``.
+gradient from ``max_pool_backward_naive``, which filter tap of which window
+lands where in the convolution's input gradient from ``conv_backward_naive``.
 :func:`save_all` writes every diagram to a directory, byte for byte the same
 on every run (fixed SVG ids, no date in the metadata)::
 
@@ -26,6 +27,8 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
 from convlab.conv_family import conv_general_output_size, conv_transpose_output_size
 from convlab.layers import (
+    conv_backward_naive,
+    conv_forward_naive,
     conv_output_size,
     max_pool_backward_naive,
     max_pool_forward_naive,
@@ -34,6 +37,8 @@ from convlab.layers import (
 __all__ = [
     "draw_stride_padding",
     "draw_receptive_field",
+    "draw_backward_scatter",
+    "draw_flipped_filter_full_conv",
     "draw_maxpool_routing",
     "draw_im2col",
     "draw_three_layer_net",
@@ -181,6 +186,177 @@ def draw_receptive_field(H=7, kernel=3):
         end = (lefts[k + 1] + j, tops[k + 1] + i + fields[k + 1] / 2)
         _arrow(ax, start, end)
     _finish(ax, -0.3, lefts[2] + H2 + 0.3, -0.3, H + 1.9)
+    return fig
+
+
+# The dark accent of the backward-pass figures (Okabe-Ito vermillion): the window
+# being followed and the entry of the gradient it produces.
+ACCENT = "#d55e00"
+
+
+def _light(k):
+    """The light shade of the k-th highlight colour (cycling through the four)."""
+    return LIGHT[HIGHLIGHT[k % len(HIGHLIGHT)]]
+
+
+def _scatter_taps(H, kernel, stride, pad):
+    """Which tap of which window lands on each entry of the gradient of the padded input.
+
+    Computed by ``conv_backward_naive`` on one channel: a filter holding
+    ``1 .. kernel**2``, an upstream gradient that is 1 at one output and 0
+    elsewhere, and an input of the padded input's size with ``pad = 0``, so
+    that nothing is cropped.
+
+    Returns
+    -------
+    taps : ndarray of int, shape (H_out, W_out, H + 2 * pad, H + 2 * pad)
+        ``taps[i, j, r, c]`` is ``1 + p * kernel + q`` if the window of output
+        ``(i, j)`` adds ``w[p, q] * dout[i, j]`` to entry ``(r, c)``, else 0.
+    """
+    H_out, W_out = conv_output_size((1, 1, H, H), (1, 1, kernel, kernel),
+                                    {"stride": stride, "pad": pad})
+    side = H + 2 * pad
+    w = np.arange(1, kernel * kernel + 1, dtype=float).reshape(1, 1, kernel, kernel)
+    _, cache = conv_forward_naive(np.zeros((1, 1, side, side)), w, np.zeros(1),
+                                  {"stride": stride, "pad": 0})
+    taps = np.zeros((H_out, W_out, side, side), dtype=int)
+    for i in range(H_out):
+        for j in range(W_out):
+            one_hot = np.zeros((1, 1, H_out, W_out))
+            one_hot[0, 0, i, j] = 1.0
+            taps[i, j] = conv_backward_naive(one_hot, cache)[0][0, 0].astype(int)
+    return taps
+
+
+def _tap_name(tap, kernel):
+    """``'w12'`` for the tap numbered ``1 + 1 * kernel + 2`` by :func:`_scatter_taps`."""
+    p, q = divmod(tap - 1, kernel)
+    return f"w{p}{q}"
+
+
+def _padded_faces(side, pad):
+    """Faces of a side x side grid whose outer ``pad`` rings are padding (grey)."""
+    faces = np.full((side, side), PAD, dtype=object)
+    faces[pad:side - pad, pad:side - pad] = INPUT
+    return faces
+
+
+def draw_backward_scatter(H=3, kernel=3, stride=2, pad=1):
+    """The input gradient of a strided convolution as a scatter: 3x3 filter, stride 2, pad 1.
+
+    Left: the upstream gradient ``dout`` (one colour per output). Middle:
+    the filter. Right: the gradient of the padded input. Each ``dout[i, j]``
+    adds ``dout[i, j] * w`` to its window (outlined in its colour); the
+    numbers count the windows that add up on each entry; ``dx`` is the inner
+    part (the padding cropped). Under it, the four terms that meet on the
+    centre, read off ``conv_backward_naive`` (see :func:`_scatter_taps`).
+    """
+    taps = _scatter_taps(H, kernel, stride, pad)
+    H_out, W_out, side, _ = taps.shape
+    count = (taps > 0).sum(axis=(0, 1))
+    fig, ax = _figure(6.4, 3.9)
+
+    top_d = (side - H_out) / 2
+    faces = np.array([[_light(i * W_out + j) for j in range(W_out)] for i in range(H_out)],
+                     dtype=object)
+    _grid(ax, top_d, 0, H_out, W_out, face=faces,
+          labels=[[f"d{i}{j}" for j in range(W_out)] for i in range(H_out)], fontsize=10)
+    ax.text(W_out / 2, top_d + H_out + 0.4, f"dout\n{H_out}x{W_out}", ha="center", va="top",
+            fontsize=FONT)
+    ax.text(W_out + 0.75, side / 2, "\u00d7", ha="center", va="center", fontsize=16)
+
+    left_w = W_out + 1.5
+    top_w = (side - kernel) / 2
+    _grid(ax, top_w, left_w, kernel, kernel, face=FILTER,
+          labels=[[f"w{p}{q}" for q in range(kernel)] for p in range(kernel)], fontsize=9)
+    ax.text(left_w + kernel / 2, top_w + kernel + 0.4, f"filter w\n{kernel}x{kernel}",
+            ha="center", va="top", fontsize=FONT)
+
+    left = left_w + kernel + 2.0
+    _arrow(ax, (left_w + kernel + 0.2, side / 2), (left - 0.2, side / 2), width=2)
+    ax.text(left_w + kernel + 1.0, side / 2 - 0.25, "scatter", ha="center", va="bottom",
+            fontsize=9)
+    _grid(ax, 0, left, side, side, face=_padded_faces(side, pad),
+          labels=[[str(v) for v in row] for row in count], fontsize=10)
+    for i in range(H_out):
+        for j in range(W_out):
+            k = i * W_out + j
+            _outline(ax, i * stride, left + j * stride, kernel, kernel,
+                     HIGHLIGHT[k % len(HIGHLIGHT)], inset=0.05 + 0.07 * k, width=2.5)
+    _outline(ax, pad, left + pad, H, H, "black", width=1.2, inset=-0.02)
+    ax.text(left + side / 2, side + 0.4,
+            f"gradient of the padded\ninput {side}x{side}; dx: the\ninner {H}x{H} (black)",
+            ha="center", va="top", fontsize=FONT)
+
+    # The entry where the most windows meet, and the terms that add up there.
+    r, c = np.unravel_index(np.argmax(count), count.shape)
+    terms = [f"d{i}{j}\u00b7{_tap_name(taps[i, j, r, c], kernel)}"
+             for i in range(H_out) for j in range(W_out) if taps[i, j, r, c]]
+    where = "centre" if (r, c) == (side // 2, side // 2) else f"entry ({r}, {c})"
+    ax.text((left + side) / 2, side + 2.5, f"{where}: " + " + ".join(terms),
+            ha="center", va="top", fontsize=FONT)
+    _finish(ax, -0.3, left + side + 0.3, -0.3, side + 3.3)
+    return fig
+
+
+def draw_flipped_filter_full_conv(H=3, kernel=3, stride=2, pad=1):
+    """The same input gradient as a full convolution with the flipped filter.
+
+    Left: ``dout`` with ``stride - 1`` zeros inserted between its entries
+    and ``kernel - 1`` rings of zeros around them. Middle: the filter flipped
+    in both axes. Right: sliding the flipped filter over the left grid gives
+    the gradient of the padded input (its size from ``conv_output_size``);
+    two windows are followed, the corner's (dashed) and the centre's (solid).
+    """
+    H_out, W_out = conv_output_size((1, 1, H, H), (1, 1, kernel, kernel),
+                                    {"stride": stride, "pad": pad})
+    dilated = (H_out - 1) * stride + 1
+    ring = kernel - 1
+    side = dilated + 2 * ring
+    result, _ = conv_output_size((1, 1, side, side), (1, 1, kernel, kernel),
+                                 {"stride": 1, "pad": 0})
+    fig, ax = _figure(6.4, 3.9)
+
+    faces = _padded_faces(side, ring)
+    labels = [["0"] * side for _ in range(side)]
+    for i in range(H_out):
+        for j in range(W_out):
+            r, c = ring + i * stride, ring + j * stride
+            faces[r, c] = _light(i * W_out + j)
+            labels[r][c] = f"d{i}{j}"
+    _grid(ax, 0, 0, side, side, face=faces, labels=labels, fontsize=9)
+    centre = result // 2
+    _outline(ax, centre, centre, kernel, kernel, ACCENT, width=2.5)
+    corner = Rectangle((0.08, 0.08), kernel - 0.16, kernel - 0.16, fill=False,
+                       edgecolor=ACCENT, linewidth=2.0, linestyle=(0, (3, 2)))
+    ax.add_patch(corner)
+    inserted = {1: "no zeros", 2: "a zero"}.get(stride, f"{stride - 1} zeros")
+    ax.text(side / 2, side + 0.4,
+            f"dout {H_out}x{W_out}, {inserted} between\nentries, {ring} rings "
+            f"of zeros: {side}x{side}",
+            ha="center", va="top", fontsize=FONT)
+
+    left_w = side + 1.0
+    top_w = (side - kernel) / 2
+    flipped = np.flip(np.array([[f"w{p}{q}" for q in range(kernel)] for p in range(kernel)]))
+    _grid(ax, top_w, left_w, kernel, kernel, face=FILTER, labels=flipped.tolist(), fontsize=9)
+    ax.text(left_w + kernel / 2, top_w + kernel + 0.4, "w flipped\nin both axes",
+            ha="center", va="top", fontsize=FONT)
+
+    left = left_w + kernel + 1.8
+    top = (side - result) / 2
+    _arrow(ax, (left_w + kernel + 0.2, side / 2), (left - 0.2, side / 2), width=2)
+    out_faces = _padded_faces(result, pad)
+    _grid(ax, top, left, result, result, face=out_faces)
+    _outline(ax, top + centre, left + centre, 1, 1, ACCENT, width=2.5)
+    ax.add_patch(Rectangle((left + 0.08, top + 0.08), 0.84, 0.84, fill=False, edgecolor=ACCENT,
+                           linewidth=2.0, linestyle=(0, (3, 2))))
+    _outline(ax, top + pad, left + pad, H, H, "black", width=1.2, inset=-0.02)
+    ax.text(left + result / 2, top + result + 0.4,
+            f"full convolution:\nthe padded input's\ngradient {result}x{result};"
+            f"\ndx: the inner {H}x{H}",
+            ha="center", va="top", fontsize=FONT)
+    _finish(ax, -0.3, left + result + 0.6, -0.3, side + 1.6)
     return fig
 
 
@@ -601,6 +777,8 @@ def draw_residual_block(C=16, F=32, H=32, stride=2):
 DIAGRAMS = {
     "stride_padding": draw_stride_padding,
     "receptive_field": draw_receptive_field,
+    "backward_scatter": draw_backward_scatter,
+    "flipped_filter_full_conv": draw_flipped_filter_full_conv,
     "maxpool_routing": draw_maxpool_routing,
     "im2col": draw_im2col,
     "three_layer_net": draw_three_layer_net,
