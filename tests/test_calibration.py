@@ -327,3 +327,19 @@ def test_a_real_calibration_chooses_a_valid_path_whose_kernels_agree_with_naive(
     dout = rng.standard_normal(out.shape)
     for got, expected in zip(fast_layers.conv_backward_fast(dout, cache), conv_backward_naive(dout, naive_cache)):
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("field, value", [("times_ms", {"portable": "fast"}), ("times_ms", {}),
+                                          ("dropped_ms", {"neon": 1.0}), ("simd_path", "sse9"),
+                                          ("format", "something else")])
+def test_a_cache_file_with_a_bad_entry_is_ignored(fresh, monkeypatch, field, value):
+    clock = _fake(monkeypatch, {"portable": 0.010, "plain": 0.002})
+    calibration.simd_choice()
+    (cache_file,) = fresh.glob("simd-*.json")
+    stored = json.loads(cache_file.read_text())
+    cache_file.write_text(json.dumps(dict(stored, **{field: value})))
+    _forget()
+    measured = len(clock.calls)
+    with pytest.warns(calibration.CalibrationCacheWarning, match="not a calibration of this CPU"):
+        assert calibration.simd_choice()["how"] == "calibrated"
+    assert len(clock.calls) > measured

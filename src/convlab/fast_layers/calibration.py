@@ -2,8 +2,9 @@
 
 CPUID says which paths a CPU *can* run (:func:`convlab.fast_layers.simd_paths`,
 widest first), not which one is fastest: a Zen 4 core runs AVX-512 but
-executes each 512-bit multiply-add as two 256-bit halves, and there the
-``avx2`` path's narrower tiles are faster than ``avx512``'s. So the first
+executes each 512-bit multiply-add as two 256-bit halves, and a training
+step there is faster on the ``avx2`` path than on ``avx512`` (see the
+book's performance appendix). So the first
 time a fast layer runs (or :func:`convlab.fast_layers.build_info` is asked),
 unless the path is forced, the kernels' path is chosen by a short
 measurement:
@@ -14,8 +15,8 @@ measurement:
   on a batch of four 16 x 16 maps, 128 -> 128 on 8 x 8 maps): a *trial* is
   one pass over both, a few milliseconds on a vector path;
 * every vector path the CPU runs (not ``plain``, the readable reference,
-  which no automatic choice takes) takes a trial in turn, round after round (so a
-  burst of load elsewhere on the machine hits all of them alike); a path
+  which no automatic choice takes) takes a trial in turn, round after round
+  (so a burst of load elsewhere on the machine hits all of them alike); a path
   whose first trial takes more than :data:`DROP_FACTOR` times the best one
   so far is out, and the rounds stop at :data:`ROUNDS` or, after
   :data:`MIN_ROUNDS`, when the time budget :data:`BUDGET_SECONDS` is spent;
@@ -285,6 +286,13 @@ def _calibrate(candidates):
             "calibration_ms": round((time.perf_counter() - started) * 1e3, 1)}
 
 
+def _path_times(times, available, empty=False):
+    """Whether ``times`` is a dict of milliseconds (non-negative numbers) for paths of ``available``."""
+    return (isinstance(times, dict) and (empty or bool(times))
+            and all(p in available and isinstance(t, (int, float)) and not isinstance(t, bool) and t >= 0
+                    for p, t in times.items()))
+
+
 def _read_cache(path, key, available):
     """The cached choice in ``path`` for ``key``, or None (missing; a damaged file warns once)."""
     try:
@@ -298,7 +306,9 @@ def _read_cache(path, key, available):
         return None
     if (not isinstance(stored, dict) or stored.get("format") != _FORMAT or stored.get("version") != _VERSION
             or stored.get("key") != key or stored.get("simd_path") not in available
-            or stored.get("default") not in available or not isinstance(stored.get("times_ms"), dict)):
+            or stored.get("default") not in available
+            or not _path_times(stored.get("times_ms"), available)
+            or not _path_times(stored.get("dropped_ms"), available, empty=True)):
         _warn_once(f"convlab: ignored the SIMD calibration cache {path} (not a calibration of this "
                    f"CPU and installation); measuring again")
         return None
