@@ -343,3 +343,27 @@ def test_a_cache_file_with_a_bad_entry_is_ignored(fresh, monkeypatch, field, val
     with pytest.warns(calibration.CalibrationCacheWarning, match="not a calibration of this CPU"):
         assert calibration.simd_choice()["how"] == "calibrated"
     assert len(clock.calls) > measured
+
+
+def test_the_cache_directory_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CONVLAB_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert calibration.cache_dir() == str(tmp_path / "home" / ".cache" / "convlab")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")           # ignored, as XDG says
+    assert calibration.cache_dir() == str(tmp_path / "home" / ".cache" / "convlab")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert calibration.cache_dir() == str(tmp_path / "xdg" / "convlab")
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "local"))
+    assert calibration.cache_dir() == os.path.join(str(tmp_path / "local"), "convlab")
+    monkeypatch.setenv("CONVLAB_CACHE_DIR", str(tmp_path / "mine"))
+    assert calibration.cache_dir() == str(tmp_path / "mine")
+
+
+def test_the_test_suite_never_uses_the_users_cache():
+    """tests/conftest.py points the cache at a directory of this test run (and so its subprocesses)."""
+    here = os.path.realpath(calibration.cache_dir())
+    assert os.path.basename(here).startswith("convlab-test-cache-")
+    assert not here.startswith(os.path.realpath(os.path.expanduser("~/.cache")))
