@@ -134,6 +134,8 @@ def _cpu_model():
                     model = value.strip()
                 elif not flags and key in ("flags", "features"):
                     flags = " ".join(sorted(value.split()))
+                if model is not None and flags:
+                    break                                   # the first CPU says it for all
     except OSError:
         pass
     if not model:
