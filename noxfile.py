@@ -26,14 +26,18 @@ including a pytest run that collected no tests. Arguments after ``--`` replace t
 paths of a pytest stage: ``nox -s unit -- -x -q tests/test_layering.py``.
 
 Environment: CONVLAB_DATA (CIFAR-10, see README.md), CONVLAB_VENV (default .venv),
+CONVLAB_CACHE_DIR (set by this file: the SIMD calibration's cache, a temporary directory),
 CONVLAB_CHROMIUM (a browser instead of Debian's chromium, which the browser stage
 installs), CONVLAB_PORTABILITY=0 (the default run leaves out the portability checks
 and package_lists), CONVLAB_ARM64_ROOT and PORTABILITY_* (see noxutil/portability.py
 and noxutil/arm64.py). Debian packages come from scripts/debian-packages.txt.
 """
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # nox does not put it there
 
@@ -41,6 +45,15 @@ from noxutil import arm64, portability, wheels
 from noxutil.debian import PackagesMissing, install_packages
 from noxutil.stages import (ROOT, VENV, VPY, echo, fail, pytest, run, shell_words, skip, stage,
                             status_of)
+
+# Hermetic: the kernels' SIMD calibration (convlab.fast_layers.calibration) caches its
+# choice in a directory of this run, shared by the stages that do not make their own
+# (the notebooks, the HTML build), never in the user's ~/.cache; tests/conftest.py gives
+# every pytest session under tests/ a directory of its own.
+_CALIBRATION_CACHE = tempfile.mkdtemp(prefix="convlab-nox-cache-")
+os.environ["CONVLAB_CACHE_DIR"] = _CALIBRATION_CACHE
+os.environ.pop("_CONVLAB_SIMD_DECIDED", None)
+atexit.register(shutil.rmtree, _CALIBRATION_CACHE, ignore_errors=True)
 
 PORTABILITY = os.environ.get("CONVLAB_PORTABILITY", "1") != "0"
 NOT_WITHOUT_PORTABILITY = None if PORTABILITY else "CONVLAB_PORTABILITY=0"

@@ -74,9 +74,9 @@ def against(lib, extra=None):
     return {**QUIET_PYTHON, "PYTHONPATH": str(lib), **(extra or {})}
 
 
-def info(lib):
-    """``python -m convlab.info`` of the build ``lib``, shown and returned."""
-    status, output = run([VPY, "-m", "convlab.info"], env=against(lib), cwd=sources())
+def info(lib, env=None):
+    """``python -m convlab.info`` of the build ``lib`` (with ``env`` added), shown and returned."""
+    status, output = run([VPY, "-m", "convlab.info"], env=against(lib, env), cwd=sources())
     if status != 0:
         fail(f"python -m convlab.info failed against {lib} (exit {status})")
     return output

@@ -1,10 +1,25 @@
 """Shared pytest fixtures for the convlab test suite."""
 
+import atexit
+import os
+import shutil
+import tempfile
+
 import numpy as np
 import pytest
 
+# Hermetic: the kernels' SIMD calibration (convlab.fast_layers.calibration) caches its choice
+# in a directory of this test run, never in the user's ~/.cache, and no decision is inherited
+# from whatever started pytest; the processes the tests start inherit both. Calibration stays
+# on, as on a user's machine: it only chooses between vector paths (never plain), the avx2 and
+# avx512 paths give bit-identical results, and a test that needs a path forces it.
+_CALIBRATION_CACHE = tempfile.mkdtemp(prefix="convlab-test-cache-")
+os.environ["CONVLAB_CACHE_DIR"] = _CALIBRATION_CACHE
+os.environ.pop("_CONVLAB_SIMD_DECIDED", None)
+atexit.register(shutil.rmtree, _CALIBRATION_CACHE, ignore_errors=True)
+
 # the course kit's `exercise` mark, and skips for tests that need a not-yet-implemented exercise
-from convlab.submit.pytest_plugin import (  # noqa: F401
+from convlab.submit.pytest_plugin import (  # noqa: E402, F401
     pytest_collection_modifyitems,
     pytest_configure,
     pytest_make_collect_report,

@@ -2,12 +2,15 @@
 
 Every kernel with SIMD has a plain C version, a portable vector version
 (SSE2 on x86-64, NEON on arm64) and, on x86-64, an AVX2 + FMA version; the
-convolution's micro-kernels also have an AVX-512 version.  The fastest path
-the CPU can run is chosen at import.  The environment variable
-``CONVLAB_SIMD`` overrides the choice:
+convolution's micro-kernels also have an AVX-512 version.  At import the
+kernels take the widest path the CPU can run (CPUID's choice);
+:mod:`convlab.fast_layers.calibration` replaces it by the fastest one,
+measured, when the first fast layer runs.  The environment variable
+``CONVLAB_SIMD`` overrides both:
 
 =============  ==============================================================
-``auto``       the fastest path this CPU runs (the default, also when unset)
+``auto``       the widest path this CPU runs, then the calibrated one (the
+               default, also when unset)
 ``avx512``     AVX-512F for the convolution's products (AVX2 for the rest);
                an error on a CPU without it
 ``avx2``       AVX2 + FMA; an error on a CPU without them
@@ -35,7 +38,7 @@ _ALIASES = {"0": "portable", "": "auto"}
 
 
 def choose_simd_path(available):
-    """The SIMD path to use, by ``CONVLAB_SIMD`` and what this CPU can run.
+    """The SIMD path to use at import, by ``CONVLAB_SIMD`` and what this CPU can run.
 
     Parameters
     ----------

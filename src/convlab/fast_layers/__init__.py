@@ -40,6 +40,8 @@ This package is the only one that imports :mod:`convlab._fast`. Its
 * :mod:`~convlab.fast_layers.simd`: which SIMD path the kernels take (plain
   C, portable vectors, AVX2, AVX-512), :func:`set_simd_path` and
   :func:`build_info`;
+* :mod:`~convlab.fast_layers.calibration`: that path chosen by measuring,
+  the first time a layer here runs, and cached per CPU model;
 * :mod:`~convlab.fast_layers.algorithm`: direct or Winograd convolution,
   :func:`set_conv_algorithm` and :func:`winograd_pays`;
 * :mod:`~convlab.fast_layers.inputs`: what a kernel can be handed (dtypes,
@@ -85,6 +87,7 @@ except ImportError as error:  # the Cython extension was never compiled (or not 
     ) from error
 from convlab.fast_layers.algorithm import _winograd_applies, conv_algorithm, set_conv_algorithm, winograd_pays
 from convlab.fast_layers.caches import _activation_cache, _bn_act_cache, _conv_cache, _im2col_cache, _pool_cache
+from convlab.fast_layers.calibration import _ensure_decided
 from convlab.fast_layers.inputs import (_activation_code, _check_padded_image, _check_pool_plane, _real_dout,
                                         _real_dtype)
 from convlab.fast_layers.simd import build_info, set_simd_path, simd_paths
@@ -172,6 +175,7 @@ def conv_forward_fast(x, w, b, conv_param):
     TypeError
         If ``x``, ``w`` or ``b`` is not real-valued (complex, say).
     """
+    _ensure_decided()
     x, w, b, stride, pad, H_out, W_out = _prepare_conv(x, w, b, conv_param)
     out = np.empty((x.shape[0], w.shape[0], H_out, W_out), dtype=x.dtype)
     _conv_forward_into(x, w, b, out, stride, pad, pad)
@@ -221,6 +225,7 @@ def conv_backward_fast(dout, cache):
     nothing, so such filters take col2im, which forms exactly the products
     of the naive layer.
     """
+    _ensure_decided()
     checked = _conv_cache(cache)
     dout = _check_conv_dout(dout, checked)
     dw, db = _weight_gradients(dout, checked)
@@ -249,6 +254,7 @@ def conv_backward_input_fast(dout, cache):
     ValueError, TypeError
         As for :func:`conv_backward_fast`.
     """
+    _ensure_decided()
     checked = _conv_cache(cache)
     return _input_gradient(_check_conv_dout(dout, checked), checked)
 
@@ -368,6 +374,7 @@ def conv_backward_weights_fast(dout, cache):
     ValueError, TypeError
         As for :func:`conv_backward_fast`.
     """
+    _ensure_decided()
     checked = _conv_cache(cache)
     return _weight_gradients(_check_conv_dout(dout, checked), checked)
 
@@ -415,6 +422,7 @@ def max_pool_forward_fast(x, pool_param):
     TypeError
         If ``x`` is not real-valued.
     """
+    _ensure_decided()
     x = np.asarray(x)
     H_out, W_out = pool_output_size(x.shape, pool_param)
     dtype = _real_dtype(x=x)
@@ -459,6 +467,7 @@ def max_pool_backward_fast(dout, cache):
         If ``dout`` is not real-valued, or an entry of ``cache`` has the
         wrong type or dtype.
     """
+    _ensure_decided()
     x_shape, argmax, dtype = _pool_cache(cache)
     dout = _real_dout(dout, argmax.shape, dtype)
     dx = np.empty(x_shape, dtype=dtype)
@@ -487,6 +496,7 @@ def max_pool_floor_forward_fast(x):
     cache : tuple
         What :func:`max_pool_floor_backward_fast` needs.
     """
+    _ensure_decided()
     x = np.asarray(x)
     if x.ndim != 4 or x.shape[2] < 2 or x.shape[3] < 2:
         raise ValueError(f"x must have shape (N, C, H, W) with H, W >= 2; got shape {x.shape}")
@@ -552,6 +562,7 @@ def activation_forward_fast(x, activation="relu", alpha=0.01):
     cache : tuple
         What :func:`activation_backward_fast` needs.
     """
+    _ensure_decided()
     code = _activation_code(activation)
     x3 = _channel_rows(x)
     C = x3.shape[1]
@@ -581,6 +592,7 @@ def activation_backward_fast(dout, cache):
         that is not a consistent cache of :func:`activation_forward_fast`
         (see :func:`_activation_cache`).
     """
+    _ensure_decided()
     x3, code, alpha, shape = _activation_cache(cache)
     d3 = _check_rows_dout(dout, x3, shape)
     C = x3.shape[1]
@@ -621,6 +633,7 @@ def spatial_batchnorm_act_forward_fast(x, gamma, beta, bn_param, activation="rel
     cache : tuple
         What :func:`spatial_batchnorm_act_backward_fast` needs.
     """
+    _ensure_decided()
     code = _activation_code(activation)
     x3 = _channel_rows(x)
     N, C = x3.shape[:2]
@@ -689,6 +702,7 @@ def spatial_batchnorm_act_backward_fast(dout, cache):
     ``scale * x + shift`` per channel, so ``dx`` is the activation's gradient
     times ``scale``.
     """
+    _ensure_decided()
     mode, x3, mean, invstd, weight, shift, code, alpha, shape = _bn_act_cache(cache)
     d3 = _check_rows_dout(dout, x3, shape)
     C = x3.shape[1]
