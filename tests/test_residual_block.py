@@ -117,6 +117,14 @@ def test_bad_settings_are_named(kwargs, message):
         residual_block_forward(rng.standard_normal((1, 3, 4, 4)), params, bn_params, **kwargs)
 
 
+def test_option_a_needs_as_many_filters_as_input_channels():
+    """The check is made before any work, outside the exercise's solution (a student's copy keeps it)."""
+    rng = np.random.default_rng(2)
+    params, bn_params = _block(rng, 4, 3, "pad")
+    with pytest.raises(ValueError, match=r"shortcut 'pad' needs at least as many filters \(3\) as input channels \(4\)"):
+        residual_block_forward(rng.standard_normal((1, 4, 4, 4)), params, bn_params, 2, "pad")
+
+
 @pytest.mark.pytorch
 @pytest.mark.parametrize("H, stride, shortcut", [(8, 1, "identity"), (8, 2, "project"),
                                                  (7, 2, "project"), (8, 2, "pad")])
