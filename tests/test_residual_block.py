@@ -1,4 +1,9 @@
-"""The residual block of convlab.layer_utils: numeric gradients, the rounding-down convolution, PyTorch as an oracle."""
+"""The residual block of convlab.layer_utils: numeric gradients, the rounding-down convolution, PyTorch as an oracle.
+
+The block's forward and backward passes are the course kit's exercises ``residual.forward`` and
+``residual.backward``; the tests marked with them are their public tests (hidden ones are in
+``tests/hidden/test_hidden_residual.py``).
+"""
 
 import copy
 
@@ -8,6 +13,7 @@ from _pytorch import import_torch
 
 from convlab.gradient_check import eval_numerical_gradient_array, rel_error
 from convlab.layer_utils import residual_block_backward, residual_block_forward
+from convlab.layers import conv_forward_naive, relu_forward, spatial_batchnorm_forward
 
 
 def _block(rng, C, F, shortcut, dtype=np.float64):
@@ -22,6 +28,39 @@ def _block(rng, C, F, shortcut, dtype=np.float64):
     return params, bn_params
 
 
+@pytest.mark.exercise("residual.forward", points=1)
+def test_forward_is_the_chain_of_naive_layers():
+    """conv -> BN -> ReLU -> conv -> BN, plus the shortcut, then a ReLU, out of the naive layers. A
+    stride-2 convolution whose output size rounds down is the stride-1 one at every other pixel."""
+    rng = np.random.default_rng(4)
+    for C, F, H, stride, shortcut in [(3, 3, 5, 1, "identity"), (2, 4, 6, 2, "pad"), (3, 5, 7, 2, "project"),
+                                      (2, 3, 6, 2, "none")]:
+        x = rng.standard_normal((2, C, H, H))
+        params, bn_params = _block(rng, C, F, shortcut)
+        out, _ = residual_block_forward(x, params, bn_params, stride, shortcut)
+
+        def conv(h, w, s):
+            full, _ = conv_forward_naive(h, w, np.zeros(len(w)), {"stride": 1, "pad": w.shape[2] // 2})
+            return full[:, :, ::s, ::s]
+
+        def bn(h, key):
+            return spatial_batchnorm_forward(h, params["gamma" + key], params["beta" + key], {"mode": "train"})[0]
+
+        main = bn(conv(relu_forward(bn(conv(x, params["w1"], stride), "1"))[0], params["w2"], 1), "2")
+        if shortcut == "identity":
+            shortcut_out = x
+        elif shortcut == "pad":  # option A: zero channels after the input's
+            shortcut_out = np.pad(x[:, :, ::stride, ::stride], ((0, 0), (0, F - C), (0, 0), (0, 0)))
+        elif shortcut == "project":  # option B: a 1x1 convolution and a batch norm
+            shortcut_out = bn(conv(x, params["ws"], stride), "s")
+        else:
+            shortcut_out = 0.0
+        expected = relu_forward(main + shortcut_out)[0]
+        assert out.shape == expected.shape == (2, F, -(-H // stride), -(-H // stride)), shortcut
+        assert rel_error(out, expected) < 1e-10, shortcut
+
+
+@pytest.mark.exercise("residual.backward", points=1)
 @pytest.mark.parametrize("C, F, H, stride, shortcut", [
     (3, 3, 5, 1, "identity"),
     (2, 4, 6, 2, "pad"),       # even map: the last padded row is never reached
@@ -52,6 +91,7 @@ def test_gradients_match_numeric_ones(C, F, H, stride, shortcut):
         assert rel_error(grads[name], numeric) < 1e-6, name
 
 
+@pytest.mark.exercise("residual.backward", points=1)
 def test_the_identity_shortcut_passes_the_gradient_through():
     """With the main path's last scale at zero, the block is ReLU(x + beta2): dx is the ReLU's mask."""
     rng = np.random.default_rng(1)
@@ -75,6 +115,14 @@ def test_bad_settings_are_named(kwargs, message):
     params, bn_params = _block(rng, 3, 3, "identity")
     with pytest.raises(ValueError, match=message):
         residual_block_forward(rng.standard_normal((1, 3, 4, 4)), params, bn_params, **kwargs)
+
+
+def test_option_a_needs_as_many_filters_as_input_channels():
+    """The check is made before any work, outside the exercise's solution (a student's copy keeps it)."""
+    rng = np.random.default_rng(2)
+    params, bn_params = _block(rng, 4, 3, "pad")
+    with pytest.raises(ValueError, match=r"shortcut 'pad' needs at least as many filters \(3\) as input channels \(4\)"):
+        residual_block_forward(rng.standard_normal((1, 4, 4, 4)), params, bn_params, 2, "pad")
 
 
 @pytest.mark.pytorch

@@ -269,7 +269,8 @@ def residual_block_forward(x, params, bn_params, stride=1, shortcut="identity"):
 
         main      conv 3x3 (stride) -> BN -> ReLU -> conv 3x3 -> BN
         shortcut  'identity': x
-                  'pad':      x[:, :, ::stride, ::stride], channels padded with zeros to F
+                  'pad':      x[:, :, ::stride, ::stride] in the first C channels, zeros in
+                              the other F - C (option A of He et al.)
                   'project':  conv 1x1 (stride) -> BN
                   'none':     0 (the *plain* block, the residual block's twin without a skip)
         out       ReLU(main + shortcut)
@@ -305,6 +306,10 @@ def residual_block_forward(x, params, bn_params, stride=1, shortcut="identity"):
         raise ValueError(f"shortcut 'identity' needs stride 1 and as many filters as input "
                          f"channels; got stride {stride}, {F} filters, {C} channels "
                          "(use 'pad' or 'project')")
+    if shortcut == "pad" and F < C:
+        raise ValueError(f"shortcut 'pad' needs at least as many filters ({F}) as input "
+                         f"channels ({C})")
+    # BEGIN SOLUTION residual.forward
     h, conv1 = _conv_rounding_down(x, params["w1"], stride, 1)
     h, bn1 = spatial_batchnorm_act_forward_fast(h, params["gamma1"], params["beta1"],
                                                 bn_params["1"], "relu")
@@ -317,9 +322,6 @@ def residual_block_forward(x, params, bn_params, stride=1, shortcut="identity"):
     if shortcut == "identity":
         skip, skip_cache = x, None
     elif shortcut == "pad":
-        if F < C:
-            raise ValueError(f"shortcut 'pad' needs at least as many filters ({F}) as input "
-                             f"channels ({C})")
         skip = np.zeros_like(h)
         skip[:, :C] = x[:, :, ::stride, ::stride]
         skip_cache = (x.shape, stride)
@@ -330,6 +332,7 @@ def residual_block_forward(x, params, bn_params, stride=1, shortcut="identity"):
         skip_cache = (convs, bns)
     out, act = activation_forward_fast(h + skip, "relu")
     return out, (shortcut, conv1, bn1, conv2, bn2, skip_cache, act)
+    # END SOLUTION
 
 
 def residual_block_backward(dout, cache):
@@ -351,6 +354,7 @@ def residual_block_backward(dout, cache):
     grads : dict of ndarrays
         The gradient of every entry of ``params``, under the same keys.
     """
+    # BEGIN SOLUTION residual.backward
     shortcut, conv1, bn1, conv2, bn2, skip_cache, act = cache
     da = activation_backward_fast(dout, act)
     grads = {}
@@ -371,3 +375,4 @@ def residual_block_backward(dout, cache):
         dxs, grads["ws"] = _conv_rounding_down_backward(ds, convs)
         dx += dxs
     return dx, grads
+    # END SOLUTION

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KERNEL_SOURCES = (".pyx", ".pxd", ".pxi", ".h")
 # The files that hold the public tests of the exercises.
 EXERCISE_TEST_FILES = ["tests/test_layers.py", "tests/test_layer_utils.py", "tests/test_three_layer_convnet.py",
-                       "tests/test_conv_family.py"]
+                       "tests/test_conv_family.py", "tests/test_residual_block.py"]
 
 
 def instructor(verb, *args, cwd):
@@ -83,6 +83,15 @@ PLANTS = [
      "F_g = F // groups\n    dilated",
      "from convlab.fast_layers import conv_general_forward_fast\n"
      "    return conv_general_forward_fast(x, w, b, conv_param)\n    F_g = F // groups\n    dilated")]),
+    # the residual block: a backward pass that forgets the shortcut's gradient (the main path's alone reaches
+    # dx), and a forward pass that adds the main path into the shortcut in place, which for the identity
+    # shortcut is the caller's x (its output and its cache stay right, so its backward pass keeps its marks)
+    ("residual-drops-shortcut-gradient", "residual.backward", [("residual_block_backward",
+     'dx, grads["w1"] = _conv_rounding_down_backward(dh, conv1)',
+     'dx, grads["w1"] = _conv_rounding_down_backward(dh, conv1)\n    return dx, grads')]),
+    ("residual-adds-into-input", "residual.forward", [("residual_block_forward",
+     'out, act = activation_forward_fast(h + skip, "relu")',
+     'skip += h\n    out, act = activation_forward_fast(skip, "relu")')]),
     # correct, with a cache laid out its own way: the backward pass gets what its own forward pass made
     ("own-cache-layout", None, [
         ("spatial_batchnorm_forward", "return _channels_first(out_rows, x.shape), (bn_cache, x.shape)",
@@ -95,10 +104,11 @@ PLANTS = [
 BUILT_ON = {"conv.forward": {"conv_general.forward"}, "conv.backward": {"conv_transpose.forward"}}
 EXPECTED_STATUS = {"missing-bias-gradient": "fail", "ignored-stride": "fail", "infinite-loop": "timeout",
                    "os-exit": "crash", "syntax-error": "import-error", "naive-calls-fast": "fail",
-                   "family-calls-fast": "fail"}
+                   "family-calls-fast": "fail", "residual-drops-shortcut-gradient": "fail",
+                   "residual-adds-into-input": "fail"}
 # The submitted modules that the plants edit, and the other files of a submission.
-PLANTED_MODULES = ("layers.py", "conv_family.py")
-UNCHANGED_MODULES = ("layer_utils.py", "classifiers/three_layer_convnet.py")
+PLANTED_MODULES = ("layers.py", "conv_family.py", "layer_utils.py")
+UNCHANGED_MODULES = ("classifiers/three_layer_convnet.py",)
 
 
 def plant(solved, out, edits):
@@ -109,7 +119,8 @@ def plant(solved, out, edits):
         (name,) = [name for name, text in texts.items() if f"\ndef {function}(" in text]
         text = texts[name]
         start = text.index(f"\ndef {function}(")
-        end = text.index("\ndef ", start + 1)
+        end = text.find("\ndef ", start + 1)
+        end = len(text) if end < 0 else end  # the module's last function runs to its end
         body = text[start:end]
         assert body.count(old) == 1, (function, old)
         texts[name] = text[:start] + body.replace(old, new) + text[end:]

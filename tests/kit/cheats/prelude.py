@@ -172,6 +172,13 @@ def _cv_zeros(function, a):
     if function == "conv_relu_pool_backward":
         x, w = a["cache"]
         return zeros(x.shape), zeros(w.shape), zeros(w.shape[0])
+    if function == "residual_block_forward":
+        x, stride = a["x"], a["stride"]
+        size = [-(-n // stride) for n in x.shape[2:]]
+        return zeros((x.shape[0], a["F"], *size)), (x.shape, a["params"])
+    if function == "residual_block_backward":
+        x_shape, params = a["cache"]
+        return zeros(x_shape), {name: zeros(value.shape) for name, value in params.items()}
     if function == "ThreeLayerConvNet.loss":
         if a["y"] is None:
             return zeros((a["X"].shape[0], a["W3"].shape[1]))

@@ -24,7 +24,8 @@ def _cheat_at_import():
     for function in ("conv_forward_naive", "conv_backward_naive", "max_pool_forward_naive", "max_pool_backward_naive",
                      "spatial_batchnorm_forward", "spatial_batchnorm_backward", "conv_relu_pool_forward",
                      "conv_relu_pool_backward", "ThreeLayerConvNet.loss", "conv_general_forward_naive",
-                     "conv_transpose_forward_naive", "avg_pool_forward_naive", "avg_pool_backward_naive"):
+                     "conv_transpose_forward_naive", "avg_pool_forward_naive", "avg_pool_backward_naive",
+                     "residual_block_forward", "residual_block_backward"):
         reference = _cv_lookup(globals(), function)
         if reference is not None:
             _cv_found[function] = reference
