@@ -33,7 +33,7 @@ BOOK_TITLE = "convlab"
 # The chapters are numbered, the appendices lettered, the instructors' page is not numbered.
 CHAPTERS = [
     ("book/intro.html", "Convolutional networks, from loops to kernels", 0),
-    ("book/01-convolution.html", "1. Convolution", 1),
+    ("book/01-convolution.html", "1. Convolution", 3),
     ("book/02-max-pooling.html", "2. Max pooling", 0),
     ("book/03-fast-layers.html", "3. Fast layers", 0),
     ("book/04-sandwich-layers.html", "4. Sandwich layers", 0),
@@ -41,6 +41,7 @@ CHAPTERS = [
     ("book/06-spatial-batchnorm.html", "6. Spatial batch normalization", 0),
     ("book/07-experiments.html", "7. Experiments", 1),
     ("book/08-convolution-family.html", "8. The convolution family", 5),
+    ("book/09-residual-networks.html", "9. Going deeper: residual networks", 3),
 ]
 APPENDICES = [
     ("book/performance-notes.html", "A. Performance notes", 0),
