@@ -718,7 +718,7 @@ def draw_residual_block(C=16, F=32, H=32, stride=2):
         (f"conv 3x3, {F} filters, stride 1", "#d6e7f3"),
         ("batch norm", "#cdeee4"),
     ]
-    fig, ax = _figure(8.8, 4.5)
+    fig, ax = _figure(8.0, 4.6)
     width, height, gap = 5.6, 0.8, 0.45
     left = 0.0
     ax.text(left + width / 2, -0.35, f"x   ({shape_in})", ha="center", va="bottom",
@@ -752,7 +752,7 @@ def draw_residual_block(C=16, F=32, H=32, stride=2):
             color=HIGHLIGHT[1], style="italic")
     ax.text(skip_x + 0.2, 2.3, "x itself, or where\nthe shape changes:\n"
             "A: x[:, :, ::2, ::2]\n   + zero channels\nB: conv 1x1, stride 2,\n   batch norm",
-            ha="left", va="top", fontsize=FONT - 1, family="monospace")
+            ha="left", va="top", fontsize=FONT, family="monospace")
     bottom = centre[1] + radius
     _arrow(ax, (centre[0], bottom), (centre[0], bottom + gap), width=1.2)
     ax.add_patch(FancyBboxPatch((left, bottom + gap), width, height,
@@ -761,16 +761,16 @@ def draw_residual_block(C=16, F=32, H=32, stride=2):
     ax.text(left + width / 2, bottom + gap + height / 2, f"ReLU  ->  out  ({shape_out})",
             ha="center", va="center", fontsize=FONT)
     # the backward pass, drawn on the left
-    back_x = left - 1.9
+    back_x = left - 2.4
     last = bottom + gap + height / 2
-    _arrow(ax, (back_x, last), (back_x, -0.1), color=HIGHLIGHT[0], width=1.5)
-    ax.text(back_x - 0.15, last, "dout", ha="right", va="center", fontsize=FONT,
+    _arrow(ax, (back_x, last), (back_x, 0.1), color=HIGHLIGHT[0], width=1.5)
+    ax.text(back_x + 0.2, last, "dout", ha="left", va="center", fontsize=FONT,
             color=HIGHLIGHT[0])
-    ax.text(back_x - 0.15, -0.1, "dx = dx main\n   + dx shortcut", ha="right", va="center",
-            fontsize=FONT - 1, color=HIGHLIGHT[0], family="monospace")
-    ax.text(back_x + 0.15, (last - 0.1) / 2, "backward pass", ha="left", va="center",
-            rotation=90, fontsize=FONT - 1, color=HIGHLIGHT[0], style="italic")
-    _finish(ax, back_x - 2.9, skip_x + 4.7, -0.9, bottom + gap + height + 0.3)
+    ax.text(back_x - 0.3, -0.45, "dx = dx main\n   + dx shortcut", ha="left", va="center",
+            fontsize=FONT, color=HIGHLIGHT[0], family="monospace")
+    ax.text(back_x - 0.2, (last + 0.1) / 2, "backward pass", ha="right", va="center",
+            rotation=90, fontsize=FONT, color=HIGHLIGHT[0], style="italic")
+    _finish(ax, back_x - 0.9, skip_x + 4.3, -1.1, bottom + gap + height + 0.3)
     return fig
 
 
