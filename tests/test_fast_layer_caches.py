@@ -268,6 +268,8 @@ def _one_change(draw, layer, cache):
         k = draw(st.integers(0, len(value) - 1))
         new = draw(st.one_of(st.sampled_from(EXTREME_INTS), st.integers(-3, 3).map(lambda d: value[k] + d)))
         changed = value[:k] + (new,) + value[k + 1:]
+        if layer == "pool_floor" and i == 0 and k >= 2 and new >= 2 and new // 2 == value[k] // 2:
+            return cache  # floor pooling drops an odd last row or column: 8 or 9 rows, a consistent forgery
         return _with(cache, i, draw(st.sampled_from([changed, changed[:-1], list(changed)])))
     if isinstance(value, np.ndarray):
         change = draw(st.sampled_from(["dtype", "slice", "ravel", "non_contiguous", "values"]))

@@ -188,6 +188,7 @@ WIDE_TILE_SHAPES = [
     ((1, 64, 32, 32, 40, 3), 1, 1),   # padded image over the implicit GEMM's limit
     ((3, 7, 13, 11, 33, 5), 2, 2),    # stride 2: packed columns
     ((2, 12, 8, 8, 17, 1), 1, 0),
+    ((2, 24, 31, 31, 16, 3), 1, 1),   # 16 filters: dw takes the narrow tile on the AVX-512 path
 ]
 
 

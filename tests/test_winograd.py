@@ -310,32 +310,40 @@ def test_the_algorithms_differ_only_by_rounding_and_direct_is_the_direct_kernel(
     np.testing.assert_allclose(winograd, direct, rtol=0, atol=1e-4 * np.abs(direct).max())
 
 
-@pytest.mark.parametrize("C, K, H, expected", [
-    (24, 16, 31, False), (16, 64, 15, False), (64, 64, 7, False), (32, 128, 15, False),
-    (128, 128, 3, False), (128, 128, 7, True), (64, 128, 7, True), (64, 64, 32, True),
+@pytest.mark.parametrize("C, K, H, tile32, tile64", [
+    # the quick and best recipes' layers (whitening gives 24 channels at 31 x 31)
+    (24, 16, 31, 0, 0), (16, 16, 15, 0, 0), (16, 64, 15, 4, 0), (64, 16, 15, 4, 0),
+    (64, 64, 7, 4, 0), (64, 64, 3, 4, 0), (24, 32, 31, 4, 0), (32, 32, 15, 4, 0),
+    (32, 128, 15, 4, 0), (128, 128, 7, 4, 2), (64, 128, 7, 4, 2), (128, 128, 3, 4, 0),
+    # the benchmark layer; maps too small; few channels on one side
+    (64, 64, 32, 4, 2), (128, 128, 2, 0, 0), (256, 8, 32, 0, 0), (1, 1024, 8, 0, 0),
 ])
-def test_winograd_pays_is_a_fixed_rule_on_the_shape(C, K, H, expected):
-    """The documented rule: the recipes' layers and the benchmark layer, both dtypes."""
-    for dtype in (np.float32, np.float64):
-        assert fast_layers.winograd_pays(C, K, H, H, np.dtype(dtype)) is expected
+def test_winograd_tile_is_a_fixed_rule_on_the_shape(C, K, H, tile32, tile64):
+    """The documented rule: F(4x4) in float32 where C K >= 12 (C + K) on maps of 3 x 3 or more,
+    F(2x2) in float64 only with 64+ channels on 7 x 7 maps or more."""
+    assert fast_layers.winograd_tile(C, K, H, H, np.dtype(np.float32)) == tile32
+    assert fast_layers.winograd_tile(C, K, H, H, np.dtype(np.float64)) == tile64
+    assert fast_layers.winograd_pays(C, K, H, H, np.dtype(np.float32)) is (tile32 != 0)
+    assert fast_layers.winograd_pays(C, K, H, H, np.dtype(np.float64)) is (tile64 != 0)
 
 
-@pytest.mark.parametrize("x_shape, w_shape, winograd", [
-    ((1, 64, 32, 32), (64, 64, 3, 3), True),
-    ((1, 16, 15, 15), (16, 16, 3, 3), False),
+@pytest.mark.parametrize("x_shape, w_shape, dtype, tile", [
+    ((1, 64, 32, 32), (64, 64, 3, 3), np.float32, 4),
+    ((1, 64, 32, 32), (64, 64, 3, 3), np.float64, 2),
+    ((1, 16, 15, 15), (16, 16, 3, 3), np.float32, 0),
 ])
-def test_auto_sends_a_layer_where_winograd_pays(x_shape, w_shape, winograd):
+def test_auto_sends_a_layer_where_winograd_pays(x_shape, w_shape, dtype, tile):
     """With "auto", the forward pass and dx give exactly the bits of the kernel the rule picks."""
-    rng, x, w, b = random_arrays(x_shape, w_shape, np.float32, seed=2)
+    rng, x, w, b = random_arrays(x_shape, w_shape, dtype, seed=2)
     fast_layers.set_conv_algorithm("auto")
     out, cache = fast_layers.conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
-    dout = rng.standard_normal(out.shape).astype(np.float32)
+    dout = rng.standard_normal(out.shape).astype(dtype)
     dx = fast_layers.conv_backward_input_fast(dout, cache)
     np.testing.assert_array_equal(dx, fast_layers.conv_backward_fast(dout, cache)[0])
     w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    if winograd:
-        expected, _ = winograd_forward(x, w, b, 1)
-        expected_dx, _ = winograd_forward(dout, w_flipped, np.zeros(0, np.float32), 1)
+    if tile:
+        expected, _ = winograd_forward(x, w, b, 1, tile=tile)
+        expected_dx, _ = winograd_forward(dout, w_flipped, np.zeros(0, dtype), 1, tile=tile)
     else:
         expected = np.empty_like(out)
         conv_kernels.conv_forward(x, w, b, expected, 1, 1, 1)

@@ -64,8 +64,11 @@ from convlab._fast._threads cimport pick_threads
 # the micro-kernels (plain, portable, AVX2, AVX-512) and their MR x NR tile: conv_kernels.h
 from convlab._fast.conv_kernels cimport CONVLAB_MAX_NR as MAX_NR
 from convlab._fast.conv_kernels cimport CONVLAB_MR as MR
+from convlab._fast.conv_kernels cimport CONVLAB_S_NR as S_NR
+from convlab._fast.conv_kernels cimport CONVLAB_D_NR as D_NR
 from convlab._fast.conv_kernels cimport (convlab_d_nr, convlab_dgemm_dw_tile, convlab_dgemm_tile,
-                                         convlab_dgemm_tile_rows, convlab_s_nr, convlab_sgemm_dw_tile,
+                                         convlab_dgemm_dw_6x8, convlab_dgemm_tile_rows, convlab_s_nr,
+                                         convlab_sgemm_dw_6x16, convlab_sgemm_dw_tile,
                                          convlab_sgemm_tile, convlab_sgemm_tile_rows,
                                          convlab_transpose_4x4_pd, convlab_transpose_8x8_ps)
 
@@ -129,11 +132,26 @@ cdef inline void _gemm_tile_rows(Py_ssize_t kc, const floating *A, const floatin
 
 cdef inline void _gemm_dw_tile(Py_ssize_t nrows, Py_ssize_t ncols, const floating *base,
                                const Py_ssize_t *off, Py_ssize_t ld, const floating *B, floating *C,
-                               Py_ssize_t ldc) noexcept nogil:
+                               Py_ssize_t ldc, bint narrow) noexcept nogil:
+    """The implicit weight gradient's tile: the path's own, or the narrow one if ``narrow``."""
     if floating is float:
-        convlab_sgemm_dw_tile(nrows, ncols, base, off, ld, B, C, ldc, 1)
+        if narrow:
+            convlab_sgemm_dw_6x16(nrows, ncols, base, off, ld, B, C, ldc, 1)
+        else:
+            convlab_sgemm_dw_tile(nrows, ncols, base, off, ld, B, C, ldc, 1)
     else:
-        convlab_dgemm_dw_tile(nrows, ncols, base, off, ld, B, C, ldc, 1)
+        if narrow:
+            convlab_dgemm_dw_6x8(nrows, ncols, base, off, ld, B, C, ldc, 1)
+        else:
+            convlab_dgemm_dw_tile(nrows, ncols, base, off, ld, B, C, ldc, 1)
+
+
+cdef inline Py_ssize_t _narrow_nr(const floating *dummy) noexcept nogil:
+    """NR of the narrow tile, which every path has: 16 floats or 8 doubles."""
+    if floating is float:
+        return S_NR
+    else:
+        return D_NR
 
 
 cdef void _pad_image(const floating *x, floating *xpad, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
@@ -531,7 +549,7 @@ cdef void _dw_chunk_implicit(const floating *x, const floating *dout, floating *
                              floating *xpad, floating *doutt, const Py_ssize_t *off,
                              Py_ssize_t n0, Py_ssize_t n1,
                              Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t F,
-                             Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t pad) noexcept nogil:
+                             Py_ssize_t HH, Py_ssize_t WW, Py_ssize_t pad, Py_ssize_t nr) noexcept nogil:
     """Stride 1: add ``sum over images n0:n1 of cols[n] (K, P) @ dout[n].T (P, F)`` to ``dwt``.
 
     The transposed product ``dw.T`` is computed so that the *taps* take the
@@ -543,9 +561,11 @@ cdef void _dw_chunk_implicit(const floating *x, const floating *dout, floating *
     whole output rows (about ``KC`` pixels).  ``dwt`` is padded to
     ``(round_up(K, MR), round_up(F, NR))``; ``off`` to ``round_up(K, MR)``
     entries (the extra taps repeat a real one; their rows are dropped).
-    Row sums of ``dout`` are added to ``db``.
+    Row sums of ``dout`` are added to ``db``.  ``nr`` is the tile's width:
+    the path's (:func:`_nr`), or the narrow one (:func:`_narrow_nr`) where
+    that needs fewer padding filters.
     """
-    cdef Py_ssize_t nr = _nr(xpad)
+    cdef bint narrow = nr != _nr(xpad)
     cdef Py_ssize_t Hp = H + 2 * pad, Wp = W + 2 * pad
     cdef Py_ssize_t H_out = Hp - HH + 1, W_out = Wp - WW + 1
     cdef Py_ssize_t P = H_out * W_out, K = C * HH * WW
@@ -579,7 +599,7 @@ cdef void _dw_chunk_implicit(const floating *x, const floating *dout, floating *
                 for jf in range(Fq // nr):
                     _gemm_dw_tile(nrows, W_out, xpad + r0 * Wp, off + ip * MR, Wp,
                                   doutt + (jf * P + r0 * W_out) * nr,
-                                  dwt + ip * MR * Fq + jf * nr, Fq)
+                                  dwt + ip * MR * Fq + jf * nr, Fq, narrow)
 
 
 def conv_backward_weights(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dout,
@@ -627,6 +647,8 @@ def conv_backward_weights(const floating[:, :, :, ::1] x, const floating[:, :, :
     cdef bint use_implicit = _choose_implicit(implicit, "conv_backward_weights", C, Hp, Wp, stride,
                                               sizeof(floating))
     if use_implicit:  # dw.T: taps x filters
+        if _round_up(F, _narrow_nr(&x[0, 0, 0, 0])) < _round_up(F, nr):
+            nr = _narrow_nr(&x[0, 0, 0, 0])  # few filters: the wide tile would compute padding
         rows, cols = _round_up(K, MR), _round_up(F, nr)
     else:  # dw: filters x taps
         rows, cols = _round_up(F, MR), _round_up(K, nr)
@@ -656,7 +678,7 @@ def conv_backward_weights(const floating[:, :, :, ::1] x, const floating[:, :, :
                 if use_implicit:
                     _dw_chunk_implicit(&x[0, 0, 0, 0], &dout[0, 0, 0, 0], &partial[ch, 0, 0],
                                        &partial_db[ch, 0], xpad, Ap, &off[0],
-                                       ch * DW_CHUNK, n1, C, H, W, F, HH, WW, pad)
+                                       ch * DW_CHUNK, n1, C, H, W, F, HH, WW, pad, nr)
                 else:
                     _dw_chunk(&x[0, 0, 0, 0], &dout[0, 0, 0, 0], &partial[ch, 0, 0],
                               &partial_db[ch, 0], xpad, Ap, Bp,

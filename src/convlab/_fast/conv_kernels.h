@@ -431,6 +431,18 @@ CONVLAB_DISPATCHER void convlab_dgemm_dw_tile(CONVLAB_GEMM_DW_ARGS(double))
     CONVLAB_DISPATCH_AVX512(convlab_dgemm_dw, (nrows, ncols, base, off, ld, B, C, ldc, accumulate))
 }
 
+/* The implicit weight gradient with the narrow tile on every path: for few
+ * filters (16 floats or fewer, say), where a wide tile would mostly multiply
+ * padding. */
+CONVLAB_DISPATCHER void convlab_sgemm_dw_6x16(CONVLAB_GEMM_DW_ARGS(float))
+{
+    CONVLAB_DISPATCH(convlab_sgemm_dw, (nrows, ncols, base, off, ld, B, C, ldc, accumulate))
+}
+CONVLAB_DISPATCHER void convlab_dgemm_dw_6x8(CONVLAB_GEMM_DW_ARGS(double))
+{
+    CONVLAB_DISPATCH(convlab_dgemm_dw, (nrows, ncols, base, off, ld, B, C, ldc, accumulate))
+}
+
 /* The Winograd kernels' products keep the narrow tile, 6 x 16 floats or
  * 6 x 8 doubles, on every path. */
 CONVLAB_DISPATCHER void convlab_sgemm_6x16(CONVLAB_GEMM_ARGS(float))

@@ -5,7 +5,8 @@
 # is NR = convlab_s_nr() floats or convlab_d_nr() doubles wide, which
 # depends on the SIMD path: 16 floats or 8 doubles, twice that on the
 # AVX-512 path.  The 6x16 / 6x8 functions, which Winograd's products use,
-# keep the narrow tile on every path.
+# keep the narrow tile on every path, as do the dw_6x16 / dw_6x8 functions
+# that the weight gradient takes for few filters.
 
 cdef extern from "conv_kernels.h":
     enum:
@@ -35,6 +36,12 @@ cdef extern from "conv_kernels.h":
                                   Py_ssize_t ldd) noexcept nogil
     void convlab_transpose_4x4_pd(const double *base, const Py_ssize_t *off, double *dst,
                                   Py_ssize_t ldd) noexcept nogil
+    void convlab_sgemm_dw_6x16(Py_ssize_t nrows, Py_ssize_t ncols, const float *base,
+                               const Py_ssize_t *off, Py_ssize_t ld, const float *B, float *C,
+                               Py_ssize_t ldc, int accumulate) noexcept nogil
+    void convlab_dgemm_dw_6x8(Py_ssize_t nrows, Py_ssize_t ncols, const double *base,
+                              const Py_ssize_t *off, Py_ssize_t ld, const double *B, double *C,
+                              Py_ssize_t ldc, int accumulate) noexcept nogil
     void convlab_sgemm_6x16(Py_ssize_t kc, const float *A, const float *B, float *C,
                             Py_ssize_t ldc, int accumulate) noexcept nogil
     void convlab_dgemm_6x8(Py_ssize_t kc, const double *A, const double *B, double *C,

@@ -28,7 +28,9 @@ that it fits a CPU budget. Every piece is a layer of the book:
 * the head is a **global max pool** and a linear layer whose scores are
   multiplied by a constant ``logit_scale`` (1/9 in airbench), which keeps
   the initial softmax soft;
-* the loss is softmax cross-entropy with optional **label smoothing**.
+* the loss is softmax cross-entropy with optional **label smoothing**;
+* ``loss`` runs inside :func:`convlab.fast_layers.reuse_buffers`, so each
+  training step reuses the previous step's large arrays' memory.
 
 ``loss(X)`` returns class scores (test mode: batch norm uses running
 statistics), ``loss(X, y)`` returns ``(loss, grads)`` (training mode), as for
@@ -43,7 +45,7 @@ import numpy as np
 from convlab.fast_layers import (activation_forward_fast, conv_backward_fast,
                                  conv_backward_weights_fast, conv_forward_fast,
                                  max_pool_floor_backward_fast, max_pool_floor_forward_fast,
-                                 spatial_batchnorm_act_backward_fast,
+                                 reuse_buffers, spatial_batchnorm_act_backward_fast,
                                  spatial_batchnorm_act_forward_fast)
 from convlab.layers import affine_backward, affine_forward, softmax_loss
 from convlab.modern_layers import ACTIVATIONS, global_max_pool_backward, global_max_pool_forward
@@ -309,6 +311,11 @@ class ConvNet:
         scores : ndarray of shape (N, num_classes), if ``y`` is None
         loss : float and grads : dict of arrays shaped like ``params``, otherwise
         """
+        with reuse_buffers():  # the step's large arrays reuse the last step's memory
+            return self._loss(X, y)
+
+    def _loss(self, X, y):
+        """:meth:`loss`, computed."""
         X = np.asarray(X)
         if X.ndim != 4 or X.shape[1:] != self.input_dim:
             raise ValueError(f"X must have shape (N, {', '.join(map(str, self.input_dim))}), "

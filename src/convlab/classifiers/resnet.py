@@ -27,7 +27,7 @@ import numpy as np
 
 from convlab.fast_layers import (conv_backward_fast, conv_forward_fast,
                                  global_avg_pool_backward_fast, global_avg_pool_forward_fast,
-                                 spatial_batchnorm_act_backward_fast,
+                                 reuse_buffers, spatial_batchnorm_act_backward_fast,
                                  spatial_batchnorm_act_forward_fast)
 from convlab.layer_utils import residual_block_backward, residual_block_forward
 from convlab.layers import affine_backward, affine_forward, softmax_loss
@@ -165,6 +165,11 @@ class ResNet:
         scores : ndarray of shape (N, num_classes), if ``y`` is None
         loss : float and grads : dict of arrays shaped like ``params``, otherwise
         """
+        with reuse_buffers():  # the step's large arrays reuse the last step's memory
+            return self._loss(X, y)
+
+    def _loss(self, X, y):
+        """:meth:`loss`, computed."""
         X = np.asarray(X)
         if X.ndim != 4 or X.shape[1:] != self.input_dim:
             raise ValueError(f"X must have shape (N, {', '.join(map(str, self.input_dim))}), "

@@ -12,10 +12,11 @@ against): forward passes return ``(out, cache)``, backward passes take
   textbook version -- full im2col (:mod:`convlab._fast.im2col`), one BLAS
   product per image through NumPy, col2im -- is kept as
   :func:`conv_forward_im2col` / :func:`conv_backward_im2col` for comparison.
-  Stride-1 3x3 convolutions with many channels take Winograd's F(2x2, 3x3)
-  instead (:mod:`convlab._fast.winograd`: 16 products per 2 x 2 tile of
-  outputs instead of 36), forward and ``dx``, where the fixed rule
-  :func:`winograd_pays` says it is faster; :func:`set_conv_algorithm`
+  Stride-1 3x3 convolutions with enough channels take Winograd's algorithm
+  instead (:mod:`convlab._fast.winograd`: F(4x4, 3x3) in float32, 36
+  products per 4 x 4 tile of outputs instead of 144; the more accurate
+  F(2x2, 3x3) in float64), forward and ``dx``, where the fixed rule
+  :func:`winograd_tile` says it is faster; :func:`set_conv_algorithm`
   forces either algorithm;
 * max pooling is a direct loop in :mod:`convlab._fast.pool` that remembers
   each window's winner for the backward pass, with a special case for the
@@ -43,12 +44,15 @@ This package is the only one that imports :mod:`convlab._fast`. Its
 * :mod:`~convlab.fast_layers.calibration`: that path chosen by measuring,
   the first time a layer here runs, and cached per CPU model;
 * :mod:`~convlab.fast_layers.algorithm`: direct or Winograd convolution,
-  :func:`set_conv_algorithm` and :func:`winograd_pays`;
+  :func:`set_conv_algorithm`, :func:`winograd_pays` and :func:`winograd_tile`;
 * :mod:`~convlab.fast_layers.inputs`: what a kernel can be handed (dtypes,
   C ints, plane and buffer sizes), checked before it runs;
 * :mod:`~convlab.fast_layers.conv_family`: the convolution family's layers
   (groups as a batched GEMM, dilation as space-to-batch, the transposed
   convolution as the backward pass, average pooling in NumPy);
+* :mod:`~convlab.fast_layers.buffers`: large freed arrays kept and handed
+  out again (:func:`reuse_buffers`), so that a training step does not map
+  fresh memory every time;
 * :mod:`~convlab.fast_layers.caches`: every backward pass checks its cache
   (entry types, dtypes, every shape against the others and against
   ``dout``, the recorded pooling winners) before a kernel reads it, and
@@ -56,7 +60,7 @@ This package is the only one that imports :mod:`convlab._fast`. Its
   not come unchanged from the matching forward pass is an error, never a
   crash or a silently wrong gradient.
 
-The public functions of ``simd`` and ``algorithm`` are this package's own
+The public functions of ``simd``, ``algorithm`` and ``buffers`` are this package's own
 too: ``convlab.fast_layers.build_info()``.
 
 **Processes and threads.**  The kernels run on OpenMP threads.  GNU's OpenMP
@@ -85,7 +89,10 @@ except ImportError as error:  # the Cython extension was never compiled (or not 
         f"`pip install -e .` or `python setup.py build_ext --inplace` (this needs a C compiler "
         f"and Cython), or install convlab from a wheel."
     ) from error
-from convlab.fast_layers.algorithm import _winograd_applies, conv_algorithm, set_conv_algorithm, winograd_pays
+from convlab.fast_layers.algorithm import (_winograd_applies, conv_algorithm, set_conv_algorithm, winograd_pays,
+                                           winograd_tile)
+from convlab.fast_layers.buffers import (buffer_cache_stats, release_buffers, reuse_buffers,
+                                         set_buffer_cache_limit)
 from convlab.fast_layers.caches import _activation_cache, _bn_act_cache, _conv_cache, _im2col_cache, _pool_cache
 from convlab.fast_layers.calibration import _ensure_decided
 from convlab.fast_layers.inputs import (_activation_code, _check_padded_image, _check_pool_plane, _real_dout,
@@ -114,6 +121,11 @@ __all__ = [
     "conv_algorithm",
     "set_conv_algorithm",
     "winograd_pays",
+    "winograd_tile",
+    "reuse_buffers",
+    "release_buffers",
+    "buffer_cache_stats",
+    "set_buffer_cache_limit",
     "conv_general_forward_fast",
     "conv_general_backward_fast",
     "conv_transpose_forward_fast",
