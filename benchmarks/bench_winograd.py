@@ -16,8 +16,8 @@ forced to ``"direct"``, ``"winograd"`` (F(2x2, 3x3)) and ``"winograd4"``
 call by call so that a change in machine load hits all alike.  The table
 gives the direct kernels' time (fastest of ``--repeats`` calls) and the
 ratios direct / F(2x2) and direct / F(4x4) (above 1: Winograd is faster);
-the column ``auto`` says which one :func:`convlab.fast_layers.winograd_pays`
-picks for the forward pass and for ``dx`` (``dir`` or ``F2``).
+the column ``auto`` says which one :func:`convlab.fast_layers.winograd_tile`
+picks for the forward pass and for ``dx`` (``dir``, ``F2`` or ``F4``).
 
 With ``--threads 1`` the clock is the process's CPU time
 (``time.process_time``), which a busy machine disturbs less than wall time.
@@ -62,6 +62,7 @@ def workloads():
 
 
 ALGORITHMS = ("direct", "winograd", "winograd4")
+_ALGORITHM_NAMES = {0: "dir", 2: "F2", 4: "F4"}  # by winograd_tile's answer
 
 
 def time_algorithms(run, repeats, clock):
@@ -113,8 +114,8 @@ def main():
                                       args.repeats, clock)
                 dx = time_algorithms(lambda: fast_layers.conv_backward_input_fast(dout, cache),
                                      args.repeats, clock)
-                auto = ("F2" if fast_layers.winograd_pays(C, K, H, H, np.dtype(dtype)) else "dir",
-                        "F2" if fast_layers.winograd_pays(K, C, H, H, np.dtype(dtype)) else "dir")
+                auto = (_ALGORITHM_NAMES[fast_layers.winograd_tile(C, K, H, H, np.dtype(dtype))],
+                        _ALGORITHM_NAMES[fast_layers.winograd_tile(K, C, H, H, np.dtype(dtype))])
                 print(f"{label:18} {C:4d} {K:4d} {H:2d}x{H:<2d} {N:4d} {dtype:8} "
                       f"{fwd[0] * 1e3:7.1f} {fwd[0] / fwd[1]:5.2f} {fwd[0] / fwd[2]:5.2f} "
                       f"{dx[0] * 1e3:7.1f} {dx[0] / dx[1]:5.2f} {dx[0] / dx[2]:5.2f} "

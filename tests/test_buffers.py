@@ -8,6 +8,9 @@ bits with it as without.
 """
 
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 
 import numpy as np
@@ -211,3 +214,26 @@ def test_a_model_computes_the_same_bits_with_the_cache():
             np.testing.assert_array_equal(grads[name], g, err_msg=name)
     scores = model.loss(X)
     np.testing.assert_array_equal(scores, model._loss(X, None))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs RLIMIT_AS (Linux)")
+def test_when_memory_runs_out_the_cache_gives_its_blocks_back_first():
+    """A process near its memory limit: the cached blocks are freed before a request fails."""
+    code = textwrap.dedent("""
+        import resource
+        import numpy as np
+        from convlab import fast_layers
+        MB = 1 << 20
+        with fast_layers.reuse_buffers():
+            held = [np.ones(64 * MB, np.uint8) for _ in range(4)]     # 256 MB
+            del held                                                 # now cached
+            with open("/proc/self/status") as f:
+                vm = next(int(l.split()[1]) for l in f if l.startswith("VmSize")) * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (vm + 128 * MB, vm + 128 * MB))
+            big = np.ones(300 * MB, np.uint8)                        # fits only without the cache
+            assert int(big[::MB].sum()) == 300
+            assert fast_layers.buffer_cache_stats()["cached_bytes"] == 0
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

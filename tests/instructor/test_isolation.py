@@ -205,13 +205,16 @@ def test_an_installed_convlab_is_masked(bwrap, tmp_path, monkeypatch):
 def test_the_environment_is_scrubbed(how, tmp_path, monkeypatch):
     monkeypatch.setenv("CONVLAB_TEST_SECRET", "hunter2")
     monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setenv("_CONVLAB_SIMD_DECIDED", "avx2")
     code = "import json, os; open(os.path.join(os.environ['HOME'], 'f'), 'w'); print(json.dumps(dict(os.environ)))"
     env = json.loads(Worker(how, tmp_path, code, env={"CONVLAB_WORKER": "1"}).finish())
     assert "hunter2" not in json.dumps(env)
     assert env["OPENBLAS_CORETYPE"] == "Haswell" and env["CONVLAB_WORKER"] == "1"
+    assert env["_CONVLAB_SIMD_DECIDED"] == "avx2"  # the grader's SIMD path: not measured again
     assert env["PATH"] == "/usr/bin:/bin" and env["OMP_NUM_THREADS"] == "1"
     expected = {"PATH", "HOME", "LANG", "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED", "OMP_NUM_THREADS",
                 "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE", "CONVLAB_WORKER",
+                "CONVLAB_SIMD", "CONVLAB_CALIBRATE", "_CONVLAB_SIMD_DECIDED",
                 "TMPDIR", "PWD"}  # TMPDIR: the fallback's own directory; PWD: set by bwrap's --chdir
     assert set(env) <= expected, set(env) - expected
 

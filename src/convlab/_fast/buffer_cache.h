@@ -114,7 +114,26 @@ static int convlab_cache_put(convlab_buffer_cache *c, void *ptr, void **evicted)
     return n;
 }
 
-/* A block of at least `size` bytes, from the cache if one fits (zeroed if `zero`). */
+/* Free every cached block; returns the bytes given back. */
+static size_t convlab_cache_clear(convlab_buffer_cache *c) {
+    size_t total = 0;
+    for (;;) {
+        void *ptr = NULL;
+        c->acquire(c->lock);
+        if (c->count > 0) {
+            ptr = c->blocks[--c->count];
+            c->cached_bytes -= convlab_header_of(ptr)->capacity;
+            total += convlab_header_of(ptr)->capacity;
+        }
+        c->release(c->lock);
+        if (ptr == NULL) return total;
+        convlab_block_free(ptr);
+    }
+}
+
+/* A block of at least `size` bytes, from the cache if one fits (zeroed if `zero`).
+ * If the C library has no memory left, the cache gives back what it holds
+ * and the request is tried once more. */
 static void *convlab_cache_get(convlab_buffer_cache *c, size_t size, int zero) {
     if (size == 0) size = 1; /* NumPy may ask for nothing; give a valid block */
     if (size >= CONVLAB_BUFFER_MIN_CACHED) {
@@ -127,7 +146,12 @@ static void *convlab_cache_get(convlab_buffer_cache *c, size_t size, int zero) {
             return ptr;
         }
     }
-    return convlab_block_new(size, zero); /* calloc's pages come zeroed */
+    void *ptr = convlab_block_new(size, zero); /* calloc's pages come zeroed */
+    if (ptr == NULL && c->count > 0) {
+        convlab_cache_clear(c);
+        ptr = convlab_block_new(size, zero);
+    }
+    return ptr;
 }
 
 static void *convlab_cache_malloc(void *ctx, size_t size) {
@@ -163,23 +187,6 @@ static void *convlab_cache_realloc(void *ctx, void *ptr, size_t new_size) {
     memcpy(fresh, ptr, new_size < cap ? new_size : cap);
     convlab_cache_free(ctx, ptr, cap);
     return fresh;
-}
-
-/* Free every cached block; returns the bytes given back. */
-static size_t convlab_cache_clear(convlab_buffer_cache *c) {
-    size_t total = 0;
-    for (;;) {
-        void *ptr = NULL;
-        c->acquire(c->lock);
-        if (c->count > 0) {
-            ptr = c->blocks[--c->count];
-            c->cached_bytes -= convlab_header_of(ptr)->capacity;
-            total += convlab_header_of(ptr)->capacity;
-        }
-        c->release(c->lock);
-        if (ptr == NULL) return total;
-        convlab_block_free(ptr);
-    }
 }
 
 #endif /* CONVLAB_BUFFER_CACHE_H */

@@ -40,7 +40,11 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_SET_PDEATHSIG = 1
 LINUX = sys.platform.startswith("linux")
 SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-PASSED_THROUGH = ("OPENBLAS_CORETYPE",)  # changes numerics: the worker must compute as we do
+# What the worker inherits from the grader: the BLAS kernel choice, which changes numerics (the
+# worker must compute as we do), and convlab's SIMD path -- forced, or measured once by the
+# grader (convlab.fast_layers.calibration), so that the worker neither measures again nor
+# takes another path.
+PASSED_THROUGH = ("OPENBLAS_CORETYPE", "CONVLAB_SIMD", "CONVLAB_CALIBRATE", "_CONVLAB_SIMD_DECIDED")
 _libc = ctypes.CDLL(None, use_errno=True) if LINUX else None
 _sandbox_pids = set()  # pids of the processes Sandbox.start started (bwrap or the worker)
 
