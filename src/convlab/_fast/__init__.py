@@ -28,10 +28,23 @@ The files: a Cython module per kernel (``conv.pyx``, ``winograd.pyx``,
 (``*_kernels.h``, one function per SIMD path and a dispatcher, with the
 dispatch macro and the CPU checks in ``simd.h`` and OpenMP's stand-in in
 ``omp_compat.h``), each declared to Cython once, in the ``.pxd`` of the same
-name; the thread count policy in ``_threads.pxd``; and ``_runtime``.
+name; the thread count policy in ``_threads.pxd``; ``_runtime``; and
+``buffers`` (with ``buffer_cache.h``), the NumPy memory handler that keeps
+large freed arrays for the next training step.
 """
 
 import os
+
+# Idle OpenMP threads sleep instead of spinning.  Between two parallel loops
+# an OpenMP runtime keeps its idle threads spinning, by default, so that the
+# next loop starts a few microseconds sooner; on a machine busy with other
+# programs the spinning threads take the cores that the working ones need,
+# and a training step of the book's network took 1.5 to 2 times as long as
+# with sleeping threads (on a quiet machine the two were within the noise).
+# The runtime reads this variable once, when it is loaded -- with the first
+# kernel module, just after this file -- so it is set here, unless the user
+# has chosen a policy.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 SIMD_PATHS = ("avx512", "avx2", "portable", "plain")
 _ALIASES = {"0": "portable", "": "auto"}

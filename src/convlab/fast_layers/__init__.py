@@ -63,7 +63,10 @@ This package is the only one that imports :mod:`convlab._fast`. Its
 The public functions of ``simd``, ``algorithm`` and ``buffers`` are this package's own
 too: ``convlab.fast_layers.build_info()``.
 
-**Processes and threads.**  The kernels run on OpenMP threads.  GNU's OpenMP
+**Processes and threads.**  The kernels run on OpenMP threads, which sleep
+when idle (:mod:`convlab._fast` sets ``OMP_WAIT_POLICY=PASSIVE`` unless the
+environment chose a policy: threads that spin while they wait slow
+everything down on a machine busy with other programs).  GNU's OpenMP
 runtime (libgomp, what GCC builds use) does not survive ``fork()``: a child
 process that started a parallel region after its parent had used two or
 more threads would wait forever.  So in a child made by ``fork()`` (also
