@@ -57,16 +57,7 @@ def winograd_pays(C, K, H_out, W_out, dtype):
     """Whether Winograd's algorithm beats the direct kernels on this stride-1 3x3 shape.
 
     A fixed rule on the shape, never a timing, so that results are the
-    same on every run (:func:`winograd_tile` says which tile).
-
-    Parameters
-    ----------
-    C, K : int
-        Input and output channels.
-    H_out, W_out : int
-        Output map size (with pad 1, also the input's).
-    dtype : numpy dtype
-        float32 or float64.
+    same on every run: :func:`winograd_tile` (same parameters) is not 0.
 
     Returns
     -------
